@@ -1,0 +1,45 @@
+"""sessionstore: login sessions in Redis for authentication services."""
+
+from .aio import AsyncSessionStore
+from .config import StoreConfig
+from .errors import (
+    InvalidArgument,
+    InvalidAuthMethod,
+    InvalidCursor,
+    InvalidIPAddress,
+    InvalidLimit,
+    InvalidSessionId,
+    InvalidTenant,
+    InvalidUserId,
+    SessionConflict,
+    SessionStoreError,
+    StoreUnavailable,
+    StoreWriteRejected,
+)
+from .geo import LocationResolver, MaxMindResolver
+from .model import Device, Location, Page, Session
+from .store import SessionStore
+
+__all__ = [
+    "AsyncSessionStore",
+    "Device",
+    "InvalidArgument",
+    "InvalidAuthMethod",
+    "InvalidCursor",
+    "InvalidIPAddress",
+    "InvalidLimit",
+    "InvalidSessionId",
+    "InvalidTenant",
+    "InvalidUserId",
+    "Location",
+    "LocationResolver",
+    "MaxMindResolver",
+    "Page",
+    "Session",
+    "SessionConflict",
+    "SessionStore",
+    "SessionStoreError",
+    "StoreConfig",
+    "StoreUnavailable",
+    "StoreWriteRejected",
+]

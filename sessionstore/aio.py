@@ -1,0 +1,192 @@
+"""AsyncSessionStore: the asyncio twin of SessionStore; same methods, awaited."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Self
+
+from redis.exceptions import NoScriptError, RedisError
+
+from . import connection
+from ._core import Batch, Call, Command, Core, Flow, T
+from .config import StoreConfig
+from .geo import LocationResolver
+from .model import Page, Session
+from .store import _queue
+
+
+class AsyncSessionStore:
+    """Login sessions in Redis, for asyncio. With no client, runs on the embedded server."""
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        config: StoreConfig | None = None,
+        location_resolver: LocationResolver | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = connection.async_client() if client is None else client
+        self._cluster = connection.is_cluster(self._client)
+        self._core = Core(config or StoreConfig(), location_resolver=location_resolver, clock=clock)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None,
+        *,
+        config: StoreConfig | None = None,
+        location_resolver: LocationResolver | None = None,
+        clock: Callable[[], float] = time.time,
+        **redis_options: Any,
+    ) -> Self:
+        """``redis://``, ``rediss://``, ``redis+cluster://``; None for the embedded store."""
+        client = connection.async_client(url, **redis_options)
+        return cls(client, config=config, location_resolver=location_resolver, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"AsyncSessionStore(prefix={self.config.prefix!r}, cluster={self._cluster})"
+
+    @property
+    def config(self) -> StoreConfig:
+        return self._core.config
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- operations (the contracts live in _core) --------------------------------------------
+
+    async def create(
+        self,
+        tenant: str,
+        user_id: int,
+        *,
+        ip_address: str,
+        user_agent: str,
+        auth_method: str = "password",
+        mfa_verified: bool = False,
+    ) -> tuple[Session, str]:
+        """Start a session; returns it and its bearer token (shown once, never stored)."""
+        return await self._drive(
+            self._core.create(
+                tenant,
+                user_id,
+                ip_address=ip_address,
+                user_agent=user_agent,
+                auth_method=auth_method,
+                mfa_verified=mfa_verified,
+            )
+        )
+
+    async def validate(self, tenant: str, token: object) -> Session | None:
+        """The token's live session, recording activity; None if unknown, expired or revoked."""
+        call = self._core.validate_call(tenant, token)
+        if call is None:
+            return None
+        return self._core.validated(call, (await self._run([call]))[0])
+
+    async def get(self, tenant: str, session_id: str) -> Session | None:
+        return await self._drive(self._core.get(tenant, session_id))
+
+    async def list_user_sessions(self, tenant: str, user_id: int) -> list[Session]:
+        return await self._drive(self._core.list_user_sessions(tenant, user_id))
+
+    async def list_sessions(
+        self,
+        tenant: str,
+        *,
+        user_id: int | None = None,
+        ip_address: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        return await self._drive(
+            self._core.list_sessions(
+                tenant, user_id=user_id, ip_address=ip_address, limit=limit, cursor=cursor
+            )
+        )
+
+    async def revoke(self, tenant: str, user_id: int, session_id: str) -> bool:
+        return await self._drive(self._core.revoke(tenant, user_id, session_id))
+
+    async def revoke_all(
+        self, tenant: str, user_id: int, *, except_session_id: str | None = None
+    ) -> int:
+        return await self._drive(
+            self._core.revoke_all(tenant, user_id, except_session_id=except_session_id)
+        )
+
+    async def mark_mfa_verified(self, tenant: str, session_id: str) -> bool:
+        return await self._drive(self._core.update(tenant, session_id, mfa_verified=True))
+
+    # -- I/O ----------------------------------------------------------------------------------
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        try:
+            batch = next(flow)
+            while True:
+                batch = flow.send(await self._run(batch))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _run(self, batch: Batch) -> list[Any]:
+        try:
+            if len(batch) == 1:
+                return [await self._call(batch[0])]
+            if self._cluster:
+                return await self._run_on_cluster(batch)
+            pipe = self._client.pipeline(transaction=False)
+            for call in batch:
+                _queue(pipe, call)
+            replies = await pipe.execute(raise_on_error=False)
+            return [
+                await self._settle(call, reply) for call, reply in zip(batch, replies, strict=True)
+            ]
+        except RedisError as error:
+            raise connection.translate(error) from error
+
+    async def _run_on_cluster(self, batch: Batch) -> list[Any]:
+        # Cluster pipelines refuse scripts: run those one by one, the commands together.
+        replies: list[Any] = [None] * len(batch)
+        commands = [(i, call) for i, call in enumerate(batch) if isinstance(call, Command)]
+        for i, call in enumerate(batch):
+            if not isinstance(call, Command):
+                replies[i] = await self._call(call)
+        if commands:
+            pipe = self._client.pipeline()
+            for _, call in commands:
+                _queue(pipe, call)
+            for (i, _), reply in zip(commands, await pipe.execute(), strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _call(self, call: Call) -> Any:
+        if isinstance(call, Command):
+            return await self._client.execute_command(*call.args)
+        try:
+            return await self._client.evalsha(
+                call.script.sha, len(call.keys), *call.keys, *call.args
+            )
+        except NoScriptError:
+            await self._client.script_load(call.script.source)
+            return await self._client.evalsha(
+                call.script.sha, len(call.keys), *call.keys, *call.args
+            )
+
+    async def _settle(self, call: Call, reply: Any) -> Any:
+        if isinstance(reply, NoScriptError):
+            return await self._call(call)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply

@@ -1,0 +1,63 @@
+"""Store settings, frozen so one object can be shared by every store and request."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from .errors import InvalidArgument
+
+_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """How long sessions live and how the store lays them out in Redis.
+
+    ``prefix`` namespaces every key (tests use one per test). ``tenant_buckets`` is how many
+    sorted sets hold a tenant's admin index; it must stay fixed for the life of a deployment.
+    """
+
+    prefix: str = "ss"
+    lifetime: timedelta = timedelta(hours=24)
+    idle_timeout: timedelta | None = None
+    touch_interval: timedelta = timedelta(seconds=60)
+    max_sessions_per_user: int = 100
+    max_sessions_per_ip: int = 10_000
+    tenant_buckets: int = 16
+    tag_secret: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.match(self.prefix):
+            raise InvalidArgument("prefix must be 1-32 characters of [A-Za-z0-9_.-]")
+        if self.lifetime <= timedelta(0):
+            raise InvalidArgument("lifetime must be positive")
+        if self.idle_timeout is not None and self.idle_timeout <= timedelta(0):
+            raise InvalidArgument("idle_timeout must be positive or None")
+        if self.touch_interval < timedelta(0):
+            raise InvalidArgument("touch_interval must not be negative")
+        if not 1 <= self.max_sessions_per_user <= 100_000:
+            raise InvalidArgument("max_sessions_per_user must be in 1..100000")
+        if not 1 <= self.max_sessions_per_ip <= 1_000_000:
+            raise InvalidArgument("max_sessions_per_ip must be in 1..1000000")
+        if not 1 <= self.tenant_buckets <= 1024:
+            raise InvalidArgument("tenant_buckets must be in 1..1024")
+        if self.tag_secret is not None and len(self.tag_secret) < 16:
+            raise InvalidArgument("tag_secret must be at least 16 bytes")
+
+    @property
+    def lifetime_ms(self) -> int:
+        return _ms(self.lifetime)
+
+    @property
+    def idle_timeout_ms(self) -> int:
+        return 0 if self.idle_timeout is None else _ms(self.idle_timeout)
+
+    @property
+    def touch_interval_ms(self) -> int:
+        return _ms(self.touch_interval)
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)

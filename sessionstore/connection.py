@@ -1,0 +1,115 @@
+"""Redis clients from a URL, with the timeouts and retries a session store needs.
+
+No URL means the embedded store: one in-process fakeredis server (with Lua) per process,
+shared by every sync and async store that asks for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import fakeredis
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from .errors import StoreUnavailable, StoreWriteRejected
+
+# Worst case per call: (1 + RETRIES) * SOCKET_TIMEOUT + backoff, under one second, so a hung
+# Redis turns into StoreUnavailable quickly and the middleware can answer 503.
+SOCKET_TIMEOUT = 0.4
+RETRIES = 1
+MAX_CONNECTIONS = 64
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+_embedded: fakeredis.FakeServer | None = None
+_embedded_lock = threading.Lock()
+
+
+def embedded_server() -> fakeredis.FakeServer:
+    global _embedded
+    with _embedded_lock:
+        if _embedded is None:
+            _embedded = fakeredis.FakeServer()
+        return _embedded
+
+
+def _options(overrides: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": SOCKET_TIMEOUT,
+        "protocol": 2,
+        "health_check_interval": 30,
+    }
+    options.update(overrides)
+    return options
+
+
+def _retry() -> Retry:
+    # Only idempotent work goes through these clients: every script is safe to run twice.
+    return Retry(ExponentialBackoff(cap=0.05, base=0.01), RETRIES)
+
+
+def _split(url: str) -> tuple[bool, str]:
+    scheme, _, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        return True, f"{scheme.removesuffix('+cluster')}://{rest}"
+    return False, url
+
+
+def sync_client(url: str | None = None, **overrides: Any) -> Any:
+    if url is None:
+        return fakeredis.FakeRedis(server=embedded_server())
+    cluster, url = _split(url)
+    options = _options(overrides)
+    if cluster:
+        options.pop("health_check_interval", None)
+        return redis.cluster.RedisCluster.from_url(url, retry=_retry(), **options)
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=SOCKET_TIMEOUT, retry=_retry(), **options
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def async_client(url: str | None = None, **overrides: Any) -> Any:
+    if url is None:
+        return fakeredis.FakeAsyncRedis(server=embedded_server())
+    cluster, url = _split(url)
+    options = _options(overrides)
+    if cluster:
+        options.pop("health_check_interval", None)
+        return redis.asyncio.cluster.RedisCluster.from_url(url, retry=_retry(), **options)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=SOCKET_TIMEOUT, retry=_retry(), **options
+    )
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
+
+
+_UNREACHABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.SlotNotCoveredError,
+)
+_WRITE_REJECTED = ("OOM", "READONLY", "NOREPLICAS", "MISCONF", "NOTENOUGHREPLICAS")
+
+
+def translate(error: redis.exceptions.RedisError) -> Exception:
+    """The store's error for a Redis failure; a bug (say, a script error) stays as it is."""
+    if isinstance(error, _UNREACHABLE):
+        return StoreUnavailable(f"Redis unavailable: {type(error).__name__}")
+    if isinstance(error, redis.exceptions.ResponseError) and str(error).startswith(_WRITE_REJECTED):
+        return StoreWriteRejected(f"Redis refused the write: {str(error).split(' ')[0]}")
+    return error

@@ -1,0 +1,54 @@
+"""The exceptions sessionstore raises. Bad input is a ValueError; a Redis outage is not."""
+
+from __future__ import annotations
+
+
+class SessionStoreError(Exception):
+    """Base class of every error raised by sessionstore."""
+
+
+class InvalidArgument(SessionStoreError, ValueError):
+    """A caller passed a value sessionstore cannot accept."""
+
+
+class InvalidTenant(InvalidArgument):
+    pass
+
+
+class InvalidUserId(InvalidArgument):
+    pass
+
+
+class InvalidIPAddress(InvalidArgument):
+    pass
+
+
+class InvalidAuthMethod(InvalidArgument):
+    pass
+
+
+class InvalidSessionId(InvalidArgument):
+    pass
+
+
+class InvalidCursor(InvalidArgument):
+    pass
+
+
+class InvalidLimit(InvalidArgument):
+    pass
+
+
+class StoreUnavailable(SessionStoreError):
+    """Redis could not be reached or did not answer in time.
+
+    Validation fails closed on this error: no session is ever returned.
+    """
+
+
+class StoreWriteRejected(StoreUnavailable):
+    """Redis refused a write (out of memory, read-only replica, too few replicas)."""
+
+
+class SessionConflict(SessionStoreError):
+    """A freshly drawn session id was already taken (never expected with 128-bit ids)."""

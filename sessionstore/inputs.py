@@ -1,0 +1,86 @@
+"""Validation of caller input: the one place that decides what a tenant, user id or IP may be."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Final
+
+from .errors import (
+    InvalidArgument,
+    InvalidAuthMethod,
+    InvalidIPAddress,
+    InvalidLimit,
+    InvalidSessionId,
+    InvalidTenant,
+    InvalidUserId,
+)
+
+AUTH_METHODS: Final = ("password", "social", "sso")
+MAX_USER_ID: Final = 2**63 - 1
+MAX_LIMIT: Final = 1000
+MAX_USER_AGENT_BYTES: Final = 1024
+
+# Slugs can never widen a key pattern or move a hash tag: no braces, colons or glob characters.
+_TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_USER_ID_TEXT = re.compile(r"0|[1-9][0-9]{0,18}")
+SESSION_ID = re.compile(r"sess_[0-9a-z]{10}[0-9A-Za-z]{22}")
+
+
+def tenant(value: object) -> str:
+    if not isinstance(value, str) or not _TENANT.fullmatch(value):
+        raise InvalidTenant("tenant must match ^[a-z0-9][a-z0-9-]{0,62}$")
+    return value
+
+
+def user_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidUserId("user id must be an integer")
+    if not 0 <= value <= MAX_USER_ID:
+        raise InvalidUserId(f"user id must be in 0..{MAX_USER_ID}")
+    return value
+
+
+def user_id_text(value: str) -> int:
+    """Parse a user id from a URL: canonical decimal only (no sign, leading zero or exponent)."""
+    if not _USER_ID_TEXT.fullmatch(value) or int(value) > MAX_USER_ID:
+        raise InvalidUserId(f"user id must be a decimal integer in 0..{MAX_USER_ID}")
+    return int(value)
+
+
+def ip_address(value: object) -> str:
+    """Normalise an IP address; IPv4-mapped IPv6 becomes IPv4, scope ids are refused."""
+    if not isinstance(value, str) or "%" in value or "/" in value:
+        raise InvalidIPAddress("ip address must be a plain IPv4 or IPv6 address")
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise InvalidIPAddress(f"not an IP address: {value[:64]!r}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def auth_method(value: object) -> str:
+    if value not in AUTH_METHODS:
+        raise InvalidAuthMethod(f"auth method must be one of {', '.join(AUTH_METHODS)}")
+    return str(value)
+
+
+def session_id(value: object) -> str:
+    if not isinstance(value, str) or not SESSION_ID.fullmatch(value):
+        raise InvalidSessionId("not a session id")
+    return value
+
+
+def limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
+        raise InvalidLimit(f"limit must be an integer in 1..{MAX_LIMIT}")
+    return value
+
+
+def user_agent(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument("user agent must be a string")
+    # Bounded so one request cannot grow a session hash without limit.
+    return value.encode()[:MAX_USER_AGENT_BYTES].decode(errors="ignore")

@@ -1,0 +1,89 @@
+"""The Session object of the spec, and a page of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+DeviceType = Literal["desktop", "mobile", "tablet", "bot", "other"]
+AuthMethod = Literal["password", "social", "sso"]
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    type: DeviceType
+    os: str
+    browser: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "os": self.os, "browser": self.browser}
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    city: str | None
+    country: str | None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"city": self.city, "country": self.country}
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One login session. Holds no secret: the token never leaves ``create``."""
+
+    id: str
+    user_id: int
+    ip_address: str
+    user_agent: str
+    device: Device
+    location: Location | None
+    auth_method: AuthMethod
+    mfa_verified: bool
+    created_at: datetime
+    last_active_at: datetime
+    expires_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec's JSON object: camelCase keys, UTC times ending in ``Z``."""
+        return {
+            "id": self.id,
+            "userId": self.user_id,
+            "ipAddress": self.ip_address,
+            "userAgent": self.user_agent,
+            "device": self.device.to_dict(),
+            "location": None if self.location is None else self.location.to_dict(),
+            "authMethod": self.auth_method,
+            "mfaVerified": self.mfa_verified,
+            "createdAt": isoformat(self.created_at),
+            "lastActiveAt": isoformat(self.last_active_at),
+            "expiresAt": isoformat(self.expires_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing; pass ``next_cursor`` back to get the next one."""
+
+    data: list[Session] = field(default_factory=list)
+    next_cursor: str | None = None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": [session.to_dict() for session in self.data],
+            "hasMore": self.has_more,
+            "nextCursor": self.next_cursor,
+        }
+
+
+def isoformat(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
