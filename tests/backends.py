@@ -1,0 +1,99 @@
+"""The Redis backends every store test runs on, chosen by fixtures (see conftest.py).
+
+fake     the embedded fakeredis server, a fresh one per test
+redis    a real Redis: SESSIONSTORE_TEST_REDIS_URL, default redis://127.0.0.1:6379
+cluster  a real Redis Cluster: SESSIONSTORE_TEST_CLUSTER_URL (scripts/cluster.sh start)
+
+With SESSIONSTORE_REQUIRE_REAL=1 (as .ci/run sets) an unreachable real backend fails the
+test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+from sessionstore import connection
+
+REDIS_URL = os.environ.get("SESSIONSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+CLUSTER_URL = os.environ.get("SESSIONSTORE_TEST_CLUSTER_URL")
+REQUIRE_REAL = os.environ.get("SESSIONSTORE_REQUIRE_REAL") == "1"
+
+BACKENDS = [
+    pytest.param("fake", marks=pytest.mark.fake, id="fake"),
+    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+    pytest.param("cluster", marks=pytest.mark.cluster, id="cluster"),
+]
+
+
+def unavailable(reason: str) -> None:
+    if REQUIRE_REAL:
+        pytest.fail(f"real backend required but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+def url_for(backend: str) -> str | None:
+    """The URL a store would be given for this backend (None: embedded)."""
+    if backend == "fake":
+        return None
+    if backend == "redis":
+        return REDIS_URL
+    if CLUSTER_URL is None:
+        unavailable("SESSIONSTORE_TEST_CLUSTER_URL is not set (scripts/cluster.sh start)")
+    return "redis+cluster://" + CLUSTER_URL.split("://", 1)[-1]
+
+
+def new_prefix() -> str:
+    return "sstest-" + uuid.uuid4().hex[:12]
+
+
+def sync_client(backend: str, server: fakeredis.FakeServer | None = None) -> Any:
+    if backend == "fake":
+        return fakeredis.FakeRedis(server=server or fakeredis.FakeServer())
+    client = connection.sync_client(url_for(backend))
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        unavailable(f"{backend} at {url_for(backend)} does not answer: {error}")
+    return client
+
+
+def async_client(backend: str, server: fakeredis.FakeServer | None = None) -> Any:
+    if backend == "fake":
+        return fakeredis.FakeAsyncRedis(server=server or fakeredis.FakeServer())
+    return connection.async_client(url_for(backend))
+
+
+def delete_prefix(client: Any, prefix: str) -> None:
+    """Remove this test's keys and nothing else (the server is shared: never FLUSHALL)."""
+    for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
+        client.delete(key)
+
+
+def keys_of(client: Any, prefix: str) -> list[bytes]:
+    return sorted(client.scan_iter(match=f"{prefix}:*", count=1000))
+
+
+class Clock:
+    """A clock the test moves; it starts at the real time so Redis TTLs stay in the future."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def iterate(items: Iterator[Any]) -> list[Any]:
+    return list(items)

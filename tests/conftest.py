@@ -1,0 +1,83 @@
+"""Fixtures: every store test runs once per backend (tests/backends.py), in its own prefix."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+from redis.crc import key_slot
+
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _core
+from tests import backends
+
+
+@pytest.fixture(params=backends.BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return backends.new_prefix()
+
+
+@pytest.fixture
+def config(prefix: str) -> StoreConfig:
+    return StoreConfig(prefix=prefix)
+
+
+@pytest.fixture
+def clock() -> backends.Clock:
+    return backends.Clock()
+
+
+@pytest.fixture
+def fake_server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def client(backend: str, prefix: str, fake_server: fakeredis.FakeServer) -> Iterator[Any]:
+    client = backends.sync_client(backend, fake_server)
+    yield client
+    backends.delete_prefix(client, prefix)
+    client.close()
+
+
+@pytest.fixture
+def store(client: Any, config: StoreConfig, clock: backends.Clock) -> SessionStore:
+    return SessionStore(client, config=config, clock=clock)
+
+
+@pytest.fixture
+async def astore(
+    backend: str,
+    client: Any,
+    config: StoreConfig,
+    clock: backends.Clock,
+    fake_server: fakeredis.FakeServer,
+) -> AsyncIterator[AsyncSessionStore]:
+    # Shares the sync client's server (and prefix), so tests can mix sync and async calls.
+    async_store = AsyncSessionStore(
+        backends.async_client(backend, fake_server), config=config, clock=clock
+    )
+    yield async_store
+    await async_store.aclose()
+
+
+class _SlotCheckedCall(_core.ScriptCall):
+    """Every script call the store makes must declare keys of exactly one cluster slot."""
+
+    __slots__ = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        slots = {key_slot(key.encode()) for key in self.keys}
+        assert len(slots) == 1, f"{self.script.name} declares keys of slots {slots}: {self.keys}"
+
+
+@pytest.fixture(autouse=True)
+def guard_script_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_core, "ScriptCall", _SlotCheckedCall)
