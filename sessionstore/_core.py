@@ -20,7 +20,7 @@ from . import inputs, scripts
 from .codec import decode_session, session_fields
 from .config import StoreConfig
 from .device import parse_device
-from .errors import InvalidCursor, SessionConflict
+from .errors import InvalidCursor, RevocationNotDurable, SessionConflict
 from .geo import LocationResolver, no_location
 from .keys import KeySpace
 from .model import Page, Session, from_ms
@@ -237,7 +237,7 @@ class Core:
             (self.keys.session(tenant, session_id), self.keys.user_index_of(tenant, session_id)),
             (self.now_ms(), session_id, user_id),
         )
-        (reply,) = yield [call]
+        reply = yield from self._durably(call)
         if reply[0] != 1:
             return False
         yield self._unindex_calls(tenant, [(session_id, reply[1].decode())])
@@ -251,13 +251,29 @@ class Core:
         keep = "" if except_session_id is None else inputs.session_id(except_session_id)
         secret = yield from self._tag_secret()
         index = self.keys.user_index(tenant, user_tag(secret, tenant, user_id))
-        (reply,) = yield [ScriptCall(scripts.REVOKE_ALL, (index,), (self.now_ms(), keep))]
+        reply = yield from self._durably(
+            ScriptCall(scripts.REVOKE_ALL, (index,), (self.now_ms(), keep))
+        )
         revoked = [
             (sid.decode(), ip.decode()) for sid, ip in zip(reply[1::2], reply[2::2], strict=True)
         ]
         if revoked:
             yield self._unindex_calls(tenant, revoked)
         return int(reply[0])
+
+    def _durably(self, revocation: ScriptCall) -> Flow[Any]:
+        """Run a revocation; with ``revoke_replicas``, WAIT for replicas on the same connection."""
+        replicas = self.config.revoke_replicas
+        if not replicas:
+            (reply,) = yield [revocation]
+            return reply
+        timeout = int(self.config.revoke_replica_timeout.total_seconds() * 1000)
+        reply, acknowledged = yield [revocation, Command(("WAIT", replicas, timeout))]
+        if int(acknowledged) < replicas:
+            raise RevocationNotDurable(
+                f"revocation reached {acknowledged} of {replicas} replicas in {timeout} ms"
+            )
+        return reply
 
     def _unindex_calls(self, tenant: str, revoked: Sequence[tuple[str, str]]) -> Batch:
         calls: Batch = []

@@ -17,6 +17,9 @@ class StoreConfig:
 
     ``prefix`` namespaces every key (tests use one per test). ``tenant_buckets`` is how many
     sorted sets hold a tenant's admin index; it must stay fixed for the life of a deployment.
+    ``revoke_replicas`` > 0 makes revocations wait (``WAIT``) until that many replicas hold
+    them, and raise RevocationNotDurable when they do not in ``revoke_replica_timeout``
+    (standalone Redis with replicas; the revocation is applied on the primary either way).
     """
 
     prefix: str = "ss"
@@ -26,6 +29,8 @@ class StoreConfig:
     max_sessions_per_user: int = 100
     max_sessions_per_ip: int = 10_000
     tenant_buckets: int = 16
+    revoke_replicas: int = 0
+    revoke_replica_timeout: timedelta = timedelta(milliseconds=200)
     tag_secret: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +48,8 @@ class StoreConfig:
             raise InvalidArgument("max_sessions_per_ip must be in 1..1000000")
         if not 1 <= self.tenant_buckets <= 1024:
             raise InvalidArgument("tenant_buckets must be in 1..1024")
+        if not 0 <= self.revoke_replicas <= 16:
+            raise InvalidArgument("revoke_replicas must be in 0..16")
         if self.tag_secret is not None and len(self.tag_secret) < 16:
             raise InvalidArgument("tag_secret must be at least 16 bytes")
 

@@ -50,5 +50,9 @@ class StoreWriteRejected(StoreUnavailable):
     """Redis refused a write (out of memory, read-only replica, too few replicas)."""
 
 
+class RevocationNotDurable(StoreWriteRejected):
+    """The revocation was applied on the primary, but too few replicas confirmed it in time."""
+
+
 class SessionConflict(SessionStoreError):
     """A freshly drawn session id was already taken (never expected with 128-bit ids)."""
