@@ -110,6 +110,12 @@ def translate(error: redis.exceptions.RedisError) -> Exception:
     """The store's error for a Redis failure; a bug (say, a script error) stays as it is."""
     if isinstance(error, _UNREACHABLE):
         return StoreUnavailable(f"Redis unavailable: {type(error).__name__}")
-    if isinstance(error, redis.exceptions.ResponseError) and str(error).startswith(_WRITE_REJECTED):
-        return StoreWriteRejected(f"Redis refused the write: {str(error).split(' ')[0]}")
+    code = _error_code(error)
+    if isinstance(error, redis.exceptions.ResponseError) and code in _WRITE_REJECTED:
+        return StoreWriteRejected(f"Redis refused the write: {code}")
     return error
+
+
+def _error_code(error: redis.exceptions.RedisError) -> str:
+    # redis-py moves the codes it knows (OOM, READONLY) from the message to ``status_code``.
+    return getattr(error, "status_code", None) or str(error).split(" ")[0]

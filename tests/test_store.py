@@ -78,7 +78,9 @@ class TestCreate:
             if kind == b"hash":
                 dumped = b"".join(b"".join(pair) for pair in client.hgetall(key).items())
             elif kind == b"zset":
-                dumped = b"".join(member for member, _ in client.zrange(key, 0, -1, withscores=True))
+                dumped = b"".join(
+                    member for member, _ in client.zrange(key, 0, -1, withscores=True)
+                )
             else:
                 dumped = client.get(key) or b""
             assert secret not in dumped and token.encode() not in dumped
@@ -354,7 +356,10 @@ class TestListSessions:
         store.revoke_all(TENANT, 1)
         clock.advance(1)
         kept, _ = login(store, user_id=2, ip_address="10.0.0.9")
-        for listing in (store.list_sessions(TENANT), store.list_sessions(TENANT, ip_address="10.0.0.9")):
+        for listing in (
+            store.list_sessions(TENANT),
+            store.list_sessions(TENANT, ip_address="10.0.0.9"),
+        ):
             assert [s.id for s in listing.data] == [kept.id]
         clock.advance(25 * 3600)
         assert store.list_sessions(TENANT).data == []
