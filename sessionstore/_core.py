@@ -22,7 +22,13 @@ from .config import StoreConfig
 from .device import parse_device
 from .errors import InvalidCursor, RevocationNotDurable, SessionConflict
 from .geo import LocationResolver, no_location
-from .keys import KeySpace
+from .keys import (
+    KeySpace,
+    from_tenant_member,
+    from_user_member,
+    tenant_member,
+    user_member,
+)
 from .model import Page, Session, from_ms
 from .scripts import Script
 from .tokens import new_session, new_tag_secret, parse_token, user_tag
@@ -100,28 +106,30 @@ class Core:
 
     # -- the hot path: one script call, no flow machinery ---------------------------------
 
-    def validate_call(self, tenant: str, token: object) -> ScriptCall | None:
+    def validate_call(self, tenant: str, token: object) -> tuple[ScriptCall, str] | None:
+        """The validate script call and the session id it asks about; None for junk tokens."""
         tenant = inputs.tenant(tenant)
         parsed = parse_token(token)
         if parsed is None:
             return None
         sid = parsed.session_id
         config = self.config
-        return ScriptCall(
+        call = ScriptCall(
             scripts.VALIDATE,
             (self.keys.session(tenant, sid), self.keys.user_index_of(tenant, sid)),
             (
                 self.now_ms(),
-                sid,
+                user_member(sid),
                 parsed.secret_hash,
                 config.touch_interval_ms,
                 config.idle_timeout_ms,
             ),
         )
+        return call, sid
 
     @staticmethod
-    def validated(call: ScriptCall, reply: list[bytes] | None) -> Session | None:
-        return None if reply is None else decode_session(call.args[1], reply)
+    def validated(session_id: str, reply: list[bytes] | None) -> Session | None:
+        return None if reply is None else decode_session(session_id, reply)
 
     # -- flows ------------------------------------------------------------------------------
 
@@ -171,7 +179,7 @@ class Core:
                 (
                     now,
                     expires,
-                    session_id,
+                    user_member(session_id),
                     config.max_sessions_per_user,
                     secret_hash,
                     *session_fields(session, absolute),
@@ -188,12 +196,13 @@ class Core:
         ip_key = self.keys.ip_index(tenant, session.ip_address)
         bucket = self.keys.tenant_bucket_of(tenant, session.id)
         cap = self.config.max_sessions_per_ip
+        member = tenant_member(session.id)
         return [
-            Command(("ZADD", ip_key, now, session.id)),
+            Command(("ZADD", ip_key, now, member)),
             Command(("ZREMRANGEBYSCORE", ip_key, "-inf", oldest)),
             Command(("ZREMRANGEBYRANK", ip_key, 0, -cap - 1)),
             Command(("PEXPIREAT", ip_key, absolute)),
-            Command(("ZADD", bucket, now, session.id)),
+            Command(("ZADD", bucket, now, member)),
             Command(("ZREMRANGEBYSCORE", bucket, "-inf", oldest)),
             Command(("PEXPIREAT", bucket, absolute)),
         ]
@@ -204,7 +213,7 @@ class Core:
         call = ScriptCall(
             scripts.READ,
             (self.keys.session(tenant, session_id), self.keys.user_index_of(tenant, session_id)),
-            (self.now_ms(), session_id),
+            (self.now_ms(), user_member(session_id)),
         )
         (reply,) = yield [call]
         return None if reply is None else decode_session(session_id, reply)
@@ -219,11 +228,12 @@ class Core:
         tenant = inputs.tenant(tenant)
         user_id = inputs.user_id(user_id)
         secret = yield from self._tag_secret()
-        index = self.keys.user_index(tenant, user_tag(secret, tenant, user_id))
+        tag = user_tag(secret, tenant, user_id)
+        index = self.keys.user_index(tenant, tag)
         (reply,) = yield [ScriptCall(scripts.LIST_USER, (index,), (self.now_ms(),))]
         sessions = [
-            decode_session(sid.decode(), flat)
-            for sid, flat in zip(reply[::2], reply[1::2], strict=True)
+            decode_session(from_user_member(tag, member.decode()), flat)
+            for member, flat in zip(reply[::2], reply[1::2], strict=True)
         ]
         # A tag is 52 bits of an HMAC: keep out the rare other user who shares it.
         return [session for session in sessions if session.user_id == user_id]
@@ -235,7 +245,7 @@ class Core:
         call = ScriptCall(
             scripts.REVOKE,
             (self.keys.session(tenant, session_id), self.keys.user_index_of(tenant, session_id)),
-            (self.now_ms(), session_id, user_id),
+            (self.now_ms(), user_member(session_id), user_id),
         )
         reply = yield from self._durably(call)
         if reply[0] != 1:
@@ -248,14 +258,18 @@ class Core:
     ) -> Flow[int]:
         tenant = inputs.tenant(tenant)
         user_id = inputs.user_id(user_id)
-        keep = "" if except_session_id is None else inputs.session_id(except_session_id)
+        keep = (
+            "" if except_session_id is None else user_member(inputs.session_id(except_session_id))
+        )
         secret = yield from self._tag_secret()
-        index = self.keys.user_index(tenant, user_tag(secret, tenant, user_id))
+        tag = user_tag(secret, tenant, user_id)
+        index = self.keys.user_index(tenant, tag)
         reply = yield from self._durably(
             ScriptCall(scripts.REVOKE_ALL, (index,), (self.now_ms(), keep))
         )
         revoked = [
-            (sid.decode(), ip.decode()) for sid, ip in zip(reply[1::2], reply[2::2], strict=True)
+            (from_user_member(tag, member.decode()), ip.decode())
+            for member, ip in zip(reply[1::2], reply[2::2], strict=True)
         ]
         if revoked:
             yield self._unindex_calls(tenant, revoked)
@@ -278,10 +292,9 @@ class Core:
     def _unindex_calls(self, tenant: str, revoked: Sequence[tuple[str, str]]) -> Batch:
         calls: Batch = []
         for session_id, ip_address in revoked:
-            calls.append(Command(("ZREM", self.keys.ip_index(tenant, ip_address), session_id)))
-            calls.append(
-                Command(("ZREM", self.keys.tenant_bucket_of(tenant, session_id), session_id))
-            )
+            member = tenant_member(session_id)
+            calls.append(Command(("ZREM", self.keys.ip_index(tenant, ip_address), member)))
+            calls.append(Command(("ZREM", self.keys.tenant_bucket_of(tenant, session_id), member)))
         return calls
 
     def update(self, tenant: str, session_id: str, *, mfa_verified: bool) -> Flow[bool]:
@@ -290,7 +303,7 @@ class Core:
         call = ScriptCall(
             scripts.UPDATE,
             (self.keys.session(tenant, session_id), self.keys.user_index_of(tenant, session_id)),
-            (self.now_ms(), session_id, "m", 1 if mfa_verified else 0),
+            (self.now_ms(), user_member(session_id), "m", 1 if mfa_verified else 0),
         )
         (reply,) = yield [call]
         return bool(reply)
@@ -353,7 +366,7 @@ class Core:
             stale: Batch = []
             for (_, member, source), session in zip(candidates, live, strict=True):
                 if session is None:
-                    stale.append(Command(("ZREM", source, member)))
+                    stale.append(Command(("ZREM", source, tenant_member(member))))
                 elif user_id is None or session.user_id == user_id:
                     found.append(session)
             if stale:
@@ -398,14 +411,14 @@ class Core:
             next(replies)  # pruned count
             if after is not None:
                 for raw in next(replies):
-                    member = raw.decode()
+                    member = from_tenant_member(raw.decode())
                     if member < after.member:
                         merged.append((Position(after.score, member), member, source))
             page = next(replies)
             if len(page) >= need:
                 exhausted = False
             for raw, score in _pairs(page):
-                member = raw.decode()
+                member = from_tenant_member(raw.decode())
                 merged.append((Position(int(score), member), member, source))
         merged.sort(reverse=True)
         if len(merged) > need:
@@ -420,7 +433,8 @@ class Core:
         for member, ok in zip(members, valid, strict=True):
             if ok:
                 calls.append(Command(("HGETALL", self.keys.session(tenant, member))))
-                calls.append(Command(("ZSCORE", self.keys.user_index_of(tenant, member), member)))
+                index = self.keys.user_index_of(tenant, member)
+                calls.append(Command(("ZSCORE", index, user_member(member))))
         replies = iter((yield calls) if calls else [])
         sessions: list[Session | None] = []
         for member, ok in zip(members, valid, strict=True):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, Self
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import connection
 from ._core import Batch, Call, Command, Core, Flow, T
@@ -91,10 +92,11 @@ class AsyncSessionStore:
 
     async def validate(self, tenant: str, token: object) -> Session | None:
         """The token's live session, recording activity; None if unknown, expired or revoked."""
-        call = self._core.validate_call(tenant, token)
-        if call is None:
+        planned = self._core.validate_call(tenant, token)
+        if planned is None:
             return None
-        return self._core.validated(call, (await self._run([call]))[0])
+        call, session_id = planned
+        return self._core.validated(session_id, (await self._run([call]))[0])
 
     async def get(self, tenant: str, session_id: str) -> Session | None:
         return await self._drive(self._core.get(tenant, session_id))
@@ -174,15 +176,19 @@ class AsyncSessionStore:
     async def _call(self, call: Call) -> Any:
         if isinstance(call, Command):
             return await self._client.execute_command(*call.args)
-        try:
-            return await self._client.evalsha(
-                call.script.sha, len(call.keys), *call.keys, *call.args
-            )
-        except NoScriptError:
-            await self._client.script_load(call.script.source)
-            return await self._client.evalsha(
-                call.script.sha, len(call.keys), *call.keys, *call.args
-            )
+        evalsha = (call.script.sha, len(call.keys), *call.keys, *call.args)
+        # Every script is safe to run again: after NOSCRIPT (restart, failover, SCRIPT FLUSH)
+        # once its source is loaded, and while its slot moves between cluster nodes.
+        for pause in connection.SLOT_MOVE_PAUSES:
+            try:
+                return await self._client.evalsha(*evalsha)
+            except NoScriptError:
+                await self._client.script_load(call.script.source)
+            except ResponseError as error:
+                if not connection.slot_moving(error):
+                    raise
+                await asyncio.sleep(pause)
+        return await self._client.evalsha(*evalsha)
 
     async def _settle(self, call: Call, reply: Any) -> Any:
         if isinstance(reply, NoScriptError):

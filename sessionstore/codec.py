@@ -15,7 +15,7 @@ dt     device type                         do     device os
 db     device browser                      lc/lk  location city / country (optional)
 m      ``1`` when MFA was verified         c      created at
 a      last active at                      x      expires at (idle or absolute)
-X      absolute expiry
+X      absolute expiry, when an idle timeout makes it differ from x
 =====  ==================================  =====  ==================================
 """
 
@@ -44,8 +44,9 @@ def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | st
         "c", _ms(session.created_at),
         "a", _ms(session.last_active_at),
         "x", _ms(session.expires_at),
-        "X", absolute_expiry_ms,
     ]  # fmt: skip
+    if absolute_expiry_ms != fields[-1]:
+        fields += ["X", absolute_expiry_ms]
     agent = session.user_agent.encode()
     for index in range(0, len(agent), CHUNK):
         fields += [f"ua{index // CHUNK}", agent[index : index + CHUNK]]

@@ -14,6 +14,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -25,6 +26,9 @@ SOCKET_TIMEOUT = 0.4
 RETRIES = 1
 MAX_CONNECTIONS = 64
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+# Waits before running a script again while its slot moves to another node: about 0.4 s in
+# all, as long as redis-py waits out TRYAGAIN, since moving one slot takes milliseconds.
+SLOT_MOVE_PAUSES = (0.01, 0.03, 0.1, 0.25)
 
 _embedded: fakeredis.FakeServer | None = None
 _embedded_lock = threading.Lock()
@@ -52,6 +56,11 @@ def _options(overrides: dict[str, Any]) -> dict[str, Any]:
 def _retry() -> Retry:
     # Only idempotent work goes through these clients: every script is safe to run twice.
     return Retry(ExponentialBackoff(cap=0.05, base=0.01), RETRIES)
+
+
+def _async_retry() -> AsyncRetry:
+    # The asyncio client awaits its Retry: given a sync one, it would never retry at all.
+    return AsyncRetry(ExponentialBackoff(cap=0.05, base=0.01), RETRIES)
 
 
 def _split(url: str) -> tuple[bool, str]:
@@ -82,9 +91,13 @@ def async_client(url: str | None = None, **overrides: Any) -> Any:
     options = _options(overrides)
     if cluster:
         options.pop("health_check_interval", None)
-        return redis.asyncio.cluster.RedisCluster.from_url(url, retry=_retry(), **options)
+        return redis.asyncio.cluster.RedisCluster.from_url(url, retry=_async_retry(), **options)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=SOCKET_TIMEOUT, retry=_retry(), **options
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=SOCKET_TIMEOUT,
+        retry=_async_retry(),
+        **options,
     )
     return redis.asyncio.Redis(connection_pool=pool)
 
@@ -110,10 +123,23 @@ def translate(error: redis.exceptions.RedisError) -> Exception:
     """The store's error for a Redis failure; a bug (say, a script error) stays as it is."""
     if isinstance(error, _UNREACHABLE):
         return StoreUnavailable(f"Redis unavailable: {type(error).__name__}")
+    if slot_moving(error):
+        return StoreUnavailable("Redis unavailable: a hash slot is moving between nodes")
     code = _error_code(error)
     if isinstance(error, redis.exceptions.ResponseError) and code in _WRITE_REJECTED:
         return StoreWriteRejected(f"Redis refused the write: {code}")
     return error
+
+
+def slot_moving(error: redis.exceptions.RedisError) -> bool:
+    """A script met a key of its own slot on another node: the slot is mid-migration.
+
+    Scripts read the session hashes of a user index from the index's own prefix (same slot);
+    while ``redis-cli --cluster reshard`` moves that slot, a hash already moved (or missing)
+    is "non local" to the node running the script. Declared keys get TRYAGAIN/ASK instead,
+    which redis-py handles itself.
+    """
+    return isinstance(error, redis.exceptions.ResponseError) and "non local key" in str(error)
 
 
 def _error_code(error: redis.exceptions.RedisError) -> str:

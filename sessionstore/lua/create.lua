@@ -1,14 +1,14 @@
 -- create.lua: store a new session and index it under its user, atomically.
--- KEYS[1] session hash   KEYS[2] user index zset (session id -> expires_at ms)
+-- KEYS[1] session hash   KEYS[2] user index zset (member -> expires_at ms)
 --   Both share one {tenant:tag} hash tag. Sessions evicted by the per-user cap are named
 --   from KEYS[2]'s own prefix, so they share that slot too.
--- ARGV[1] now_ms  ARGV[2] expires_at_ms  ARGV[3] session id  ARGV[4] max sessions per user
+-- ARGV[1] now_ms  ARGV[2] expires_at_ms  ARGV[3] member (the session id's random part)  ARGV[4] max sessions per user
 -- ARGV[5] secret hash  ARGV[6..] field, value pairs of the session hash (codec.py)
--- returns {1, evicted ids...} when created; {0} when this exact session already exists
+-- returns {1, evicted members...} when created; {0} when this exact session already exists
 --   (a retried create is a no-op); {-1} when the id is taken by another session.
 local now = tonumber(ARGV[1])
 local expires_at = ARGV[2]
-local session_id = ARGV[3]
+local new_member = ARGV[3]
 local cap = tonumber(ARGV[4])
 local secret_hash = ARGV[5]
 local session_prefix = string.sub(KEYS[2], 1, -2) .. 's:'
@@ -22,7 +22,7 @@ end
 redis.call('HSET', KEYS[1], 'h', secret_hash, unpack(ARGV, 6))
 redis.call('PEXPIREAT', KEYS[1], expires_at)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZADD', KEYS[2], expires_at, session_id)
+redis.call('ZADD', KEYS[2], expires_at, new_member)
 
 -- Over the cap: evict the least recently active of the others. A session is live only
 -- while indexed, so ZREM revokes it; DEL frees its memory.
@@ -31,7 +31,7 @@ local excess = redis.call('ZCARD', KEYS[2]) - cap
 while excess > 0 do
   local oldest, oldest_active = nil, nil
   for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    if member ~= session_id then
+    if member ~= new_member then
       local active = tonumber(redis.call('HGET', session_prefix .. member, 'a') or 0)
       if oldest == nil or active < oldest_active then
         oldest, oldest_active = member, active

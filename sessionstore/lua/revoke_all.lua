@@ -2,8 +2,8 @@
 -- KEYS[1] user index zset. The session hashes are named from KEYS[1]'s own prefix, so
 --   they share its {tenant:tag} slot. Validity lives in the index: once this script has
 --   emptied it, no session of the user validates, even one whose hash could not be deleted.
--- ARGV[1] now_ms  ARGV[2] session id to keep ('' for none)
--- returns {count of live sessions revoked, id, ip, id, ip, ...}
+-- ARGV[1] now_ms  ARGV[2] member to keep ('' for none)
+-- returns {count of live sessions revoked, member, ip, member, ip, ...}
 local now = tonumber(ARGV[1])
 local keep = ARGV[2]
 local session_prefix = string.sub(KEYS[1], 1, -2) .. 's:'
@@ -11,17 +11,17 @@ local session_prefix = string.sub(KEYS[1], 1, -2) .. 's:'
 local result = {0}
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #members, 2 do
-  local session_id = members[i]
-  if session_id ~= keep then
-    local key = session_prefix .. session_id
+  local member = members[i]
+  if member ~= keep then
+    local key = session_prefix .. member
     local ip = redis.call('HGET', key, 'ip')
     if ip and tonumber(members[i + 1]) > now then
       result[1] = result[1] + 1
-      result[#result + 1] = session_id
+      result[#result + 1] = member
       result[#result + 1] = ip
     end
     redis.call('DEL', key)
-    redis.call('ZREM', KEYS[1], session_id)
+    redis.call('ZREM', KEYS[1], member)
   end
 end
 return result

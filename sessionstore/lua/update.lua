@@ -1,6 +1,6 @@
 -- update.lua: set fields of a live session (e.g. MFA verified after a step-up).
 -- KEYS[1] session hash   KEYS[2] user index zset   (one {tenant:tag} hash tag)
--- ARGV[1] now_ms  ARGV[2] session id  ARGV[3..] field, value pairs
+-- ARGV[1] now_ms  ARGV[2] member (the session id's random part)  ARGV[3..] field, value pairs
 -- returns 1 when the session is live and was updated, else 0.
 -- Guarded by the index and EXISTS: HSET on a missing key would recreate it with no TTL.
 local now = tonumber(ARGV[1])
