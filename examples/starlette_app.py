@@ -1,0 +1,135 @@
+"""A small Starlette app signed in through sessionstore: sign in, a protected page, my devices.
+
+    python examples/starlette_app.py [--port 8000] [--redis-url redis://127.0.0.1:6379/0]
+
+Runs on the embedded store unless --redis-url is given. FastAPI is the same: its Request is
+Starlette's, and the middleware goes in with app.add_middleware(SessionMiddleware, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qs
+
+import pages
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from sessionstore import AsyncSessionStore, InvalidArgument, StoreConfig, inputs
+from sessionstore.asgi import (
+    SessionMiddleware,
+    current_session,
+    list_my_sessions,
+    login,
+    logout,
+    sign_out_device,
+    sign_out_other_devices,
+)
+
+TENANT = "acme-corp"
+
+
+def see_other(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
+
+
+async def home(request: Request) -> Response:
+    session = current_session(request)
+    if session is None:
+        return see_other("/login")
+    return HTMLResponse(pages.home_page(session.user_id))
+
+
+async def login_form(request: Request) -> Response:
+    return HTMLResponse(pages.login_page())
+
+
+async def sign_in(request: Request) -> Response:
+    # A urlencoded form, read by hand: Starlette's request.form() needs python-multipart.
+    form = parse_qs((await request.body()).decode())
+    try:
+        user_id = inputs.user_id_text(form.get("user_id", [""])[0])
+    except InvalidArgument:
+        return HTMLResponse(pages.login_page(), status_code=400)
+    response = see_other("/")
+    await login(request, response, user_id)
+    return response
+
+
+async def devices(request: Request) -> Response:
+    if current_session(request) is None:
+        return see_other("/login")
+    return HTMLResponse(pages.devices_page(await list_my_sessions(request)))
+
+
+async def sign_out_one(request: Request) -> Response:
+    with contextlib.suppress(InvalidArgument):  # not a session id: nothing to sign out
+        await sign_out_device(request, request.path_params["session_id"])
+    return see_other("/devices")
+
+
+async def sign_out_others(request: Request) -> Response:
+    await sign_out_other_devices(request)
+    return see_other("/devices")
+
+
+async def sign_out(request: Request) -> Response:
+    response = see_other("/login")
+    await logout(request, response)
+    return response
+
+
+async def health(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def create_app(store: AsyncSessionStore, *, secure_cookie: bool = True) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await store.aclose()
+
+    routes = [
+        Route("/", home),
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", sign_in, methods=["POST"]),
+        Route("/devices", devices),
+        Route("/devices/others/revoke", sign_out_others, methods=["POST"]),
+        Route("/devices/{session_id}/revoke", sign_out_one, methods=["POST"]),
+        Route("/logout", sign_out, methods=["POST"]),
+        Route("/healthz", health),
+    ]
+    # Anonymous visitors pass (pages send them to /login); health checks and the login page
+    # never touch Redis. The forms need no CSRF token: the cookie is SameSite=Lax.
+    session_middleware = Middleware(
+        SessionMiddleware,
+        store=store,
+        tenant=TENANT,
+        exclude_paths=["/healthz", "/login"],
+        secure_cookie=secure_cookie,
+    )
+    return Starlette(routes=routes, middleware=[session_middleware], lifespan=lifespan)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="sessionstore example: Starlette")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--redis-url", help="redis://, rediss:// or redis+cluster:// URL")
+    parser.add_argument("--prefix", default="example", help="key prefix in Redis")
+    args = parser.parse_args()
+    store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
+    # Plain http on loopback, where clients drop Secure cookies. Behind TLS, keep the default.
+    app = create_app(store, secure_cookie=False)
+    print(f"Starlette example on http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
