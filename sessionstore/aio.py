@@ -59,6 +59,10 @@ class AsyncSessionStore:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        # redis-py leaves a pool it was handed open; the pools from connection.py are ours.
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is not None:
+            await pool.disconnect()
 
     async def __aenter__(self) -> Self:
         return self
@@ -169,26 +173,29 @@ class AsyncSessionStore:
             pipe = self._client.pipeline()
             for _, call in commands:
                 _queue(pipe, call)
-            for (i, _), reply in zip(commands, await pipe.execute(), strict=True):
+            async with connection.turn(self._client):
+                results = await pipe.execute()
+            for (i, _), reply in zip(commands, results, strict=True):
                 replies[i] = reply
         return replies
 
     async def _call(self, call: Call) -> Any:
-        if isinstance(call, Command):
-            return await self._client.execute_command(*call.args)
-        evalsha = (call.script.sha, len(call.keys), *call.keys, *call.args)
-        # Every script is safe to run again: after NOSCRIPT (restart, failover, SCRIPT FLUSH)
-        # once its source is loaded, and while its slot moves between cluster nodes.
-        for pause in connection.SLOT_MOVE_PAUSES:
-            try:
-                return await self._client.evalsha(*evalsha)
-            except NoScriptError:
-                await self._client.script_load(call.script.source)
-            except ResponseError as error:
-                if not connection.slot_moving(error):
-                    raise
-                await asyncio.sleep(pause)
-        return await self._client.evalsha(*evalsha)
+        async with connection.turn(self._client):
+            if isinstance(call, Command):
+                return await self._client.execute_command(*call.args)
+            evalsha = (call.script.sha, len(call.keys), *call.keys, *call.args)
+            # Every script is safe to run again: after NOSCRIPT (restart, failover, SCRIPT
+            # FLUSH) once its source is loaded, and while its slot moves between nodes.
+            for pause in connection.SLOT_MOVE_PAUSES:
+                try:
+                    return await self._client.evalsha(*evalsha)
+                except NoScriptError:
+                    await self._client.script_load(call.script.source)
+                except ResponseError as error:
+                    if not connection.slot_moving(error):
+                        raise
+                    await asyncio.sleep(pause)
+            return await self._client.evalsha(*evalsha)
 
     async def _settle(self, call: Call, reply: Any) -> Any:
         if isinstance(reply, NoScriptError):

@@ -64,6 +64,10 @@ class SessionStore:
 
     def close(self) -> None:
         self._client.close()
+        # redis-py leaves a pool it was handed open; the pools from connection.py are ours.
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
 
     def __enter__(self) -> Self:
         return self

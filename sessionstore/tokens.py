@@ -19,8 +19,8 @@ RANDOM_LEN: Final = 22  # 22 base62 characters: 130 bits
 SECRET_LEN: Final = 32  # 32 base62 characters: 190 bits
 SESSION_PREFIX: Final = "sess_"
 TOKEN_PREFIX: Final = "sst_"  # noqa: S105 (a prefix, not a secret)
-_BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_BASE36: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
+BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+BASE36: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 _TOKEN: Final = re.compile(r"sst_[0-9a-z]{10}[0-9A-Za-z]{54}")
 TOKEN_LEN: Final = len(TOKEN_PREFIX) + TAG_LEN + RANDOM_LEN + SECRET_LEN
 
@@ -36,13 +36,13 @@ class ParsedToken:
 
 def user_tag(tag_secret: bytes, tenant: str, user_id: int) -> str:
     digest = hmac.digest(tag_secret, f"{tenant}\x00{user_id}".encode(), "sha256")
-    return _encode(int.from_bytes(digest[:8]), _BASE36, TAG_LEN)
+    return encode_digits(int.from_bytes(digest[:8]), BASE36, TAG_LEN)
 
 
 def new_session(tag: str) -> tuple[str, str, bytes]:
     """Draw a fresh session: (session id, token, stored hash of the secret)."""
-    random_part = _random_base62(RANDOM_LEN)
-    secret = _random_base62(SECRET_LEN)
+    random_part = random_base62(RANDOM_LEN)
+    secret = random_base62(SECRET_LEN)
     session_id = f"{SESSION_PREFIX}{tag}{random_part}"
     token = f"{TOKEN_PREFIX}{tag}{random_part}{secret}"
     return session_id, token, hash_secret(secret)
@@ -65,13 +65,14 @@ def new_tag_secret() -> bytes:
     return secrets.token_bytes(32)
 
 
-def _random_base62(length: int) -> str:
+def random_base62(length: int) -> str:
+    """``length`` characters of [0-9A-Za-z] from ``secrets``."""
     # Draw 64 bits more than the digits need, so the modulo bias stays below 2**-60.
     number = int.from_bytes(secrets.token_bytes(length * 6 // 8 + 8))
-    return _encode(number, _BASE62, length)
+    return encode_digits(number, BASE62, length)
 
 
-def _encode(number: int, alphabet: str, length: int) -> str:
+def encode_digits(number: int, alphabet: str, length: int) -> str:
     base = len(alphabet)
     chars = []
     for _ in range(length):

@@ -1,0 +1,313 @@
+"""The admin REST API: a Starlette app over an AsyncSessionStore.
+
+A request to ``/t/{tenant}/api/v1/admin/...`` meets, in this order: the API key (401), the
+rate limits (429), the tenant (404 for any tenant but the key's own, before anything about
+that tenant is read or validated), then the endpoint's input checks (422) and the store (503
+when Redis cannot be reached). Every error is ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.endpoints import HTTPEndpoint
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import inputs, openapi
+from .aio import AsyncSessionStore
+from .apikeys import ApiKeys
+from .errors import InvalidArgument, InvalidTenant, StoreUnavailable
+from .model import Page
+from .problems import CONTENT_TYPE, problem_bytes
+from .ratelimit import Limiter, RateLimits, retry_after
+
+log = logging.getLogger("sessionstore.api")
+
+NOT_FOUND = "No such resource."
+UNAVAILABLE_RETRY_AFTER = "1"
+_LIMIT_TEXT = re.compile(r"[1-9][0-9]{0,3}")
+
+
+def problem_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        problem_bytes(status, detail), status_code=status, media_type=CONTENT_TYPE, headers=headers
+    )
+
+
+def bearer_credential(request: Request) -> str | None:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credential.strip() or None
+
+
+# -- the gate in front of every admin route -------------------------------------------------
+
+
+class AdminGate:
+    """Pure ASGI middleware: only the tenant's own API key, within its limits, gets through."""
+
+    def __init__(
+        self, app: ASGIApp, *, api_keys: ApiKeys, limits: RateLimits, clock: Callable[[], float]
+    ) -> None:
+        self.app = app
+        self.api_keys = api_keys
+        self.per_key = Limiter(limits.per_key, clock=clock)
+        self.per_tenant = Limiter(limits.per_tenant, clock=clock)
+        self.failed_auth = Limiter(limits.failed_auth_per_ip, clock=clock)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = await self.refusal(Request(scope))
+        if refusal is None:
+            await self.app(scope, receive, send)
+        else:
+            await refusal(scope, receive, send)
+
+    async def refusal(self, request: Request) -> Response | None:
+        credential = bearer_credential(request)
+        key = None if credential is None else await self.api_keys.verify(credential)
+        if key is None:
+            return self.unauthenticated(request, presented=credential is not None)
+        # A key is charged to its own tenant wherever it points: one tenant's flood
+        # never spends another tenant's budget.
+        wait = self.per_key.acquire(key.id) or self.per_tenant.acquire(key.tenant)
+        if wait:
+            return too_many_requests(wait)
+        if request.path_params["tenant"] != key.tenant:
+            return problem_response(404, NOT_FOUND)
+        return None
+
+    def unauthenticated(self, request: Request, *, presented: bool) -> Response:
+        if not presented:
+            return problem_response(
+                401,
+                "An API key is required: Authorization: Bearer sk_live_...",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        # Only failures are counted, so a valid key behind the same address still works.
+        client = request.client.host if request.client else "unknown"
+        wait = self.failed_auth.acquire(client)
+        if wait:
+            return too_many_requests(wait)
+        return problem_response(
+            401,
+            "The API key is malformed, unknown or revoked.",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+
+
+def too_many_requests(wait: float) -> Response:
+    return problem_response(
+        429, "Too many requests; retry later.", {"Retry-After": retry_after(wait)}
+    )
+
+
+# -- endpoints --------------------------------------------------------------------------------
+
+
+def _store(request: Request) -> AsyncSessionStore:
+    store: AsyncSessionStore = request.app.state.store
+    return store
+
+
+def _query(request: Request, allowed: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The query parameters; unknown or repeated ones are refused, so a typo (``?user_id=``)
+    can never quietly widen a listing to every user."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    for name in names:
+        if name not in allowed:
+            raise InvalidArgument(f"unknown query parameter {name[:32]!r}")
+    if len(set(names)) < len(names):
+        raise InvalidArgument("a query parameter is given more than once")
+    return dict(request.query_params)
+
+
+def _user(request: Request) -> tuple[str, int]:
+    _query(request)
+    return request.path_params["tenant"], inputs.user_id_text(request.path_params["user_id"])
+
+
+class UserSessions(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        tenant, user_id = _user(request)
+        sessions = await _store(request).list_user_sessions(tenant, user_id)
+        return JSONResponse(Page(sessions).to_dict())
+
+    async def delete(self, request: Request) -> Response:
+        tenant, user_id = _user(request)
+        revoked = await _store(request).revoke_all(tenant, user_id)
+        return JSONResponse({"revoked": revoked})
+
+
+class UserSession(HTTPEndpoint):
+    async def delete(self, request: Request) -> Response:
+        tenant, user_id = _user(request)
+        session_id = request.path_params["session_id"]
+        # Not even a session id: certainly none of this user's, so no lookup is needed.
+        well_formed = inputs.SESSION_ID.fullmatch(session_id) is not None
+        if not (well_formed and await _store(request).revoke(tenant, user_id, session_id)):
+            return problem_response(404, "This user has no such active session.")
+        return JSONResponse({"id": session_id, "revoked": True})
+
+
+class TenantSessions(HTTPEndpoint):
+    PARAMETERS = frozenset({"userId", "ipAddress", "limit", "cursor"})
+
+    async def get(self, request: Request) -> Response:
+        params = _query(request, self.PARAMETERS)
+        user_id = params.get("userId")
+        limit = params.get("limit", str(openapi.PAGE_LIMIT_DEFAULT))
+        page = await _store(request).list_sessions(
+            request.path_params["tenant"],
+            user_id=None if user_id is None else inputs.user_id_text(user_id),
+            ip_address=params.get("ipAddress"),
+            # Only canonical decimals; inputs.limit refuses the None and says why.
+            limit=inputs.limit(int(limit) if _LIMIT_TEXT.fullmatch(limit) else None),
+            cursor=params.get("cursor"),
+        )
+        return JSONResponse(page.to_dict())
+
+
+async def openapi_document(request: Request) -> Response:
+    return JSONResponse(openapi.document())
+
+
+async def tenant_openapi_document(request: Request) -> Response:
+    try:
+        tenant = inputs.tenant(request.path_params["tenant"])
+    except InvalidTenant:
+        raise HTTPException(404) from None
+    return JSONResponse(openapi.document(tenant))
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+async def invalid_input(request: Request, error: Exception) -> Response:
+    return problem_response(422, str(error))
+
+
+async def store_unavailable(request: Request, error: Exception) -> Response:
+    log.warning("%s", error)
+    return problem_response(
+        503,
+        "The session store is unavailable; retry shortly.",
+        {"Retry-After": UNAVAILABLE_RETRY_AFTER},
+    )
+
+
+async def http_error(request: Request, error: HTTPException) -> Response:
+    detail = NOT_FOUND if error.status_code == 404 else error.detail
+    return problem_response(error.status_code, detail, dict(error.headers or {}))
+
+
+async def server_error(request: Request, error: Exception) -> Response:
+    # The traceback goes to the server log (uvicorn), never to the client.
+    return problem_response(500, "Internal server error.")
+
+
+# -- logging ----------------------------------------------------------------------------------
+
+
+class AccessLog:
+    """One line per request: method, path (still percent-encoded), status, milliseconds."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            path = scope.get("raw_path") or scope["path"].encode()
+            elapsed = (time.perf_counter() - started) * 1000
+            log.info(
+                "%s %s %d %.1fms", scope["method"], path.decode("ascii", "replace"), status, elapsed
+            )
+
+
+# -- the app ----------------------------------------------------------------------------------
+
+
+def _closing(
+    store: AsyncSessionStore,
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await store.aclose()
+
+    return lifespan
+
+
+def create_app(
+    store: AsyncSessionStore,
+    *,
+    limits: RateLimits | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    close_store: bool = False,
+) -> Starlette:
+    """The admin API over ``store``; API keys live in the same Redis, under the same prefix.
+
+    With ``close_store``, the app closes the store when the server shuts it down.
+    """
+    admin = Router(
+        [
+            Route("/users/{user_id}/sessions", UserSessions),
+            Route("/users/{user_id}/sessions/{session_id}", UserSession),
+            Route("/sessions", TenantSessions),
+        ],
+        redirect_slashes=False,
+    )
+    gate = Middleware(
+        AdminGate,
+        api_keys=ApiKeys(store.client, store.config.prefix),
+        limits=limits or RateLimits(),
+        clock=clock,
+    )
+    tenant = Router(
+        [
+            Route("/openapi.json", tenant_openapi_document),
+            Mount("/admin", app=admin, middleware=[gate]),
+        ],
+        redirect_slashes=False,
+    )
+    app = Starlette(
+        routes=[
+            Route("/openapi.json", openapi_document),
+            Mount("/t/{tenant}/api/v1", app=tenant),
+        ],
+        middleware=[Middleware(AccessLog)],
+        exception_handlers={
+            HTTPException: http_error,
+            InvalidArgument: invalid_input,
+            StoreUnavailable: store_unavailable,
+            Exception: server_error,
+        },
+        lifespan=_closing(store) if close_store else None,
+    )
+    app.router.redirect_slashes = False
+    app.state.store = store
+    return app

@@ -1,0 +1,236 @@
+"""The ``sessionstore`` command: serve the admin API, and mint, list and revoke its API keys.
+
+    sessionstore serve [--redis-url URL] [--host 127.0.0.1] [--port 8080] [--demo] [--prefix P]
+    sessionstore apikey create --tenant acme-corp [--redis-url URL]
+    sessionstore apikey list --tenant acme-corp [--redis-url URL]
+    sessionstore apikey revoke KEY_ID [--redis-url URL]
+
+``--redis-url`` defaults to $SESSIONSTORE_REDIS_URL; without either, ``serve`` runs on the
+embedded in-process store (gone when the process ends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from .aio import AsyncSessionStore
+from .api import create_app
+from .apikeys import ApiKeys
+from .config import StoreConfig
+from .errors import InvalidArgument, StoreUnavailable
+from .model import Location, isoformat
+from .ratelimit import Rate, RateLimits
+
+URL_VARIABLE = "SESSIONSTORE_REDIS_URL"
+
+DEMO_TENANT = "acme-corp"
+DEMO_USER = 456
+DEMO_LOCATIONS = {"203.0.113.45": Location("New York", "US")}
+_MAC_CHROME = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
+_IPHONE_SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1"
+)
+_WINDOWS_EDGE = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0"
+)
+_LINUX_FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+# (user id, IP address, user agent, auth method, MFA verified)
+DEMO_SESSIONS = [
+    (DEMO_USER, "203.0.113.45", _MAC_CHROME, "password", True),
+    (DEMO_USER, "198.51.100.23", _IPHONE_SAFARI, "social", False),
+    (DEMO_USER, "192.0.2.77", _WINDOWS_EDGE, "sso", True),
+    (789, "198.51.100.23", _LINUX_FIREFOX, "password", False),
+]
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+def demo_location(ip_address: str) -> Location | None:
+    return DEMO_LOCATIONS.get(ip_address)
+
+
+async def seed_demo(store: AsyncSessionStore, base_url: str) -> None:
+    """Tenant acme-corp: an API key (printed once) and a few sessions, as in the spec."""
+    _, key = await ApiKeys(store.client, store.config.prefix).create(DEMO_TENANT)
+    locating = AsyncSessionStore(store.client, config=store.config, location_resolver=demo_location)
+    ids = []
+    for user_id, ip_address, user_agent, method, mfa in DEMO_SESSIONS:
+        session, _ = await locating.create(
+            DEMO_TENANT,
+            user_id,
+            ip_address=ip_address,
+            user_agent=user_agent,
+            auth_method=method,
+            mfa_verified=mfa,
+        )
+        if user_id == DEMO_USER:
+            ids.append(session.id)
+    print(f"Demo tenant {DEMO_TENANT}; API key (shown once): {key}")
+    print(f"Sessions of user {DEMO_USER}: {', '.join(ids)}")
+    print(
+        f"Try: curl {base_url}/t/{DEMO_TENANT}/api/v1/admin/users/{DEMO_USER}/sessions "
+        f'-H "Authorization: Bearer {key}"',
+        flush=True,
+    )
+
+
+async def serve(args: argparse.Namespace) -> int:
+    store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
+    try:
+        if args.demo:
+            await seed_demo(store, f"http://{args.host}:{args.port or 'PORT'}")
+        limits = RateLimits(
+            per_key=args.rate_per_key,
+            per_tenant=args.rate_per_tenant,
+            failed_auth_per_ip=args.rate_failed_auth,
+        )
+        config = uvicorn.Config(
+            create_app(store, limits=limits, close_store=True),
+            host=args.host,
+            port=args.port,
+            log_config=None,  # logging as configured in main()
+            access_log=False,  # api.AccessLog writes one line per request, with its duration
+            proxy_headers=False,  # client addresses feed the failed-auth limit: never trust headers
+        )
+        # On SIGINT/SIGTERM uvicorn drains requests, runs the app's shutdown (which closes the
+        # store), then raises the signal again, so the exit status says what stopped us.
+        await uvicorn.Server(config).serve()
+    finally:
+        await store.aclose()  # if serving never started; closing twice is harmless
+    return 0
+
+
+# -- apikey -----------------------------------------------------------------------------------
+
+
+def _api_keys(args: argparse.Namespace) -> tuple[AsyncSessionStore, ApiKeys]:
+    if args.redis_url is None:
+        raise SystemExit(
+            f"sessionstore apikey: give --redis-url or set ${URL_VARIABLE}; the embedded "
+            "store lives only inside one process, so a key minted there could never be used."
+        )
+    store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
+    return store, ApiKeys(store.client, args.prefix)
+
+
+async def apikey_create(args: argparse.Namespace) -> int:
+    store, api_keys = _api_keys(args)
+    async with store:
+        record, key = await api_keys.create(args.tenant)
+    print(key)
+    print(
+        f"API key {record.id} for tenant {record.tenant}. It is shown once: store it now.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def apikey_list(args: argparse.Namespace) -> int:
+    store, api_keys = _api_keys(args)
+    async with store:
+        records = await api_keys.list(args.tenant)
+    for record in records:
+        created = "" if record.created_at is None else isoformat(record.created_at)
+        print(f"{record.id}\t{record.tenant}\t{created}")
+    return 0
+
+
+async def apikey_revoke(args: argparse.Namespace) -> int:
+    store, api_keys = _api_keys(args)
+    async with store:
+        revoked = await api_keys.revoke(args.key_id)
+    if not revoked:
+        print(f"sessionstore apikey: no API key {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def rate(text: str) -> Rate:
+    return Rate.parse(text)
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get(URL_VARIABLE),
+        help=f"redis://, rediss:// or redis+cluster:// (default: ${URL_VARIABLE})",
+    )
+    parser.add_argument("--prefix", default=StoreConfig().prefix, help="Redis key prefix")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sessionstore", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve_parser = commands.add_parser("serve", help="serve the admin REST API")
+    _store_options(serve_parser)
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    serve_parser.add_argument(
+        "--demo", action="store_true", help="seed tenant acme-corp and print an API key"
+    )
+    defaults = RateLimits()
+    for option, default, what in [
+        ("--rate-per-key", defaults.per_key, "requests per API key"),
+        ("--rate-per-tenant", defaults.per_tenant, "requests per tenant, all its keys together"),
+        ("--rate-failed-auth", defaults.failed_auth_per_ip, "failed authentications per client"),
+    ]:
+        serve_parser.add_argument(
+            option, type=rate, default=default, metavar="N/SECONDS", help=f"{what} ({default})"
+        )
+    serve_parser.add_argument("--log-level", default="info")
+    serve_parser.set_defaults(run=serve)
+
+    apikey = commands.add_parser("apikey", help="mint, list and revoke admin API keys")
+    actions = apikey.add_subparsers(required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="mint a key for a tenant (printed once)")
+    create.add_argument("--tenant", required=True)
+    create.set_defaults(run=apikey_create)
+    listing = actions.add_parser("list", help="a tenant's key ids")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(run=apikey_list)
+    revoke = actions.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(run=apikey_revoke)
+    for action in (create, listing, revoke):
+        _store_options(action)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "warning").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(args.run(args))
+    except InvalidArgument as error:
+        print(f"sessionstore: {error}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as error:
+        print(f"sessionstore: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The admin API's OpenAPI 3.1 document, written by hand to say exactly what api.py does.
+
+``document()`` describes every tenant (``/t/{tenant}/...`` paths); ``document("acme-corp")``
+is the same API seen from one tenant, its base URL ``/t/acme-corp/api/v1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import inputs
+from .problems import CONTENT_TYPE as PROBLEM
+
+ADMIN = "/admin"
+PAGE_LIMIT_DEFAULT = 100
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problem(description: str, **headers: str) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM: {"schema": _ref("schemas", "Problem")}},
+    }
+    if headers:
+        response["headers"] = {
+            name: {"required": True, "description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return response
+
+
+_RETRY_AFTER = "Seconds to wait before trying again."
+
+RESPONSES = {
+    "Unauthorized": _problem(
+        "No API key, or a malformed, unknown or revoked one. Never costs a lookup when the "
+        "key's checksum is wrong.",
+        **{"WWW-Authenticate": 'Bearer, or Bearer error="invalid_token" when a key was sent.'},
+    ),
+    "NotFound": _problem(
+        "No such resource. A tenant other than the API key's own answers this, the same "
+        "whether or not anything exists there."
+    ),
+    "MethodNotAllowed": _problem(
+        "The path exists but not with this method.", Allow="The methods the path accepts."
+    ),
+    "InvalidInput": _problem(
+        "A path or query value is outside its domain: a user id that is not a canonical "
+        "decimal integer in 0..2^63-1, an IP address filter that is not an IPv4 or IPv6 "
+        "address, a limit outside 1..1000, a cursor this API did not issue, a query parameter "
+        "the operation does not define or one given twice."
+    ),
+    "TooManyRequests": _problem(
+        "Rate limited: per API key, per tenant, or repeated failed authentication from one "
+        "client address.",
+        **{"Retry-After": _RETRY_AFTER},
+    ),
+    "Unavailable": _problem(
+        "The session store (Redis) cannot be reached or refuses writes.",
+        **{"Retry-After": _RETRY_AFTER},
+    ),
+}
+
+_NULLABLE_STRING = {"type": ["string", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Session": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "id",
+            "userId",
+            "ipAddress",
+            "userAgent",
+            "device",
+            "location",
+            "authMethod",
+            "mfaVerified",
+            "createdAt",
+            "lastActiveAt",
+            "expiresAt",
+        ],
+        "properties": {
+            "id": {"type": "string", "pattern": f"^{inputs.SESSION_ID.pattern}$"},
+            "userId": {"type": "integer", "minimum": 0, "maximum": inputs.MAX_USER_ID},
+            "ipAddress": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+            "userAgent": {"type": "string"},
+            "device": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["type", "os", "browser"],
+                "properties": {
+                    "type": {"enum": ["desktop", "mobile", "tablet", "bot", "other"]},
+                    "os": {"type": "string"},
+                    "browser": {"type": "string"},
+                },
+            },
+            "location": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "required": ["city", "country"],
+                "properties": {"city": _NULLABLE_STRING, "country": _NULLABLE_STRING},
+            },
+            "authMethod": {"enum": list(inputs.AUTH_METHODS)},
+            "mfaVerified": {"type": "boolean"},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "lastActiveAt": {"type": "string", "format": "date-time"},
+            "expiresAt": {"type": "string", "format": "date-time"},
+        },
+    },
+    "SessionList": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["data", "hasMore", "nextCursor"],
+        "properties": {
+            "data": {"type": "array", "items": _ref("schemas", "Session")},
+            "hasMore": {"type": "boolean"},
+            "nextCursor": {
+                **_NULLABLE_STRING,
+                "description": "Pass as `cursor` to get the next page; null on the last one.",
+            },
+        },
+    },
+    "RevokedSession": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "revoked"],
+        "properties": {"id": {"type": "string"}, "revoked": {"const": True}},
+    },
+    "RevokedCount": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["revoked"],
+        "properties": {"revoked": {"type": "integer", "minimum": 0}},
+    },
+    "Problem": {
+        "description": "RFC 9457 problem details.",
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+        },
+    },
+}
+
+_USER_ID = {"type": "integer", "minimum": 0, "maximum": inputs.MAX_USER_ID}
+
+PARAMETERS = {
+    "Tenant": {
+        "name": "tenant",
+        "in": "path",
+        "required": True,
+        "description": "The tenant's slug; only the API key's own tenant is found.",
+        "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
+    },
+    "UserId": {
+        "name": "user_id",
+        "in": "path",
+        "required": True,
+        "schema": _USER_ID,
+        "example": 456,
+    },
+    "SessionId": {
+        "name": "session_id",
+        "in": "path",
+        "required": True,
+        "description": "A session id; anything else is simply not found.",
+        "schema": {"type": "string"},
+    },
+    "UserIdFilter": {
+        "name": "userId",
+        "in": "query",
+        "description": "Only this user's sessions.",
+        "schema": _USER_ID,
+    },
+    "IpAddressFilter": {
+        "name": "ipAddress",
+        "in": "query",
+        "description": "Only sessions created from this address (IPv4-mapped IPv6 counts as IPv4).",
+        "schema": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+    },
+    "Limit": {
+        "name": "limit",
+        "in": "query",
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": inputs.MAX_LIMIT,
+            "default": PAGE_LIMIT_DEFAULT,
+        },
+    },
+    "Cursor": {
+        "name": "cursor",
+        "in": "query",
+        "description": "An opaque `nextCursor` from a previous page.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    },
+}
+
+_ERRORS = {
+    "401": _ref("responses", "Unauthorized"),
+    "404": _ref("responses", "NotFound"),
+    "429": _ref("responses", "TooManyRequests"),
+    "503": _ref("responses", "Unavailable"),
+}
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    ok: dict[str, Any],
+    *,
+    parameters: list[str],
+    invalid_input: bool = True,
+) -> dict[str, Any]:
+    responses = {"200": ok, **_ERRORS}
+    if invalid_input:
+        responses["422"] = _ref("responses", "InvalidInput")
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": [_ref("parameters", name) for name in parameters],
+        "responses": dict(sorted(responses.items())),
+    }
+
+
+def _paths(scope: list[str]) -> dict[str, Any]:
+    """``scope``: the parameters every path starts with (the tenant, or none)."""
+    user_params = [*scope, "UserId"]
+    session_list = _json(_ref("schemas", "SessionList"), "A page of sessions, newest first.")
+    return {
+        f"{ADMIN}/users/{{user_id}}/sessions": {
+            "get": _operation(
+                "listUserSessions",
+                "The user's active sessions, most recently active first (one page).",
+                session_list,
+                parameters=user_params,
+            ),
+            "delete": _operation(
+                "revokeUserSessions",
+                "Revoke all of the user's sessions at once.",
+                _json(_ref("schemas", "RevokedCount"), "How many sessions were revoked."),
+                parameters=user_params,
+            ),
+        },
+        f"{ADMIN}/users/{{user_id}}/sessions/{{session_id}}": {
+            "delete": _operation(
+                "revokeSession",
+                "Revoke one session immediately.",
+                _json(_ref("schemas", "RevokedSession"), "The session was revoked."),
+                parameters=[*user_params, "SessionId"],
+            ),
+        },
+        f"{ADMIN}/sessions": {
+            "get": _operation(
+                "listSessions",
+                "Active sessions across all users, newest first, optionally filtered.",
+                session_list,
+                parameters=[*scope, "UserIdFilter", "IpAddressFilter", "Limit", "Cursor"],
+            ),
+        },
+    }
+
+
+def document(tenant: str | None = None) -> dict[str, Any]:
+    """The whole API (``tenant=None``) or the API as one tenant sees it."""
+    if tenant is None:
+        base = "/"
+        paths = {f"/t/{{tenant}}/api/v1{path}": item for path, item in _paths(["Tenant"]).items()}
+    else:
+        base = f"/t/{tenant}/api/v1"
+        paths = _paths([])
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sessionstore admin API",
+            "version": "1",
+            "description": "Manage user authentication sessions. Every error is "
+            "application/problem+json (RFC 9457).",
+        },
+        "servers": [{"url": base}],
+        "security": [{"apiKey": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key, sk_live_..., from `sessionstore apikey create`; "
+                    "it reaches its own tenant only.",
+                }
+            },
+            "schemas": SCHEMAS,
+            "parameters": PARAMETERS,
+            "responses": RESPONSES,
+        },
+    }

@@ -1,0 +1,141 @@
+"""The four admin endpoints, in-process on every backend."""
+
+from __future__ import annotations
+
+import httpx
+
+from sessionstore import AsyncSessionStore
+from tests import backends
+from tests.api.helpers import TENANT_A, admin, bearer, is_problem
+
+UA_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
+)
+
+
+async def _create(astore: AsyncSessionStore, user_id: int, ip: str = "203.0.113.45") -> tuple:
+    return await astore.create(TENANT_A, user_id, ip_address=ip, user_agent=UA_MAC)
+
+
+async def test_list_user_sessions_most_recently_active_first(
+    api: httpx.AsyncClient, astore: AsyncSessionStore, keys: dict, clock: backends.Clock
+) -> None:
+    first, first_token = await _create(astore, 42)
+    clock.advance(5)
+    second, _ = await _create(astore, 42)
+    await _create(astore, 43)
+    clock.advance(120)  # past the touch interval, so validating records activity
+    assert await astore.validate(TENANT_A, first_token) is not None
+
+    response = await api.get(admin(TENANT_A, "/users/42/sessions"), headers=bearer(keys[TENANT_A]))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [item["id"] for item in body["data"]] == [first.id, second.id]
+    assert body["hasMore"] is False and body["nextCursor"] is None
+    assert body["data"][0] == (await astore.get(TENANT_A, first.id)).to_dict()
+
+
+async def test_list_user_sessions_of_unknown_user_is_empty(
+    api: httpx.AsyncClient, keys: dict
+) -> None:
+    response = await api.get(admin(TENANT_A, "/users/0/sessions"), headers=bearer(keys[TENANT_A]))
+    assert response.json() == {"data": [], "hasMore": False, "nextCursor": None}
+
+
+async def test_revoke_one_session_immediately(
+    api: httpx.AsyncClient, astore: AsyncSessionStore, keys: dict
+) -> None:
+    session, token = await _create(astore, 42)
+    other, other_token = await _create(astore, 42)
+    path = admin(TENANT_A, f"/users/42/sessions/{session.id}")
+
+    response = await api.delete(path, headers=bearer(keys[TENANT_A]))
+
+    assert response.status_code == 200
+    assert response.json() == {"id": session.id, "revoked": True}
+    assert await astore.validate(TENANT_A, token) is None
+    assert await astore.validate(TENANT_A, other_token) is not None
+    again = await api.delete(path, headers=bearer(keys[TENANT_A]))
+    assert is_problem(again, 404)
+
+
+async def test_revoke_needs_the_owner(
+    api: httpx.AsyncClient, astore: AsyncSessionStore, keys: dict
+) -> None:
+    session, token = await _create(astore, 42)
+    for path in (f"/users/43/sessions/{session.id}", "/users/42/sessions/sess_abc123xyz"):
+        response = await api.delete(admin(TENANT_A, path), headers=bearer(keys[TENANT_A]))
+        assert is_problem(response, 404)
+    assert await astore.validate(TENANT_A, token) is not None
+
+
+async def test_revoke_all_of_a_users_sessions(
+    api: httpx.AsyncClient, astore: AsyncSessionStore, keys: dict
+) -> None:
+    tokens = [(await _create(astore, 42))[1] for _ in range(3)]
+    _, bystander = await _create(astore, 43)
+    path = admin(TENANT_A, "/users/42/sessions")
+
+    response = await api.delete(path, headers=bearer(keys[TENANT_A]))
+
+    assert response.status_code == 200
+    assert response.json() == {"revoked": 3}
+    assert [await astore.validate(TENANT_A, token) for token in tokens] == [None] * 3
+    assert await astore.validate(TENANT_A, bystander) is not None
+    assert (await api.get(path, headers=bearer(keys[TENANT_A]))).json()["data"] == []
+    assert (await api.delete(path, headers=bearer(keys[TENANT_A]))).json() == {"revoked": 0}
+
+
+async def test_list_all_sessions_newest_first_with_filters(
+    api: httpx.AsyncClient, astore: AsyncSessionStore, keys: dict, clock: backends.Clock
+) -> None:
+    created = []
+    for user_id, ip in [(42, "203.0.113.45"), (43, "203.0.113.45"), (42, "2001:db8::1")]:
+        created.append((await _create(astore, user_id, ip))[0])
+        clock.advance(1)
+    newest_first = [session.id for session in reversed(created)]
+
+    async def ids(query: str) -> list[str]:
+        response = await api.get(
+            admin(TENANT_A, f"/sessions{query}"), headers=bearer(keys[TENANT_A])
+        )
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["data"]]
+
+    assert await ids("") == newest_first
+    assert await ids("?userId=42") == [created[2].id, created[0].id]
+    assert await ids("?ipAddress=203.0.113.45") == [created[1].id, created[0].id]
+    assert await ids("?ipAddress=::ffff:203.0.113.45&userId=43") == [created[1].id]
+    assert await ids("?ipAddress=2001:DB8:0::1") == [created[2].id]
+    assert await ids("?userId=44") == []
+
+
+async def test_list_all_sessions_pages_with_a_cursor(
+    api: httpx.AsyncClient, astore: AsyncSessionStore, keys: dict, clock: backends.Clock
+) -> None:
+    created = []
+    for _ in range(5):
+        created.append((await _create(astore, 42))[0].id)
+        clock.advance(0.001)
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        response = await api.get(
+            admin(TENANT_A, f"/sessions{query}"), headers=bearer(keys[TENANT_A])
+        )
+        body = response.json()
+        pages += 1
+        seen += [item["id"] for item in body["data"]]
+        assert body["hasMore"] is (body["nextCursor"] is not None)
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == list(reversed(created))
+
+
+async def test_head_answers_like_get_without_a_body(api: httpx.AsyncClient, keys: dict) -> None:
+    response = await api.head(admin(TENANT_A, "/sessions"), headers=bearer(keys[TENANT_A]))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"

@@ -1,0 +1,103 @@
+"""The server against its own OpenAPI document, with schemathesis' default checks.
+
+Runs in-process (schemathesis' ASGI transport, on its own event loop thread) on every backend:
+no 5xx, no undocumented status, header or content type, no response outside its schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore.api import create_app
+from sessionstore.apikeys import ApiKeys
+from sessionstore.ratelimit import Rate, RateLimits
+from tests import backends
+from tests.api.helpers import TENANT_A
+
+UNLIMITED = RateLimits(
+    per_key=Rate(10**6, 1), per_tenant=Rate(10**6, 1), failed_auth_per_ip=Rate(10**6, 1)
+)
+UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
+
+
+async def _mint(backend: str, server: fakeredis.FakeServer, prefix: str) -> str:
+    client = backends.async_client(backend, server)
+    try:
+        return (await ApiKeys(client, prefix).create(TENANT_A))[1]
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def seeded(store: SessionStore, backend: str, fake_server: Any, config: StoreConfig) -> dict:
+    """Sessions for user 456 (the document's example) and a real cursor into them."""
+    for n in range(3):
+        store.create(TENANT_A, 456, ip_address=f"203.0.113.{n}", user_agent=UA)
+    return {
+        "key": asyncio.run(_mint(backend, fake_server, config.prefix)),
+        "cursor": store.list_sessions(TENANT_A, limit=1).next_cursor,
+    }
+
+
+class CurrentApp:
+    """The app under test: schemathesis wants a schema at import time, backends come later."""
+
+    def __init__(self) -> None:
+        # The document's route touches no store, so an idle embedded one serves the schema.
+        self.app: Any = create_app(AsyncSessionStore())
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.loop = asyncio.get_running_loop()  # schemathesis' own event loop thread
+        await self.app(scope, receive, send)
+
+
+current = CurrentApp()
+schema = schemathesis.openapi.from_asgi(f"/t/{TENANT_A}/api/v1/openapi.json", current)
+every_tenant = schemathesis.openapi.from_asgi("/openapi.json", current)
+
+
+@pytest.fixture(autouse=True)
+def app_on_backend(backend: str, fake_server: Any, config: StoreConfig) -> Iterator[None]:
+    # A store of its own: its connections are made, and closed, on schemathesis' event loop.
+    astore = AsyncSessionStore(backends.async_client(backend, fake_server), config=config)
+    current.app = create_app(astore, limits=UNLIMITED)
+    yield
+    if current.loop is not None:
+        asyncio.run_coroutine_threadsafe(astore.aclose(), current.loop).result(timeout=10)
+
+
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _call_and_validate(case: Any, seeded: dict) -> None:
+    # A cursor is opaque: no schema can describe which strings the server issued, so valid
+    # (positive) cases get a real one; invalid ones keep theirs and must be refused.
+    if case.query and "cursor" in case.query and case.meta.generation.mode.is_positive:
+        case.query["cursor"] = seeded["cursor"]
+    case.call_and_validate(headers={"Authorization": f"Bearer {seeded['key']}"})
+
+
+@schema.parametrize()
+@SETTINGS
+def test_api_conforms_to_its_document(case: Any, seeded: dict) -> None:
+    _call_and_validate(case, seeded)
+
+
+@every_tenant.parametrize()
+@SETTINGS
+def test_other_tenants_answer_as_documented(case: Any, seeded: dict) -> None:
+    """The whole-API document, where the tenant varies: foreign tenants must answer 404."""
+    _call_and_validate(case, seeded)

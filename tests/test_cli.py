@@ -1,0 +1,109 @@
+"""`sessionstore apikey create|list|revoke` and the command line itself.
+
+API keys must outlive the command that mints them, so these run on the real backends only;
+`serve` is exercised as a real process in tests/api/test_live.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sessionstore import AsyncSessionStore, apikeys
+from sessionstore.apikeys import ApiKeys
+from sessionstore.cli import build_parser, main
+from sessionstore.ratelimit import Rate
+from tests import backends
+from tests.api.helpers import REAL_BACKENDS, unused_port
+
+
+@pytest.fixture(params=REAL_BACKENDS)
+def redis_url(request: pytest.FixtureRequest, prefix: str) -> Iterator[str]:
+    client = backends.sync_client(request.param)
+    url = backends.url_for(request.param)
+    assert url is not None
+    yield url
+    backends.delete_prefix(client, prefix)
+    client.close()
+
+
+def _verify(url: str, prefix: str, key: str) -> apikeys.ApiKey | None:
+    async def verify() -> apikeys.ApiKey | None:
+        async with AsyncSessionStore.from_url(url) as store:
+            return await ApiKeys(store.client, prefix).verify(key)
+
+    return asyncio.run(verify())
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_create_list_revoke(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--redis-url", redis_url, "--prefix", prefix]
+
+    code, out, err = _run(capsys, "apikey", "create", "--tenant", "acme-corp", *store)
+    key = out.strip()
+    key_id = apikeys.parse(key)
+    assert code == 0 and key_id is not None
+    assert key_id in err and key not in err  # the key is on stdout only, once
+    assert _verify(redis_url, prefix, key) == apikeys.ApiKey(key_id, "acme-corp")
+
+    code, out, _ = _run(capsys, "apikey", "list", "--tenant", "acme-corp", *store)
+    assert code == 0
+    assert out.split("\t")[:2] == [key_id, "acme-corp"]
+    assert key not in out
+    assert _run(capsys, "apikey", "list", "--tenant", "globex", *store)[1] == ""
+
+    assert _run(capsys, "apikey", "revoke", key_id, *store)[:2] == (0, f"revoked {key_id}\n")
+    assert _verify(redis_url, prefix, key) is None
+    assert _run(capsys, "apikey", "revoke", key_id, *store)[0] == 1
+    assert _run(capsys, "apikey", "list", "--tenant", "acme-corp", *store)[1] == ""
+
+
+def test_the_url_can_come_from_the_environment(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("SESSIONSTORE_REDIS_URL", redis_url)
+    code, out, _ = _run(capsys, "apikey", "create", "--tenant", "acme-corp", "--prefix", prefix)
+    assert code == 0
+    assert _verify(redis_url, prefix, out.strip()) is not None
+
+
+def test_apikey_commands_refuse_the_embedded_store(monkeypatch: Any) -> None:
+    monkeypatch.delenv("SESSIONSTORE_REDIS_URL", raising=False)
+    with pytest.raises(SystemExit, match="--redis-url"):
+        main(["apikey", "create", "--tenant", "acme-corp"])
+
+
+def test_a_bad_tenant_is_a_usage_error(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["apikey", "create", "--tenant", "Acme Corp", "--redis-url", redis_url]
+    code, out, err = _run(capsys, *args, "--prefix", prefix)
+    assert (code, out) == (2, "")
+    assert "tenant" in err
+
+
+def test_an_unreachable_redis_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"redis://127.0.0.1:{unused_port()}"
+    code, out, err = _run(capsys, "apikey", "list", "--tenant", "acme-corp", "--redis-url", url)
+    assert (code, out) == (1, "")
+    assert "unavailable" in err
+
+
+def test_serve_options() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--port", "0", "--demo", "--rate-per-key", "5/1s", "--prefix", "p"]
+    )
+    assert (args.port, args.demo, args.prefix, args.host) == (0, True, "p", "127.0.0.1")
+    assert args.rate_per_key == Rate(5, 1)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--rate-per-key", "lots"])
