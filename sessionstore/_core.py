@@ -379,52 +379,50 @@ class Core:
     def _candidates(
         self, sources: list[str], oldest: int, need: int, after: Position | None
     ) -> Flow[tuple[list[tuple[Position, str, str]], bool]]:
+        """The next ``need`` index entries after ``after``, newest first, merged over sources.
+
+        Buckets hold a random share of the sessions, so each is asked for a little more than
+        its share; entries newer than every unfinished bucket's last one are complete.
+        """
+        share = need if len(sources) == 1 else 2 * need // len(sources) + 4
         calls: Batch = []
         for source in sources:
-            calls.append(Command(("ZREMRANGEBYSCORE", source, "-inf", oldest)))
             if after is None:
+                calls.append(Command(("ZREMRANGEBYSCORE", source, "-inf", oldest)))
                 top = "+inf"
             else:
                 # Same millisecond, smaller id: read them all (a handful at most).
                 calls.append(Command(("ZRANGE", source, after.score, after.score, "BYSCORE")))
                 top = f"({after.score}"
             calls.append(
-                Command(
-                    (
-                        "ZRANGE",
-                        source,
-                        top,
-                        "-inf",
-                        "BYSCORE",
-                        "REV",
-                        "LIMIT",
-                        0,
-                        need,
-                        "WITHSCORES",
-                    )
-                )
-            )
+                Command(("ZRANGE", source, top, "-inf", "BYSCORE", "REV", "LIMIT", 0, share,
+                         "WITHSCORES"))
+            )  # fmt: skip
         replies = iter((yield calls))
         merged: list[tuple[Position, str, str]] = []
-        exhausted = True
+        frontier: Position | None = None
         for source in sources:
-            next(replies)  # pruned count
+            first = next(replies)
             if after is not None:
-                for raw in next(replies):
+                for raw in first:
                     member = from_tenant_member(raw.decode())
                     if member < after.member:
                         merged.append((Position(after.score, member), member, source))
-            page = next(replies)
-            if len(page) >= need:
-                exhausted = False
-            for raw, score in _pairs(page):
-                member = from_tenant_member(raw.decode())
-                merged.append((Position(int(score), member), member, source))
+            page = [
+                (Position(int(score), member), member, source)
+                for member, score in (
+                    (from_tenant_member(raw.decode()), score)
+                    for raw, score in _pairs(next(replies))
+                )
+            ]
+            merged += page
+            if len(page) == share and (frontier is None or page[-1][0] > frontier):
+                frontier = page[-1][0]  # this bucket may hold more, all older than this
         merged.sort(reverse=True)
-        if len(merged) > need:
-            merged = merged[:need]
-            exhausted = False
-        return merged, exhausted
+        if frontier is not None:
+            merged = [entry for entry in merged if entry[0] >= frontier]
+        exhausted = frontier is None and len(merged) <= need
+        return merged[:need], exhausted
 
     def _load(self, tenant: str, members: list[str], now: int) -> Flow[list[Session | None]]:
         """Read sessions named by cross-slot indexes; a hint is trusted only if still live."""

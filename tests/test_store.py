@@ -349,6 +349,27 @@ class TestListSessions:
         assert len(seen) == len(set(seen))
         assert stable <= set(seen)
 
+    @pytest.mark.parametrize("limit", [1, 7, 100])
+    def test_pages_follow_creation_order_across_buckets_and_equal_milliseconds(
+        self, store: SessionStore, clock: backends.Clock, limit: int
+    ) -> None:
+        made = []
+        for i in range(120):
+            made.append(login(store, user_id=i % 40)[0])
+            if i % 10 == 9:  # ten sessions share each millisecond
+                clock.advance(0.001)
+        expected = [s.id for s in sorted(made, key=lambda s: (s.created_at, s.id), reverse=True)]
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = store.list_sessions(TENANT, limit=limit, cursor=cursor)
+            assert len(page.data) == limit or not page.has_more
+            seen += [s.id for s in page.data]
+            if not page.has_more:
+                break
+            cursor = page.next_cursor
+        assert seen == expected
+
     def test_revoked_and_expired_sessions_never_appear(
         self, store: SessionStore, clock: backends.Clock
     ) -> None:
