@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import inputs, scripts
-from .codec import decode_session, session_fields
+from .codec import VIEW, decode_view, session_fields
 from .config import StoreConfig
 from .device import parse_device
 from .errors import InvalidCursor, RevocationNotDurable, SessionConflict
@@ -129,7 +129,7 @@ class Core:
 
     @staticmethod
     def validated(session_id: str, reply: list[bytes] | None) -> Session | None:
-        return None if reply is None else decode_session(session_id, reply)
+        return None if reply is None else decode_view(session_id, reply)
 
     # -- flows ------------------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class Core:
             (self.now_ms(), user_member(session_id)),
         )
         (reply,) = yield [call]
-        return None if reply is None else decode_session(session_id, reply)
+        return None if reply is None else decode_view(session_id, reply)
 
     def list_user_sessions(self, tenant: str, user_id: int) -> Flow[list[Session]]:
         """The user's live sessions, most recently active first."""
@@ -232,7 +232,7 @@ class Core:
         index = self.keys.user_index(tenant, tag)
         (reply,) = yield [ScriptCall(scripts.LIST_USER, (index,), (self.now_ms(),))]
         sessions = [
-            decode_session(from_user_member(tag, member.decode()), flat)
+            decode_view(from_user_member(tag, member.decode()), flat)
             for member, flat in zip(reply[::2], reply[1::2], strict=True)
         ]
         # A tag is 52 bits of an HMAC: keep out the rare other user who shares it.
@@ -290,12 +290,13 @@ class Core:
         return reply
 
     def _unindex_calls(self, tenant: str, revoked: Sequence[tuple[str, str]]) -> Batch:
-        calls: Batch = []
+        """Drop revoked sessions from the cross-slot indexes: one ZREM per index key."""
+        members: dict[str, list[str]] = {}
         for session_id, ip_address in revoked:
             member = tenant_member(session_id)
-            calls.append(Command(("ZREM", self.keys.ip_index(tenant, ip_address), member)))
-            calls.append(Command(("ZREM", self.keys.tenant_bucket_of(tenant, session_id), member)))
-        return calls
+            members.setdefault(self.keys.ip_index(tenant, ip_address), []).append(member)
+            members.setdefault(self.keys.tenant_bucket_of(tenant, session_id), []).append(member)
+        return [Command(("ZREM", key, *names)) for key, names in members.items()]
 
     def update(self, tenant: str, session_id: str, *, mfa_verified: bool) -> Flow[bool]:
         tenant = inputs.tenant(tenant)
@@ -430,7 +431,7 @@ class Core:
         valid = [inputs.SESSION_ID.fullmatch(member) is not None for member in members]
         for member, ok in zip(members, valid, strict=True):
             if ok:
-                calls.append(Command(("HGETALL", self.keys.session(tenant, member))))
+                calls.append(Command(("HMGET", self.keys.session(tenant, member), *VIEW)))
                 index = self.keys.user_index_of(tenant, member)
                 calls.append(Command(("ZSCORE", index, user_member(member))))
         replies = iter((yield calls) if calls else [])
@@ -439,11 +440,11 @@ class Core:
             if not ok:
                 sessions.append(None)
                 continue
-            flat, score = next(replies), next(replies)
-            if not flat or score is None or int(float(score)) <= now:
+            view, score = next(replies), next(replies)
+            if view[0] is None or score is None or int(float(score)) <= now:
                 sessions.append(None)
             else:
-                sessions.append(decode_session(member, _as_flat(flat)))
+                sessions.append(decode_view(member, view))
         return sessions
 
     # -- shared steps -----------------------------------------------------------------------
@@ -469,13 +470,3 @@ def _pairs(reply: Any) -> list[tuple[bytes, Any]]:
     if reply and isinstance(reply[0], list | tuple):
         return [(member, score) for member, score in reply]
     return list(zip(reply[::2], reply[1::2], strict=True))
-
-
-def _as_flat(reply: Any) -> list[bytes]:
-    # HGETALL answers a dict under redis-py's response callbacks, a flat list from Lua.
-    if isinstance(reply, dict):
-        flat: list[bytes] = []
-        for field, value in reply.items():
-            flat += [field, value]
-        return flat
-    return list(reply)

@@ -17,6 +17,10 @@ m      ``1`` when MFA was verified         c      created at
 a      last active at                      x      expires at (idle or absolute)
 X      absolute expiry, when an idle timeout makes it differ from x
 =====  ==================================  =====  ==================================
+
+Scripts and reads return a session as ``VIEW``: the values of these fields in this order
+(HMGET), so decoding is positional and the field names never cross the wire. The Lua scripts
+that read sessions spell the same list (tests/test_scripts.py keeps them equal).
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ from .model import AuthMethod, Device, DeviceType, Location, Session, from_ms
 
 VERSION: Final = b"1"
 CHUNK: Final = 64
+MAX_AGENT_CHUNKS: Final = 16  # inputs.MAX_USER_AGENT_BYTES / CHUNK
+VIEW: Final = (
+    "h", "x", "a", "X", "u", "ip", "am", "m", "dt", "do", "db", "c", "lc", "lk",
+    *(f"ua{index}" for index in range(MAX_AGENT_CHUNKS)),
+)  # fmt: skip
 
 
 def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | str | int]:
@@ -58,37 +67,28 @@ def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | st
     return fields
 
 
-def decode_session(session_id: str, flat: list[bytes]) -> Session:
-    """Build a Session from an HGETALL reply (a flat field, value list)."""
-    raw = dict(zip(flat[::2], flat[1::2], strict=True))
-    city, country = raw.get(b"lc"), raw.get(b"lk")
+def decode_view(session_id: str, view: list[bytes | None]) -> Session:
+    """Build a Session from its ``VIEW`` values (an HMGET reply, or a script's)."""
+    _, expires, active, _, user, ip, method, mfa, kind, os, browser, created, city, country = view[
+        :14
+    ]
     location = None
     if city is not None or country is not None:
         location = Location(_text(city), _text(country))
+    agent = b"".join(chunk for chunk in view[14:] if chunk is not None)
     return Session(
         id=session_id,
-        user_id=int(raw[b"u"]),
-        ip_address=raw[b"ip"].decode(),
-        user_agent=_user_agent(raw),
-        device=Device(
-            cast(DeviceType, raw[b"dt"].decode()), raw[b"do"].decode(), raw[b"db"].decode()
-        ),
+        user_id=int(user),  # type: ignore[arg-type]
+        ip_address=ip.decode(),  # type: ignore[union-attr]
+        user_agent=agent.decode(errors="replace"),
+        device=Device(cast(DeviceType, kind.decode()), os.decode(), browser.decode()),  # type: ignore[union-attr]
         location=location,
-        auth_method=cast(AuthMethod, raw[b"am"].decode()),
-        mfa_verified=raw[b"m"] == b"1",
-        created_at=from_ms(int(raw[b"c"])),
-        last_active_at=from_ms(int(raw[b"a"])),
-        expires_at=from_ms(int(raw[b"x"])),
+        auth_method=cast(AuthMethod, method.decode()),  # type: ignore[union-attr]
+        mfa_verified=mfa == b"1",
+        created_at=from_ms(int(created)),  # type: ignore[arg-type]
+        last_active_at=from_ms(int(active)),  # type: ignore[arg-type]
+        expires_at=from_ms(int(expires)),  # type: ignore[arg-type]
     )
-
-
-def _user_agent(raw: dict[bytes, bytes]) -> str:
-    chunks = []
-    index = 0
-    while (chunk := raw.get(b"ua%d" % index)) is not None:
-        chunks.append(chunk)
-        index += 1
-    return b"".join(chunks).decode(errors="replace")
 
 
 def _text(value: bytes | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sessionstore.codec import CHUNK, decode_session, session_fields
+from sessionstore.codec import CHUNK, VIEW, decode_view, session_fields
 from sessionstore.model import Device, Location, Session
 
 
@@ -30,10 +30,22 @@ def encode(session: Session) -> list[bytes]:
     return [item if isinstance(item, bytes) else str(item).encode() for item in fields]
 
 
+def view_of(fields: list[bytes]) -> list[bytes | None]:
+    """What HMGET of VIEW answers for a hash holding these fields."""
+    stored = dict(zip(fields[::2], fields[1::2], strict=True))
+    return [stored.get(name.encode()) for name in VIEW]
+
+
 def test_round_trip_with_and_without_location() -> None:
     for location in (Location("New York", "US"), Location(None, "DE"), None):
         session = make("Mozilla/5.0 " + "x" * 200, location)
-        assert decode_session(session.id, encode(session)) == session
+        assert decode_view(session.id, view_of(encode(session))) == session
+
+
+def test_the_view_covers_every_field_a_session_can_have() -> None:
+    longest = make("é" * 512, Location("City", "US"))  # inputs.MAX_USER_AGENT_BYTES
+    names = {name.decode() for name in encode(longest)[::2]} - {"v"} | {"h", "X"}
+    assert names == set(VIEW)
 
 
 def test_no_field_or_value_exceeds_the_listpack_limit() -> None:

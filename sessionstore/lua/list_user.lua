@@ -2,21 +2,22 @@
 -- KEYS[1] user index zset. The session hashes are named from KEYS[1]'s own prefix, so
 --   they share its {tenant:tag} slot.
 -- ARGV[1] now_ms
--- returns {member, flat hash, member, flat hash, ...}; secret hashes blanked.
+-- returns {member, VIEW values, member, VIEW values, ...}; secret hashes blanked.
+local VIEW = {'h', 'x', 'a', 'X', 'u', 'ip', 'am', 'm', 'dt', 'do', 'db', 'c', 'lc', 'lk',
+  'ua0', 'ua1', 'ua2', 'ua3', 'ua4', 'ua5', 'ua6', 'ua7', 'ua8', 'ua9', 'ua10', 'ua11', 'ua12',
+  'ua13', 'ua14', 'ua15'}  -- codec.VIEW
 local now = tonumber(ARGV[1])
 local session_prefix = string.sub(KEYS[1], 1, -2) .. 's:'
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local result = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local flat = redis.call('HGETALL', session_prefix .. member)
+  local view = redis.call('HMGET', session_prefix .. member, unpack(VIEW))
   -- A missing hash is skipped, not unindexed: it may sit on another node mid-resharding.
-  if #flat > 0 then
-    for i = 1, #flat, 2 do
-      if flat[i] == 'h' then flat[i + 1] = '' end
-    end
+  if view[1] then
+    view[1] = ''
     result[#result + 1] = member
-    result[#result + 1] = flat
+    result[#result + 1] = view
   end
 end
 return result
