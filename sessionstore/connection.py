@@ -6,7 +6,10 @@ shared by every sync and async store that asks for it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+import weakref
 from typing import Any
 
 import fakeredis
@@ -77,6 +80,14 @@ def sync_client(url: str | None = None, **overrides: Any) -> Any:
     options = _options(overrides)
     if cluster:
         options.pop("health_check_interval", None)
+        # Per node, wait for a free connection as the pool below does; redis-py's default
+        # cluster pool raises MaxConnectionsError at once when a burst exceeds it.
+        options = {
+            "connection_pool_class": redis.BlockingConnectionPool,
+            "max_connections": MAX_CONNECTIONS,
+            "timeout": SOCKET_TIMEOUT,
+            **options,
+        }
         return redis.cluster.RedisCluster.from_url(url, retry=_retry(), **options)
     pool = redis.BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=SOCKET_TIMEOUT, retry=_retry(), **options
@@ -104,6 +115,43 @@ def async_client(url: str | None = None, **overrides: Any) -> Any:
 
 def is_cluster(client: Any) -> bool:
     return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
+
+
+class ClusterTurns:
+    """At most MAX_CONNECTIONS calls at a time on one asyncio cluster client; others queue.
+
+    redis-py's asyncio RedisCluster has no blocking pool: past ``max_connections`` on a node
+    it raises MaxConnectionsError at once (redis/redis-py#3135), and recovering from that
+    error can close connections that other calls are using mid-command. The async store
+    takes a turn here first, waiting up to SOCKET_TIMEOUT as BlockingConnectionPool does.
+    """
+
+    def __init__(self) -> None:
+        self._turns = asyncio.Semaphore(MAX_CONNECTIONS)
+
+    async def __aenter__(self) -> None:
+        try:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise redis.exceptions.ConnectionError("no free connection to the cluster") from None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._turns.release()
+
+
+_NO_TURNS = contextlib.nullcontext()
+_cluster_turns: weakref.WeakKeyDictionary[Any, ClusterTurns] = weakref.WeakKeyDictionary()
+
+
+def turn(client: Any) -> contextlib.AbstractAsyncContextManager[Any]:
+    """What an async call waits for before it goes out: a turn on a cluster, nothing else."""
+    if not isinstance(client, redis.asyncio.cluster.RedisCluster):
+        return _NO_TURNS
+    turns = _cluster_turns.get(client)
+    if turns is None:
+        turns = _cluster_turns[client] = ClusterTurns()
+    return turns
 
 
 _UNREACHABLE = (

@@ -11,6 +11,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from . import connection
 from ._core import Batch, Call, Command, Core, Flow, T
 from .config import StoreConfig
+from .errors import InvalidArgument
 from .geo import LocationResolver
 from .model import Page, Session
 
@@ -35,6 +36,10 @@ class SessionStore:
     ) -> None:
         self._client = connection.sync_client() if client is None else client
         self._cluster = connection.is_cluster(self._client)
+        if self._cluster and config is not None and config.revoke_replicas:
+            # WAIT counts replicas for writes on its own connection; a cluster client
+            # cannot promise the script and the WAIT share one, so it could not be honest.
+            raise InvalidArgument("revoke_replicas is not supported on Redis Cluster")
         self._core = Core(config or StoreConfig(), location_resolver=location_resolver, clock=clock)
 
     @classmethod

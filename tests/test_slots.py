@@ -1,0 +1,199 @@
+"""Cluster safety without a cluster: a user is one slot; no script names a key from ARGV.
+
+fakeredis runs any script whatever its keys, and conftest only sees the keys a call declares.
+These guards cover the rest: the keys a script builds from a declared key's prefix, and the
+rule that makes that safe (a key name never comes from an argument a caller controls).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lupa import lua51
+from redis.crc import key_slot
+
+from sessionstore import scripts
+from sessionstore._core import Core, ScriptCall
+from sessionstore.config import StoreConfig
+from sessionstore.keys import user_member
+from sessionstore.scripts import Script
+
+tenants = st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True)
+user_ids = st.integers(min_value=0, max_value=2**63 - 1)
+prefixes = st.from_regex(r"[A-Za-z0-9_.-]{1,32}", fullmatch=True)
+secrets = st.binary(min_size=16, max_size=64)
+
+
+def every_script_call(core: Core, tenant: str, user_id: int) -> tuple[str, list[ScriptCall]]:
+    """A new session's id and the script call of every operation on it, as the core builds them."""
+    create = core.create(
+        tenant,
+        user_id,
+        ip_address="203.0.113.7",
+        user_agent="curl/8.4",
+        auth_method="password",
+        mfa_verified=False,
+    )
+    batch = next(create)
+    try:
+        create.send([[1], *[None] * (len(batch) - 1)])
+    except StopIteration as done:
+        session, token = done.value
+    planned = core.validate_call(tenant, token)
+    assert planned is not None
+    calls = [batch[0], planned[0]]
+    for flow in (
+        core.get(tenant, session.id),
+        core.revoke(tenant, user_id, session.id),
+        core.revoke_all(tenant, user_id),
+        core.list_user_sessions(tenant, user_id),
+        core.update(tenant, session.id, mfa_verified=True),
+    ):
+        calls += [call for call in next(flow) if isinstance(call, ScriptCall)]
+    return session.id, calls
+
+
+def derived_key_prefixes(script: Script) -> list[str]:
+    """Expressions by which a script names keys from a declared key (``local p = ...KEYS...``)."""
+    source = script.source.decode()
+    return re.findall(r"^local \w+ = (?!redis\.call)(.*\bKEYS\[\d+\].*)$", source, re.MULTILINE)
+
+
+_lua = lua51.LuaRuntime()  # Redis runs Lua 5.1
+
+
+def evaluate(expression: str, keys: tuple[str, ...]) -> str:
+    """Run a script's own key-building expression on the keys a call declares."""
+    function = _lua.eval(f"function(KEYS) return {expression} end")
+    return str(function(_lua.table(*keys)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(tenant=tenants, user_id=user_ids, prefix=prefixes, secret=secrets)
+def test_a_user_lives_in_one_slot(tenant: str, user_id: int, prefix: str, secret: bytes) -> None:
+    core = Core(StoreConfig(prefix=prefix, tag_secret=secret))
+    session_id, calls = every_script_call(core, tenant, user_id)
+    assert {call.script for call in calls} == set(scripts.ALL)
+
+    session_key = core.keys.session(tenant, session_id)
+    slot = key_slot(session_key.encode())
+    for call in calls:
+        assert {key_slot(key.encode()) for key in call.keys} == {slot}, call
+        for expression in derived_key_prefixes(call.script):
+            # The script appends an index member to this prefix: it must name exactly the
+            # hash the store wrote, so the script never reaches into another slot.
+            built = evaluate(expression, call.keys) + user_member(session_id)
+            assert built == session_key, call.script
+
+
+def test_the_scripts_that_read_sessions_through_the_index_are_checked() -> None:
+    # If a refactor renamed the prefix variable, the test above would check nothing.
+    checked = {script.name for script in scripts.ALL if derived_key_prefixes(script)}
+    assert checked == {"create", "list_user", "revoke_all"}
+
+
+# -- lint: a key name is never built from ARGV ------------------------------------------------
+
+_KEYLESS = {"TIME", "PING", "ECHO"}
+_STRING = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+
+
+def _names(expression: str) -> set[str]:
+    return set(re.findall(r"\b[A-Za-z_]\w*\b", _STRING.sub("", expression)))
+
+
+def _arguments(source: str, start: int) -> list[str]:
+    """The top-level comma-separated arguments of the call whose '(' is at ``start``."""
+    depth, quote, current, arguments = 0, "", "", []
+    for char in source[start:]:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+            if depth == 1:
+                continue
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return [*arguments, current.strip()]
+        elif char == "," and depth == 1:
+            arguments.append(current.strip())
+            current = ""
+            continue
+        current += char
+    raise ValueError("unbalanced parentheses")
+
+
+def _assignments(source: str) -> Iterator[tuple[list[str], str]]:
+    """(assigned names, expression) of plain, table-element and loop assignments."""
+    for line in source.splitlines():
+        loop = re.match(r"\s*for (.+?)(?: in | = )(.+) do\s*$", line)
+        if loop:
+            yield re.findall(r"\w+", loop[1]), loop[2]
+            continue
+        plain = re.match(r"\s*(?:local )?([\w\s,\[\]'#+.-]+?)\s*=(?!=)(.+)$", line)
+        if plain and not re.match(r"\s*(if|while|until|return)\b", line):
+            targets = [re.match(r"\s*(\w+)", target) for target in plain[1].split(",")]
+            yield [target[1] for target in targets if target], plain[2]
+
+
+def _origins(source: str) -> tuple[set[str], set[str]]:
+    """Names whose value depends on ARGV, and names whose value depends on KEYS."""
+    assignments = list(_assignments(source))
+    from_argv, from_keys = {"ARGV"}, {"KEYS"}
+    changed = True
+    while changed:
+        changed = False
+        for names, expression in assignments:
+            used = _names(expression)
+            for origin in (from_argv, from_keys):
+                if used & origin and not set(names) <= origin:
+                    origin.update(names)
+                    changed = True
+    return from_argv, from_keys
+
+
+def key_name_problems(lua: str) -> list[str]:
+    """The key argument of every redis.call that is not derived from KEYS alone."""
+    source = re.sub(r"--[^\n]*", "", lua)
+    from_argv, from_keys = _origins(source)
+    problems = []
+    for call in re.finditer(r"redis\.p?call\(", source):
+        command, *rest = _arguments(source, call.end() - 1)
+        if not rest or command.strip("'\"").upper() in _KEYLESS:
+            continue
+        used = _names(rest[0])
+        if used & from_argv or not used & from_keys:
+            problems.append(rest[0])
+    return problems
+
+
+def test_no_script_builds_a_key_name_from_argv() -> None:
+    for script in scripts.ALL:
+        assert key_name_problems(script.source.decode()) == [], script.name
+
+
+def test_the_lint_catches_keys_named_from_arguments() -> None:
+    direct = "redis.call('DEL', 'x:' .. ARGV[1])"
+    through_locals = """
+        local session_id = ARGV[2]
+        local base = string.sub(KEYS[1], 1, -2)
+        local key = base .. session_id
+        redis.call('HGETALL', key)
+    """
+    through_a_loop = """
+        for _, member in ipairs({ARGV[1], ARGV[2]}) do
+          redis.call('DEL', string.sub(KEYS[1], 1, -2) .. member)
+        end
+    """
+    constant = "redis.call('GET', 'global-counter')"
+    assert key_name_problems(direct) == ["'x:' .. ARGV[1]"]
+    assert key_name_problems(through_locals) == ["key"]
+    assert key_name_problems(through_a_loop) == ["string.sub(KEYS[1], 1, -2) .. member"]
+    assert key_name_problems(constant) == ["'global-counter'"]
+    assert key_name_problems("redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])") == []
