@@ -1,0 +1,61 @@
+"""How much each run measures: the full run, the quick run, and their embedded variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .timing import Effort
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    # Sessions in Redis at which the listing and revoking measures are repeated.
+    totals: tuple[int, ...]
+    # Sessions written to measure memory, once with the store's layout and once as blobs.
+    memory_sessions: int
+    # Cheap operations (validate, create, device parse, peers): time-boxed runs.
+    steady: Effort
+    # Listings and revokes, one call per timed sample, at every total.
+    scaling: Effort
+    # The SCAN-based floors: slow at large totals, so at least one call per run.
+    naive: Effort
+    list_sizes: tuple[int, ...] = (1, 10, 100)
+    revoke_sizes: tuple[int, ...] = (1, 100, 1_000, 10_000)
+    concurrency: int = 64
+    page_size: int = 100
+    page_depth: int = 10
+    # Sessions whose tokens validate and peer loads cycle through.
+    probe_sessions: int = 1_000
+
+    @property
+    def full(self) -> bool:
+        return self.name == "full"
+
+    def embedded(self) -> Plan:
+        """The embedded server runs Lua in Python (~1k creates/s): the same measures, smaller."""
+        return replace(
+            self,
+            totals=(2_000, 10_000) if self.full else (2_000, 5_000),
+            revoke_sizes=tuple(size for size in self.revoke_sizes if size <= 1_000),
+            probe_sessions=200,
+        )
+
+
+FULL = Plan(
+    name="full",
+    totals=(10_000, 100_000, 1_000_000),
+    memory_sessions=100_000,
+    steady=Effort(runs=5, seconds=2.0, min_calls=20),
+    scaling=Effort(runs=5, seconds=0.5, min_calls=1, max_calls=2_000),
+    naive=Effort(runs=3, seconds=0.5, min_calls=1, max_calls=200),
+)
+
+QUICK = Plan(
+    name="quick",
+    totals=(10_000, 100_000),
+    memory_sessions=10_000,
+    steady=Effort(runs=3, seconds=0.3, min_calls=10),
+    scaling=Effort(runs=3, seconds=0.1, min_calls=1, max_calls=500),
+    naive=Effort(runs=2, seconds=0.0, min_calls=1),
+)

@@ -1,0 +1,214 @@
+"""The results as JSON and as markdown tables (the run's own file and RESULTS.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .targets import FLAT_TOLERANCE
+
+LOADING = (
+    "Sessions were written through the store's own create path: the benchmark starts one "
+    "`_core` create flow per session (the same Lua script, indexes and layout as "
+    "`store.create`) and sends the batches of 400 flows in one pipeline (`benchmarks/bulk.py`), "
+    "so loading shares round trips but nothing else. The background has 4 sessions per user "
+    "and 200 per IP address, with 48 real-browser user agents of 118 bytes on average; the "
+    "probes (users with 1, 10 and 100 sessions, 1,050 sessions from one IP address, the users "
+    "whose sessions revoke_all removes) are the same at every total, so only the data around "
+    "them grows. revoke_all's user is re-created, untimed, before each timed call."
+)
+METHOD = (
+    "Every figure is from repeated runs in this one process: throughput is the median of the "
+    "runs' operations per second, latency p50/p99 are over all timed calls of the runs. Each "
+    "floor ran in the same run on the same Redis with the same connection settings "
+    "(`sessionstore.connection`). The naive floors find keys with SCAN MATCH over the whole "
+    'database, which also holds the keys of whoever else uses that Redis (see "keys in the '
+    'database"). "Flat" means the p50 at the largest total is at most '
+    f"{FLAT_TOLERANCE}x the p50 at the smallest. Targets are reported, never asserted."
+)
+
+
+def write_json(run: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def markdown(run: dict[str, Any], chart: str | None) -> str:
+    lines = [
+        f"# sessionstore benchmarks: {run['mode']} run of {run['date']}",
+        "",
+        f"Command: `{run['command']}`; took {run['duration_s'] / 60:.1f} min.",
+        "",
+        *_machine(run["machine"]),
+        "## How it was measured",
+        "",
+        LOADING,
+        "",
+        METHOD,
+        "",
+    ]
+    for name, results in run["backends"].items():
+        lines += _backend(name, results)
+    if chart:
+        lines += ["## Latency vs data size", "", f"![latency vs data size]({chart})", ""]
+    return "\n".join(lines)
+
+
+def _machine(machine: dict[str, Any]) -> list[str]:
+    packages = machine["packages"]
+    server = machine.get("redis_server") or {}
+    listpack = server.get("hash_max_listpack", {})
+    peers = ", ".join(
+        f"{name} {packages[name]}"
+        for name in ("Flask-Session", "django-redis", "Django", "starsessions")
+        if packages.get(name)
+    )
+    rows = [
+        ("CPU", f"{machine['cpu']} ({machine['cores']} cores, shared with other work)"),
+        ("Memory", f"{machine['memory_gib']} GiB"),
+        ("OS", machine["os"]),
+        ("Python", machine["python"]),
+        ("Redis", f"{server.get('version')} ({server.get('mode')}), loopback; {_pairs(listpack)}"),
+        (
+            "redis-py / hiredis",
+            f"{packages.get('redis')} / {packages.get('hiredis')} "
+            f"(hiredis parser {'on' if machine['hiredis_parser'] else 'off'})",
+        ),
+        ("sessionstore", str(packages.get("sessionstore"))),
+        ("Peers", peers or "not installed"),
+    ]
+    return ["## Machine", "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
+
+
+def _backend(name: str, results: dict[str, Any]) -> list[str]:
+    lines = [f"## {name} ({results['server']})", ""]
+    if results.get("targets"):
+        lines += _targets(results["targets"])
+    if "validate" in results:
+        lines += _validate(results["validate"])
+    if "create" in results:
+        lines += _table(
+            "create",
+            ["measure", "ops/s", "p50 ms", "p99 ms"],
+            [[what, *_figures(stats)] for what, stats in results["create"].items()],
+        )
+    if results.get("scaling"):
+        lines += _scaling(results["scaling"])
+    if results.get("memory"):
+        lines += _memory(results["memory"])
+    if results.get("device"):
+        lines += _device(results["device"])
+    if results.get("peers"):
+        rows = [
+            [name, peer["package"], mode, *_figures(peer["load_by_id"])]
+            for mode, loads in results["peers"].items()
+            for name, peer in loads.items()
+        ]
+        header = ["store", "package", "mode", "ops/s", "p50 ms", "p99 ms"]
+        lines += _table("load by id: sessionstore and peers", header, rows)
+    return lines
+
+
+def _targets(targets: list[dict[str, Any]]) -> list[str]:
+    met = sum(1 for target in targets if target["met"])
+    rows = [
+        [
+            t["name"],
+            t["measured"],
+            t["floor"],
+            "" if t["ratio"] is None else f"{t['ratio']:.2f}x",
+            t["goal"],
+            "yes" if t["met"] else "**no**",
+        ]
+        for t in targets
+    ]
+    title = f"targets: {met} of {len(targets)} met"
+    return _table(title, ["target", "measured", "floor / budget", "ratio", "goal", "met"], rows)
+
+
+def _validate(validate: dict[str, Any]) -> list[str]:
+    rows = [
+        [mode, what, *_figures(stats)]
+        for mode, measures in validate.items()
+        for what, stats in measures.items()
+    ]
+    return _table("validate (hot path)", ["mode", "measure", "ops/s", "p50 ms", "p99 ms"], rows)
+
+
+def _scaling(scaling: list[dict[str, Any]]) -> list[str]:
+    totals = [f"{point['total_sessions']:,}" for point in scaling]
+    header = ["measure (p50 / p99 ms)", *(f"store @ {t}" for t in totals)]
+    header += [f"naive SCAN @ {t}" for t in totals]
+    rows = []
+    for section, label in (
+        ("list_user_sessions", "list_user_sessions, {} per user"),
+        ("admin", "admin list {}"),
+        ("revoke_all", "revoke_all, {} per user"),
+    ):
+        for probe in scaling[0][section]:
+            cells = [point[section][probe] for point in scaling]
+            rows.append(
+                [
+                    label.format(probe.replace("_", " ")),
+                    *(_latency(cell["store"]) for cell in cells),
+                    *(_latency(cell["naive_scan"]) for cell in cells),
+                ]
+            )
+    keys = ["keys in the database", *(f"{p['keys_in_database']:,}" for p in scaling)]
+    rows.append(keys + [""] * len(scaling))
+    return _table("listing and revoking as the data grows", header, rows)
+
+
+def _memory(memory: dict[str, Any]) -> list[str]:
+    rows = [
+        ["store: hash + user, IP and tenant indexes", f"{memory['store_bytes_per_session']:,.0f}"],
+        ["plain msgpack blob, no index", f"{memory['blob_bytes_per_session']:,.0f}"],
+        ["(blob payload alone)", f"{memory['blob_payload_bytes']:,.0f}"],
+        ["(MEMORY USAGE of the blob keys)", f"{memory['blob_memory_usage_per_session']:,.0f}"],
+    ]
+    encoding = memory["session_hash_encoding"]
+    for kind, usage in memory["memory_usage_per_session"].items():
+        detail = f", {encoding}" if kind == "session hashes" else ""
+        rows.append(
+            [
+                f"(MEMORY USAGE of the store's {kind}: {usage['keys']:,} keys{detail})",
+                f"{usage['bytes_per_session']:,.0f}",
+            ]
+        )
+    title = f"memory: used_memory delta over {memory['sessions']:,} sessions"
+    return _table(title, ["layout", "bytes per session"], rows)
+
+
+def _device(device: dict[str, Any]) -> list[str]:
+    rows = [
+        [what, f"{stats['p50_ms'] * 1000:,.2f}", f"{stats['p99_ms'] * 1000:,.2f}"]
+        for what, stats in device.items()
+    ]
+    return _table("device parse", ["measure", "p50 µs per agent", "p99 µs"], rows)
+
+
+def _figures(stats: dict[str, Any]) -> list[str]:
+    return [f"{stats['ops_per_s']:,.0f}", f"{stats['p50_ms']:.3f}", f"{stats['p99_ms']:.3f}"]
+
+
+def _latency(stats: dict[str, Any]) -> str:
+    return f"{_ms(stats['p50_ms'])} / {_ms(stats['p99_ms'])}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _pairs(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {value}" for name, value in sorted(settings.items()))
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        f"### {title}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]

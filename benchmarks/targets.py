@@ -1,0 +1,164 @@
+"""The issue's targets, as ratios of figures measured in the same run. Reported, never asserted.
+
+"The same within noise" is read as: the median at the largest total is at most
+``FLAT_TOLERANCE`` times the median at the smallest one, on the same probe, or within the
+measure's own noise when that is larger: the ratio of its slowest run's median to its fastest,
+at either total (a busy machine moves whole runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .suites.peers import OURS
+from .timing import Stats
+
+FLAT_TOLERANCE = 1.25
+VALIDATE_SHARE_OF_FLOOR = 0.8
+REVOKE_10K_BUDGET_MS = 100.0
+MEMORY_BLOB_FACTOR = 1.5
+CACHED_PARSE_BUDGET_US = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    measured: str
+    floor: str
+    ratio: float | None
+    goal: str
+    met: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(results: dict[str, Any]) -> list[Target]:
+    """Targets of one backend's results (a section that was not run yields nothing)."""
+    targets: list[Target] = []
+    if "validate" in results:
+        targets += _validate(results["validate"])
+    if results.get("peers"):
+        targets += _peers(results["peers"])
+    if results.get("scaling"):
+        targets += _flat(results["scaling"])
+        targets += _revoke_budget(results["scaling"])
+    if results.get("memory"):
+        targets.append(_memory(results["memory"]))
+    if results.get("device"):
+        targets.append(_device(results["device"]))
+    return targets
+
+
+def _validate(validate: dict[str, Any]) -> list[Target]:
+    targets = []
+    for mode, label in (("sync", "sync, 1 connection"), ("async", "async, 64 tasks")):
+        store = validate[mode]["store"]["ops_per_s"]
+        floor = validate[mode]["raw_evalsha"]["ops_per_s"]
+        ratio = store / floor
+        targets.append(
+            Target(
+                f"validate {label} vs raw EVALSHA",
+                f"{store:,.0f} ops/s",
+                f"{floor:,.0f} ops/s",
+                ratio,
+                f">= {VALIDATE_SHARE_OF_FLOOR}x",
+                ratio >= VALIDATE_SHARE_OF_FLOOR,
+            )
+        )
+    return targets
+
+
+def _peers(peers: dict[str, Any]) -> list[Target]:
+    targets = []
+    for mode, loads in peers.items():
+        ours = loads[OURS]["load_by_id"]["ops_per_s"]
+        for name, peer in loads.items():
+            if name.startswith("sessionstore"):
+                continue
+            theirs = peer["load_by_id"]["ops_per_s"]
+            targets.append(_peer_target(mode, name, ours, theirs))
+    return targets
+
+
+def _peer_target(mode: str, name: str, ours: float, theirs: float) -> Target:
+    return Target(
+        f"validate ({mode}) vs {name} load by id",
+        f"{ours:,.0f} ops/s",
+        f"{theirs:,.0f} ops/s",
+        ours / theirs,
+        ">= 1.0x",
+        ours >= theirs,
+    )
+
+
+def _flat(scaling: list[dict[str, Any]]) -> list[Target]:
+    if len(scaling) < 2:
+        return []
+    small, large = scaling[0], scaling[-1]
+    span = f"{large['total_sessions']:,} vs {small['total_sessions']:,} sessions"
+    targets = []
+    for section, label in (
+        ("list_user_sessions", "list_user_sessions, {} per user"),
+        ("admin", "admin list {}"),
+        ("revoke_all", "revoke_all, {} per user"),
+    ):
+        for probe, pair in small[section].items():
+            name = f"{label.format(probe.replace('_', ' '))}: flat ({span})"
+            targets.append(_flat_target(name, pair["store"], large[section][probe]["store"]))
+    return targets
+
+
+def _flat_target(name: str, small: dict[str, Any], large: dict[str, Any]) -> Target:
+    before, after = Stats.from_dict(small), Stats.from_dict(large)
+    ratio = after.p50_ms / before.p50_ms
+    noise = max(before.noise, after.noise)
+    tolerance = max(FLAT_TOLERANCE, noise)
+    goal = f"<= {FLAT_TOLERANCE}x" if tolerance == FLAT_TOLERANCE else f"<= {noise:.2f}x (noise)"
+    return Target(
+        name, f"{after.p50_ms:.3f} ms", f"{before.p50_ms:.3f} ms", ratio, goal, ratio <= tolerance
+    )
+
+
+def _revoke_budget(scaling: list[dict[str, Any]]) -> list[Target]:
+    largest = scaling[-1]
+    revoke = largest["revoke_all"].get("10000")
+    if revoke is None:
+        return []
+    p50 = revoke["store"]["p50_ms"]
+    return [
+        Target(
+            f"revoke_all of 10,000 sessions @ {largest['total_sessions']:,}",
+            f"{p50:.1f} ms (p99 {revoke['store']['p99_ms']:.1f} ms)",
+            f"budget {REVOKE_10K_BUDGET_MS:.0f} ms",
+            p50 / REVOKE_10K_BUDGET_MS,
+            "< 1.0x",
+            p50 < REVOKE_10K_BUDGET_MS,
+        )
+    ]
+
+
+def _memory(memory: dict[str, Any]) -> Target:
+    store, blob = memory["store_bytes_per_session"], memory["blob_bytes_per_session"]
+    ratio = store / blob
+    return Target(
+        "memory per session, with indexes, vs plain msgpack blob",
+        f"{store:,.0f} B",
+        f"{blob:,.0f} B",
+        ratio,
+        f"<= {MEMORY_BLOB_FACTOR}x",
+        ratio <= MEMORY_BLOB_FACTOR,
+    )
+
+
+def _device(device: dict[str, Any]) -> Target:
+    cached_us = device["cached"]["p50_ms"] * 1000
+    return Target(
+        "cached device parse",
+        f"{cached_us:.2f} µs",
+        f"budget {CACHED_PARSE_BUDGET_US:.0f} µs",
+        cached_us / CACHED_PARSE_BUDGET_US,
+        "< 1.0x",
+        cached_us < CACHED_PARSE_BUDGET_US,
+    )
