@@ -8,19 +8,30 @@ local now = tonumber(ARGV[1])
 local keep = ARGV[2]
 local session_prefix = string.sub(KEYS[1], 1, -2) .. 's:'
 
-local result = {0}
+-- Read everything before the first write: if a hash turns out to be on another node (a slot
+-- mid-migration), the script fails having changed nothing, and its rerun counts correctly.
+local result, doomed = {0}, {}
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #members, 2 do
   local member = members[i]
   if member ~= keep then
-    local key = session_prefix .. member
-    local ip = redis.call('HGET', key, 'ip')
+    local ip = redis.call('HGET', session_prefix .. member, 'ip')
     if ip and tonumber(members[i + 1]) > now then
       result[1] = result[1] + 1
       result[#result + 1] = member
       result[#result + 1] = ip
     end
-    redis.call('DEL', key)
+    doomed[#doomed + 1] = member
+  end
+end
+
+for _, member in ipairs(doomed) do
+  redis.call('DEL', session_prefix .. member)
+end
+if keep == '' then
+  redis.call('DEL', KEYS[1])
+else
+  for _, member in ipairs(doomed) do
     redis.call('ZREM', KEYS[1], member)
   end
 end
