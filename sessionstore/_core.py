@@ -453,10 +453,13 @@ class Core:
         """The HMAC key for user tags: configured, or shared by every store through Redis."""
         if self.tag_secret is None:
             key = self.keys.tag_secret()
-            _, secret = yield [
-                Command(("SET", key, new_tag_secret(), "NX")),
-                Command(("GET", key)),
-            ]
+            # Read first: a Redis at maxmemory refuses SET even when the key exists.
+            (secret,) = yield [Command(("GET", key))]
+            if secret is None:
+                _, secret = yield [
+                    Command(("SET", key, new_tag_secret(), "NX")),
+                    Command(("GET", key)),
+                ]
             self.tag_secret = bytes(secret)
         return self.tag_secret
 

@@ -35,12 +35,16 @@ end
 if now - tonumber(view[3]) >= interval then
   local expires_at = tonumber(view[4] or view[2])
   if idle > 0 then expires_at = math.min(expires_at, now + idle) end
-  redis.call('HSET', KEYS[1], 'a', ARGV[1], 'x', expires_at)
-  redis.call('PEXPIREAT', KEYS[1], expires_at)
-  redis.call('ZADD', KEYS[2], 'XX', expires_at, member)
-  redis.call('PEXPIREAT', KEYS[2], expires_at, 'GT')
-  view[2] = tostring(expires_at)
-  view[3] = ARGV[1]
+  -- Recording activity is a write: at maxmemory Redis refuses it, and the session must still
+  -- validate, so a refused touch is skipped (pcall) rather than failing the script.
+  local touched = redis.pcall('HSET', KEYS[1], 'a', ARGV[1], 'x', expires_at)
+  if type(touched) ~= 'table' or not touched.err then
+    redis.call('PEXPIREAT', KEYS[1], expires_at)
+    redis.call('ZADD', KEYS[2], 'XX', expires_at, member)
+    redis.call('PEXPIREAT', KEYS[2], expires_at, 'GT')
+    view[2] = tostring(expires_at)
+    view[3] = ARGV[1]
+  end
 end
 
 view[1] = ''
