@@ -46,6 +46,9 @@ class ScriptCall:
 @dataclass(frozen=True, slots=True)
 class Command:
     args: tuple[Any, ...]
+    # A best-effort command (a cross-slot index hint) that Redis refuses does not fail its
+    # batch: the driver hands back the error as its reply.
+    best_effort: bool = False
 
 
 Call = ScriptCall | Command
@@ -198,13 +201,13 @@ class Core:
         cap = self.config.max_sessions_per_ip
         member = tenant_member(session.id)
         return [
-            Command(("ZADD", ip_key, now, member)),
-            Command(("ZREMRANGEBYSCORE", ip_key, "-inf", oldest)),
-            Command(("ZREMRANGEBYRANK", ip_key, 0, -cap - 1)),
-            Command(("PEXPIREAT", ip_key, absolute)),
-            Command(("ZADD", bucket, now, member)),
-            Command(("ZREMRANGEBYSCORE", bucket, "-inf", oldest)),
-            Command(("PEXPIREAT", bucket, absolute)),
+            Command(("ZADD", ip_key, now, member), best_effort=True),
+            Command(("ZREMRANGEBYSCORE", ip_key, "-inf", oldest), best_effort=True),
+            Command(("ZREMRANGEBYRANK", ip_key, 0, -cap - 1), best_effort=True),
+            Command(("PEXPIREAT", ip_key, absolute), best_effort=True),
+            Command(("ZADD", bucket, now, member), best_effort=True),
+            Command(("ZREMRANGEBYSCORE", bucket, "-inf", oldest), best_effort=True),
+            Command(("PEXPIREAT", bucket, absolute), best_effort=True),
         ]
 
     def get(self, tenant: str, session_id: str) -> Flow[Session | None]:
@@ -296,7 +299,7 @@ class Core:
             member = tenant_member(session_id)
             members.setdefault(self.keys.ip_index(tenant, ip_address), []).append(member)
             members.setdefault(self.keys.tenant_bucket_of(tenant, session_id), []).append(member)
-        return [Command(("ZREM", key, *names)) for key, names in members.items()]
+        return [Command(("ZREM", key, *names), best_effort=True) for key, names in members.items()]
 
     def update(self, tenant: str, session_id: str, *, mfa_verified: bool) -> Flow[bool]:
         tenant = inputs.tenant(tenant)
@@ -367,7 +370,7 @@ class Core:
             stale: Batch = []
             for (_, member, source), session in zip(candidates, live, strict=True):
                 if session is None:
-                    stale.append(Command(("ZREM", source, tenant_member(member))))
+                    stale.append(Command(("ZREM", source, tenant_member(member)), best_effort=True))
                 elif user_id is None or session.user_id == user_id:
                     found.append(session)
             if stale:

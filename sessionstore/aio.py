@@ -12,7 +12,6 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from . import connection
 from ._core import Batch, Call, Command, Core, Flow, T
 from .config import StoreConfig
-from .errors import InvalidArgument
 from .geo import LocationResolver
 from .model import Page, Session
 from .store import _queue
@@ -31,11 +30,8 @@ class AsyncSessionStore:
     ) -> None:
         self._client = connection.async_client() if client is None else client
         self._cluster = connection.is_cluster(self._client)
-        if self._cluster and config is not None and config.revoke_replicas:
-            # WAIT counts replicas for writes on its own connection; a cluster client
-            # cannot promise the script and the WAIT share one, so it could not be honest.
-            raise InvalidArgument("revoke_replicas is not supported on Redis Cluster")
         self._core = Core(config or StoreConfig(), location_resolver=location_resolver, clock=clock)
+        connection.refuse_unsupported(self._client, self._core.config)
 
     @classmethod
     def from_url(
@@ -179,9 +175,9 @@ class AsyncSessionStore:
             for _, call in commands:
                 _queue(pipe, call)
             async with connection.turn(self._client):
-                results = await pipe.execute()
-            for (i, _), reply in zip(commands, results, strict=True):
-                replies[i] = reply
+                results = await pipe.execute(raise_on_error=False)
+            for (i, call), reply in zip(commands, results, strict=True):
+                replies[i] = await self._settle(call, reply)
         return replies
 
     async def _call(self, call: Call) -> Any:
@@ -205,6 +201,6 @@ class AsyncSessionStore:
     async def _settle(self, call: Call, reply: Any) -> Any:
         if isinstance(reply, NoScriptError):
             return await self._call(call)
-        if isinstance(reply, Exception):
+        if isinstance(reply, Exception) and not (isinstance(call, Command) and call.best_effort):
             raise reply
         return reply

@@ -21,7 +21,8 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from .errors import StoreUnavailable, StoreWriteRejected
+from .config import StoreConfig
+from .errors import InvalidArgument, StoreUnavailable, StoreWriteRejected
 
 # Worst case per call: (1 + RETRIES) * SOCKET_TIMEOUT + backoff, under one second, so a hung
 # Redis turns into StoreUnavailable quickly and the middleware can answer 503.
@@ -115,6 +116,18 @@ def async_client(url: str | None = None, **overrides: Any) -> Any:
 
 def is_cluster(client: Any) -> bool:
     return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
+
+
+def refuse_unsupported(client: Any, config: StoreConfig) -> None:
+    """Refuse, before any call, a setting this client cannot honour."""
+    # WAIT counts the replicas that hold the writes of its own connection. A cluster client
+    # cannot promise the script and the WAIT share one, and fakeredis has no replicas, so
+    # either would report durability it cannot know.
+    standalone = not is_cluster(client) and not isinstance(
+        client, fakeredis.FakeRedis | fakeredis.FakeAsyncRedis
+    )
+    if config.revoke_replicas and not standalone:
+        raise InvalidArgument("revoke_replicas needs a standalone Redis server with replicas")
 
 
 class ClusterTurns:

@@ -11,7 +11,6 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from . import connection
 from ._core import Batch, Call, Command, Core, Flow, T
 from .config import StoreConfig
-from .errors import InvalidArgument
 from .geo import LocationResolver
 from .model import Page, Session
 
@@ -36,11 +35,8 @@ class SessionStore:
     ) -> None:
         self._client = connection.sync_client() if client is None else client
         self._cluster = connection.is_cluster(self._client)
-        if self._cluster and config is not None and config.revoke_replicas:
-            # WAIT counts replicas for writes on its own connection; a cluster client
-            # cannot promise the script and the WAIT share one, so it could not be honest.
-            raise InvalidArgument("revoke_replicas is not supported on Redis Cluster")
         self._core = Core(config or StoreConfig(), location_resolver=location_resolver, clock=clock)
+        connection.refuse_unsupported(self._client, self._core.config)
 
     @classmethod
     def from_url(
@@ -179,8 +175,9 @@ class SessionStore:
             pipe = self._client.pipeline()
             for _, call in commands:
                 _queue(pipe, call)
-            for (i, _), reply in zip(commands, pipe.execute(), strict=True):
-                replies[i] = reply
+            answered = pipe.execute(raise_on_error=False)
+            for (i, call), reply in zip(commands, answered, strict=True):
+                replies[i] = self._settle(call, reply)
         return replies
 
     def _call(self, call: Call) -> Any:
@@ -203,7 +200,7 @@ class SessionStore:
     def _settle(self, call: Call, reply: Any) -> Any:
         if isinstance(reply, NoScriptError):
             return self._call(call)
-        if isinstance(reply, Exception):
+        if isinstance(reply, Exception) and not (isinstance(call, Command) and call.best_effort):
             raise reply
         return reply
 

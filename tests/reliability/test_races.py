@@ -1,0 +1,105 @@
+"""Races between threads: a revocation, once returned, is never undone by a concurrent call."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from sessionstore import SessionStore, StoreConfig
+from tests import backends
+
+TENANT = "acme-corp"
+USER = 5
+TOUCH_ROUNDS = 1000
+CREATE_ROUNDS = 30
+VALIDATIONS_AFTER_REVOKE = 3
+
+
+@pytest.fixture
+def eager_store(client: Any, config: StoreConfig) -> SessionStore:
+    """Real time, and every validation records activity: each one writes to the session."""
+    return SessionStore(client, config=replace(config, touch_interval=timedelta(0)))
+
+
+def new_session(store: SessionStore, user_id: int = USER) -> tuple[Any, str]:
+    return store.create(TENANT, user_id, ip_address="198.51.100.20", user_agent="pytest")
+
+
+def validate_until_revoked(
+    store: SessionStore, token: str, started: threading.Event, revoked: threading.Event
+) -> int:
+    """Validate (and touch) in a loop; count successes that started after the revoke returned."""
+    late_successes = checked = 0
+    while checked < VALIDATIONS_AFTER_REVOKE:
+        after_revoke = revoked.is_set()
+        session = store.validate(TENANT, token)
+        started.set()
+        if after_revoke:
+            checked += 1
+            late_successes += session is not None
+    return late_successes
+
+
+def revoke_when_started(
+    store: SessionStore, session_id: str, started: threading.Event, revoked: threading.Event
+) -> bool:
+    started.wait()
+    done = store.revoke(TENANT, USER, session_id)
+    revoked.set()
+    return done
+
+
+def test_touch_never_revives_a_revoked_session(
+    eager_store: SessionStore, client: Any, prefix: str
+) -> None:
+    late_successes = 0
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for _ in range(TOUCH_ROUNDS):
+            session, token = new_session(eager_store)
+            started, revoked = threading.Event(), threading.Event()
+            validating = pool.submit(validate_until_revoked, eager_store, token, started, revoked)
+            revoking = pool.submit(revoke_when_started, eager_store, session.id, started, revoked)
+            assert revoking.result()
+            late_successes += validating.result()
+    assert late_successes == 0
+    # No touch recreated a revoked session's hash (it would have no owner and no index).
+    assert not [key for key in backends.keys_of(client, prefix) if b":s:" in key]
+
+
+def create_until(
+    store: SessionStore, user_id: int, issued: list[str], stop: threading.Event
+) -> None:
+    while not stop.is_set() and len(issued) < 60:
+        issued.append(new_session(store, user_id)[1])
+
+
+def test_revoke_all_ends_every_session_issued_before_it(store: SessionStore) -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for round_ in range(CREATE_ROUNDS):
+            user_id = 100 + round_
+            issued: list[str] = []
+            stop = threading.Event()
+            creating = pool.submit(create_until, store, user_id, issued, stop)
+            while len(issued) < 3:
+                time.sleep(0.001)
+            before = list(issued)  # all of these returned before revoke_all started
+            revoked = store.revoke_all(TENANT, user_id)
+            stop.set()
+            creating.result()
+            assert revoked >= len(before)
+            assert [t for t in before if store.validate(TENANT, t) is not None] == []
+
+
+def test_revoke_all_without_the_user_index(store: SessionStore, client: Any) -> None:
+    """Validity lives in the user index: losing it loses the sessions, never keeps them."""
+    sessions = [new_session(store) for _ in range(5)]
+    client.delete(store._core.keys.user_index_of(TENANT, sessions[0][0].id))
+    store.revoke_all(TENANT, USER)
+    assert [s.id for s, token in sessions if store.validate(TENANT, token) is not None] == []
+    assert store.list_user_sessions(TENANT, USER) == []
