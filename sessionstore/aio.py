@@ -3,60 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any, Self
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import connection
-from ._core import Batch, Call, Command, Core, Flow, T
-from .config import StoreConfig
-from .geo import LocationResolver
+from ._base import BaseStore
+from ._core import Batch, Call, Command, Flow, T
 from .model import Page, Session
 from .store import _queue
 
 
-class AsyncSessionStore:
+class AsyncSessionStore(BaseStore):
     """Login sessions in Redis, for asyncio. With no client, runs on the embedded server."""
 
-    def __init__(
-        self,
-        client: Any = None,
-        *,
-        config: StoreConfig | None = None,
-        location_resolver: LocationResolver | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._client = connection.async_client() if client is None else client
-        self._cluster = connection.is_cluster(self._client)
-        self._core = Core(config or StoreConfig(), location_resolver=location_resolver, clock=clock)
-        connection.refuse_unsupported(self._client, self._core.config)
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str | None,
-        *,
-        config: StoreConfig | None = None,
-        location_resolver: LocationResolver | None = None,
-        clock: Callable[[], float] = time.time,
-        **redis_options: Any,
-    ) -> Self:
-        """``redis://``, ``rediss://``, ``redis+cluster://``; None for the embedded store."""
-        client = connection.async_client(url, **redis_options)
-        return cls(client, config=config, location_resolver=location_resolver, clock=clock)
-
-    def __repr__(self) -> str:
-        return f"AsyncSessionStore(prefix={self.config.prefix!r}, cluster={self._cluster})"
-
-    @property
-    def config(self) -> StoreConfig:
-        return self._core.config
-
-    @property
-    def client(self) -> Any:
-        return self._client
+    _connect = staticmethod(connection.async_client)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -1,0 +1,56 @@
+"""What SessionStore and AsyncSessionStore share: client, core and settings. Only I/O differs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, Self
+
+from . import connection
+from ._core import Core
+from .config import StoreConfig
+from .geo import LocationResolver
+
+
+class BaseStore:
+    # How a store of this kind connects: connection.sync_client or connection.async_client.
+    _connect: ClassVar[Callable[..., Any]]
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        config: StoreConfig | None = None,
+        location_resolver: LocationResolver | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = type(self)._connect() if client is None else client
+        self._cluster = connection.is_cluster(self._client)
+        self._core = Core(config or StoreConfig(), location_resolver=location_resolver, clock=clock)
+        connection.refuse_unsupported(self._client, self._core.config)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None,
+        *,
+        config: StoreConfig | None = None,
+        location_resolver: LocationResolver | None = None,
+        clock: Callable[[], float] = time.time,
+        **redis_options: Any,
+    ) -> Self:
+        """``redis://``, ``rediss://``, ``redis+cluster://``; None for the embedded store."""
+        client = cls._connect(url, **redis_options)
+        return cls(client, config=config, location_resolver=location_resolver, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(prefix={self.config.prefix!r}, cluster={self._cluster})"
+
+    @property
+    def config(self) -> StoreConfig:
+        return self._core.config
+
+    @property
+    def client(self) -> Any:
+        """The redis-py (or fakeredis) client the store runs on."""
+        return self._client
