@@ -25,7 +25,9 @@ that read sessions spell the same list (tests/test_scripts.py keeps them equal).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Final, cast
 
 from .model import AuthMethod, Device, DeviceType, Location, Session, from_ms
@@ -67,28 +69,32 @@ def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | st
     return fields
 
 
-def decode_view(session_id: str, view: list[bytes | None]) -> Session:
+def decode_view(session_id: str, view: Sequence[bytes | None]) -> Session:
     """Build a Session from its ``VIEW`` values (an HMGET reply, or a script's)."""
-    _, expires, active, _, user, ip, method, mfa, kind, os, browser, created, city, country = view[
-        :14
-    ]
-    location = None
-    if city is not None or country is not None:
-        location = Location(_text(city), _text(country))
-    agent = b"".join(chunk for chunk in view[14:] if chunk is not None)
+    # The first twelve are written at creation and never removed; location and agent vary.
+    core = cast("Sequence[bytes]", view)
+    _, expires, active, _, user, ip, method, mfa, kind, os, browser, created = core[:12]
+    city, country = view[12], view[13]
+    location = None if city is None and country is None else Location(_text(city), _text(country))
     return Session(
         id=session_id,
-        user_id=int(user),  # type: ignore[arg-type]
-        ip_address=ip.decode(),  # type: ignore[union-attr]
-        user_agent=agent.decode(errors="replace"),
-        device=Device(cast(DeviceType, kind.decode()), os.decode(), browser.decode()),  # type: ignore[union-attr]
+        user_id=int(user),
+        ip_address=ip.decode(),
+        user_agent=b"".join(filter(None, view[14:])).decode(errors="replace"),
+        device=_device(kind, os, browser),
         location=location,
-        auth_method=cast(AuthMethod, method.decode()),  # type: ignore[union-attr]
+        auth_method=cast(AuthMethod, method.decode()),
         mfa_verified=mfa == b"1",
-        created_at=from_ms(int(created)),  # type: ignore[arg-type]
-        last_active_at=from_ms(int(active)),  # type: ignore[arg-type]
-        expires_at=from_ms(int(expires)),  # type: ignore[arg-type]
+        created_at=from_ms(int(created)),
+        last_active_at=from_ms(int(active)),
+        expires_at=from_ms(int(expires)),
     )
+
+
+@lru_cache(maxsize=1024)
+def _device(kind: bytes, os: bytes, browser: bytes) -> Device:
+    # Few distinct devices recur across millions of sessions: decode each once.
+    return Device(cast(DeviceType, kind.decode()), os.decode(), browser.decode())
 
 
 def _text(value: bytes | None) -> str | None:
