@@ -7,10 +7,10 @@ Runs on the embedded store unless --redis-url is given.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from typing import Any
 
+import options
 import pages
 from flask import Flask, make_response, redirect, request
 
@@ -99,12 +99,7 @@ def create_app(store: SessionStore, *, secure_cookie: bool = True) -> Flask:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="sessionstore example: Flask")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument("--redis-url", help="redis://, rediss:// or redis+cluster:// URL")
-    parser.add_argument("--prefix", default="example", help="key prefix in Redis")
-    args = parser.parse_args()
+    args = options.parse("Flask", port=8001)
     store = SessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
     # Plain http on loopback, where clients drop Secure cookies. Behind TLS, keep the default.
     app = create_app(store, secure_cookie=False)

@@ -8,11 +8,11 @@ Starlette's, and the middleware goes in with app.add_middleware(SessionMiddlewar
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs
 
+import options
 import pages
 import uvicorn
 from starlette.applications import Starlette
@@ -118,12 +118,7 @@ def create_app(store: AsyncSessionStore, *, secure_cookie: bool = True) -> Starl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="sessionstore example: Starlette")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--redis-url", help="redis://, rediss:// or redis+cluster:// URL")
-    parser.add_argument("--prefix", default="example", help="key prefix in Redis")
-    args = parser.parse_args()
+    args = options.parse("Starlette", port=8000)
     store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
     # Plain http on loopback, where clients drop Secure cookies. Behind TLS, keep the default.
     app = create_app(store, secure_cookie=False)
