@@ -3,6 +3,7 @@
 from .aio import AsyncSessionStore
 from .config import StoreConfig
 from .errors import (
+    IncompatibleLayout,
     InvalidArgument,
     InvalidAuthMethod,
     InvalidCursor,
@@ -24,6 +25,7 @@ from .store import SessionStore
 __all__ = [
     "AsyncSessionStore",
     "Device",
+    "IncompatibleLayout",
     "InvalidArgument",
     "InvalidAuthMethod",
     "InvalidCursor",

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Self
 from . import connection
 from ._core import Core
 from .config import StoreConfig
+from .flows import Command
 from .geo import LocationResolver
 
 
@@ -45,6 +46,15 @@ class BaseStore:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(prefix={self.config.prefix!r}, cluster={self._cluster})"
+
+    def _route(self, command: Command) -> dict[str, Any]:
+        """Where a command alone goes: a keyless one to every primary of a cluster."""
+        if not (self._cluster and command.keyless):
+            return {}
+        # Named nodes: redis-py routes a node flag for a command it cannot map to a slot only
+        # before the client has learned the topology.
+        primaries = self._client.get_primaries()
+        return {"target_nodes": primaries} if primaries else {}
 
     @property
     def config(self) -> StoreConfig:

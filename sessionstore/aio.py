@@ -9,7 +9,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import connection
 from ._base import BaseStore
-from ._core import Batch, Call, Command, Flow, T
+from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
 from .store import _queue
 
@@ -61,6 +61,8 @@ class AsyncSessionStore(BaseStore):
         planned = self._core.validate_call(tenant, token)
         if planned is None:
             return None
+        if not self._core.layout_checked:
+            await self._drive(self._core.check_layout())
         call, session_id = planned
         return self._core.validated(session_id, (await self._run([call]))[0])
 
@@ -111,40 +113,30 @@ class AsyncSessionStore(BaseStore):
     async def _run(self, batch: Batch) -> list[Any]:
         try:
             if len(batch) == 1:
-                return [await self._call(batch[0])]
-            if self._cluster:
-                return await self._run_on_cluster(batch)
-            pipe = self._client.pipeline(transaction=False)
+                return [await self._call_alone(batch[0])]
+            pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
             for call in batch:
                 _queue(pipe, call)
-            replies = await pipe.execute(raise_on_error=False)
+            async with connection.turn(self._client):
+                replies = await pipe.execute(raise_on_error=False)
             return [
                 await self._settle(call, reply) for call, reply in zip(batch, replies, strict=True)
             ]
         except RedisError as error:
             raise connection.translate(error) from error
 
-    async def _run_on_cluster(self, batch: Batch) -> list[Any]:
-        # Cluster pipelines refuse scripts: run those one by one, the commands together.
-        replies: list[Any] = [None] * len(batch)
-        commands = [(i, call) for i, call in enumerate(batch) if isinstance(call, Command)]
-        for i, call in enumerate(batch):
-            if not isinstance(call, Command):
-                replies[i] = await self._call(call)
-        if commands:
-            pipe = self._client.pipeline()
-            for _, call in commands:
-                _queue(pipe, call)
-            async with connection.turn(self._client):
-                results = await pipe.execute(raise_on_error=False)
-            for (i, call), reply in zip(commands, results, strict=True):
-                replies[i] = await self._settle(call, reply)
-        return replies
+    async def _call_alone(self, call: Call) -> Any:
+        try:
+            return await self._call(call)
+        except ResponseError as error:
+            if isinstance(call, Command) and call.best_effort:
+                return error  # refused, as in a pipeline: the flow decides what it means
+            raise
 
     async def _call(self, call: Call) -> Any:
         async with connection.turn(self._client):
             if isinstance(call, Command):
-                return await self._client.execute_command(*call.args)
+                return await self._client.execute_command(*call.args, **self._route(call))
             evalsha = (call.script.sha, len(call.keys), *call.keys, *call.args)
             # Every script is safe to run again: after NOSCRIPT (restart, failover, SCRIPT
             # FLUSH) once its source is loaded, and while its slot moves between nodes.
@@ -160,7 +152,7 @@ class AsyncSessionStore(BaseStore):
             return await self._client.evalsha(*evalsha)
 
     async def _settle(self, call: Call, reply: Any) -> Any:
-        if isinstance(reply, NoScriptError):
+        if connection.call_again(call, reply):
             return await self._call(call)
         if isinstance(reply, Exception) and not (isinstance(call, Command) and call.best_effort):
             raise reply

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import inputs, openapi
+from . import inputs, openapi, tokens
 from .aio import AsyncSessionStore
 from .apikeys import ApiKeys
 from .errors import InvalidArgument, InvalidTenant, StoreUnavailable
@@ -141,7 +141,7 @@ class UserSessions(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         tenant, user_id = _user(request)
         sessions = await _store(request).list_user_sessions(tenant, user_id)
-        return JSONResponse(Page(sessions).to_dict())
+        return JSONResponse(Page(sessions, total_count=len(sessions)).to_dict())
 
     async def delete(self, request: Request) -> Response:
         tenant, user_id = _user(request)
@@ -154,7 +154,7 @@ class UserSession(HTTPEndpoint):
         tenant, user_id = _user(request)
         session_id = request.path_params["session_id"]
         # Not even a session id: certainly none of this user's, so no lookup is needed.
-        well_formed = inputs.SESSION_ID.fullmatch(session_id) is not None
+        well_formed = tokens.SESSION_ID.fullmatch(session_id) is not None
         if not (well_formed and await _store(request).revoke(tenant, user_id, session_id)):
             return problem_response(404, "This user has no such active session.")
         return JSONResponse({"id": session_id, "revoked": True})

@@ -8,8 +8,8 @@ chunks ``ua0``, ``ua1``, ... Times are integer milliseconds since the epoch.
 =====  ==================================  =====  ==================================
 field  meaning                             field  meaning
 =====  ==================================  =====  ==================================
-v      layout version (``1``)              h      SHA-256 of the token's secret
-u      user id                             ip     IP address, normalised
+v      layout version (``2``)              h      SHA-256 of the token's secret
+u      user id                             ip     IP address, packed (4 or 16 bytes)
 uaN    user agent, 64-byte chunks          am     auth method
 dt     device type                         do     device os
 db     device browser                      lc/lk  location city / country (optional)
@@ -19,12 +19,13 @@ X      absolute expiry, when an idle timeout makes it differ from x
 =====  ==================================  =====  ==================================
 
 Scripts and reads return a session as ``VIEW``: the values of these fields in this order
-(HMGET), so decoding is positional and the field names never cross the wire. The Lua scripts
-that read sessions spell the same list (tests/test_scripts.py keeps them equal).
+(HMGET), so decoding is positional and the field names never cross the wire. scripts.py
+hands the same list to the Lua scripts, so it is written only here.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -32,7 +33,7 @@ from typing import Final, cast
 
 from .model import AuthMethod, Device, DeviceType, Location, Session, from_ms
 
-VERSION: Final = b"1"
+VERSION: Final = b"2"
 CHUNK: Final = 64
 MAX_AGENT_CHUNKS: Final = 16  # inputs.MAX_USER_AGENT_BYTES / CHUNK
 VIEW: Final = (
@@ -46,7 +47,7 @@ def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | st
     fields: list[bytes | str | int] = [
         "v", VERSION,
         "u", session.user_id,
-        "ip", session.ip_address,
+        "ip", packed_ip(session.ip_address),
         "am", session.auth_method,
         "m", 1 if session.mfa_verified else 0,
         "dt", session.device.type,
@@ -79,7 +80,7 @@ def decode_view(session_id: str, view: Sequence[bytes | None]) -> Session:
     return Session(
         id=session_id,
         user_id=int(user),
-        ip_address=ip.decode(),
+        ip_address=_ip_text(ip),
         user_agent=b"".join(filter(None, view[14:])).decode(errors="replace"),
         device=_device(kind, os, browser),
         location=location,
@@ -89,6 +90,16 @@ def decode_view(session_id: str, view: Sequence[bytes | None]) -> Session:
         last_active_at=from_ms(int(active)),
         expires_at=from_ms(int(expires)),
     )
+
+
+def packed_ip(address: str) -> bytes:
+    """4 or 16 bytes: what the hash stores and the IP index entries are made of."""
+    return ipaddress.ip_address(address).packed
+
+
+@lru_cache(maxsize=4096)
+def _ip_text(packed: bytes) -> str:
+    return str(ipaddress.ip_address(packed))
 
 
 @lru_cache(maxsize=1024)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from .errors import InvalidArgument
+from .tokens import MAX_BUCKETS
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
@@ -16,7 +17,8 @@ class StoreConfig:
     """How long sessions live and how the store lays them out in Redis.
 
     ``prefix`` namespaces every key (tests use one per test). ``tenant_buckets`` is how many
-    sorted sets hold a tenant's admin index; it must stay fixed for the life of a deployment.
+    hash slots a tenant's sessions are spread over (keys.py); it is fixed for the life of a
+    prefix, and a store configured otherwise refuses to run (IncompatibleLayout).
     ``revoke_replicas`` > 0 makes revocations wait (``WAIT``) until that many replicas hold
     them, and raise RevocationNotDurable when they do not in ``revoke_replica_timeout``
     (standalone Redis with replicas; the revocation is applied on the primary either way).
@@ -27,11 +29,9 @@ class StoreConfig:
     idle_timeout: timedelta | None = None
     touch_interval: timedelta = timedelta(seconds=60)
     max_sessions_per_user: int = 100
-    max_sessions_per_ip: int = 10_000
-    tenant_buckets: int = 16
+    tenant_buckets: int = 128
     revoke_replicas: int = 0
     revoke_replica_timeout: timedelta = timedelta(milliseconds=200)
-    tag_secret: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not _PREFIX.match(self.prefix):
@@ -44,14 +44,10 @@ class StoreConfig:
             raise InvalidArgument("touch_interval must not be negative")
         if not 1 <= self.max_sessions_per_user <= 100_000:
             raise InvalidArgument("max_sessions_per_user must be in 1..100000")
-        if not 1 <= self.max_sessions_per_ip <= 1_000_000:
-            raise InvalidArgument("max_sessions_per_ip must be in 1..1000000")
-        if not 1 <= self.tenant_buckets <= 1024:
-            raise InvalidArgument("tenant_buckets must be in 1..1024")
+        if not 1 <= self.tenant_buckets <= MAX_BUCKETS:
+            raise InvalidArgument(f"tenant_buckets must be in 1..{MAX_BUCKETS}")
         if not 0 <= self.revoke_replicas <= 16:
             raise InvalidArgument("revoke_replicas must be in 0..16")
-        if self.tag_secret is not None and len(self.tag_secret) < 16:
-            raise InvalidArgument("tag_secret must be at least 16 bytes")
 
     @property
     def lifetime_ms(self) -> int:

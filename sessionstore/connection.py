@@ -23,6 +23,7 @@ from redis.retry import Retry
 
 from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable, StoreWriteRejected
+from .flows import Command
 
 # Worst case per call: (1 + RETRIES) * SOCKET_TIMEOUT + backoff, under one second, so a hung
 # Redis turns into StoreUnavailable quickly and the middleware can answer 503.
@@ -201,6 +202,13 @@ def slot_moving(error: redis.exceptions.RedisError) -> bool:
     which redis-py handles itself.
     """
     return isinstance(error, redis.exceptions.ResponseError) and "non local key" in str(error)
+
+
+def call_again(call: object, reply: object) -> bool:
+    """A pipelined script whose reply asks for a single call: NOSCRIPT, or its slot moving."""
+    if isinstance(call, Command) or not isinstance(reply, redis.exceptions.ResponseError):
+        return False
+    return isinstance(reply, redis.exceptions.NoScriptError) or slot_moving(reply)
 
 
 def _error_code(error: redis.exceptions.RedisError) -> str:

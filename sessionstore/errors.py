@@ -54,5 +54,12 @@ class RevocationNotDurable(StoreWriteRejected):
     """The revocation was applied on the primary, but too few replicas confirmed it in time."""
 
 
+class IncompatibleLayout(StoreUnavailable):
+    """The keys under this prefix were written by another layout or bucket count.
+
+    Reading them would misplace sessions, so the store refuses to run over them.
+    """
+
+
 class SessionConflict(SessionStoreError):
     """A freshly drawn session id was already taken (never expected with 128-bit ids)."""

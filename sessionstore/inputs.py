@@ -15,6 +15,7 @@ from .errors import (
     InvalidTenant,
     InvalidUserId,
 )
+from .tokens import SESSION_ID
 
 AUTH_METHODS: Final = ("password", "social", "sso")
 MAX_USER_ID: Final = 2**63 - 1
@@ -24,7 +25,6 @@ MAX_USER_AGENT_BYTES: Final = 1024
 # Slugs can never widen a key pattern or move a hash tag: no braces, colons or glob characters.
 _TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _USER_ID_TEXT = re.compile(r"0|[1-9][0-9]{0,18}")
-SESSION_ID = re.compile(r"sess_[0-9a-z]{10}[0-9A-Za-z]{22}")
 
 
 def tenant(value: object) -> str:

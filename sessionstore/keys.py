@@ -1,52 +1,59 @@
-"""Every Redis key sessionstore writes, and nothing else builds key names.
+"""Every Redis key sessionstore writes, and the index entries inside them. Nothing else names keys.
 
 =====================================  ======  ============================================
 key                                    type    contents
 =====================================  ======  ============================================
-``P:{T:tag}:s:<random>``               hash    one session (fields in codec.py); PEXPIREAT
+``P:{T:bb}:s:<random>``                hash    one session (fields in codec.py); PEXPIREAT
                                                at its expiry
-``P:{T:tag}:u``                        zset    the user's live sessions: random -> expiry
-                                               (ms); expires with its last session
-``P:{T:ip:<address>}:i``               zset    sessions created from one IP: tag+random ->
-                                               created (ms); capped, pruned after lifetime
-``P:{T:b<k>}:t``                       zset    one of the tenant's ``tenant_buckets`` admin
-                                               buckets: tag+random -> created (ms)
-``P:tag-secret``                       string  HMAC key that turns user ids into tags
+``P:{T:bb}:u:<user id>``               zset    the user's sessions: random -> expiry (ms)
+``P:{T:bb}:t``                         zset    the bucket's sessions, newest last by lex
+                                               order: ``<created><random><ip>`` (score 0)
+``P:{T:bb}:i``                         zset    the same sessions by IP: ``<ip><created>
+                                               <random>`` (score 0)
+``P:{T:bb}:x``                         zset    with an idle timeout: ``t`` entries -> expiry
+``P:layout``                           string  layout version and bucket count
 ``P:apikey:<key id>``                  hash    an admin API key's hash and tenant
 ``P:{T}:apikeys``                      set     the tenant's API key ids
 =====================================  ======  ============================================
 
-``P`` is the configured prefix and ``T`` the tenant. ``tag`` is an HMAC of tenant and user id
-(tokens.py): the text inside ``{...}`` is the Redis Cluster hash tag, so a session, its user
-index and everything a script touches share one slot, while the tag reveals no user id.
-A session id is ``sess_<tag><random>``, so a token or an id alone names its key. Index members
-keep only what their key does not already say (memory: three members per session). Tenant
-slugs and tags never contain braces (inputs.py), so no caller can move a hash tag.
+``P`` is the configured prefix, ``T`` the tenant and ``bb`` the user's bucket (tokens.py): the
+text inside ``{...}`` is the Redis Cluster hash tag, so a session and every index entry of it
+share one slot and every script changes them together. Index keys live as long as their
+longest-lived session. ``<created>`` is 11 hex digits of milliseconds, so lex order is time
+order; ``<ip>`` is a length byte and the packed address, so one IP's entries are one lex range.
+Tenant slugs never contain braces (inputs.py), so no caller can move a hash tag.
 """
 
 from __future__ import annotations
 
-import zlib
+from typing import Final
 
-_TAG = slice(5, 15)  # "sess_" is 5 characters, the tag 10
+from .tokens import BUCKET, RANDOM, SESSION_PREFIX, bucket_name, user_bucket
 
-
-def user_member(session_id: str) -> str:
-    """A session's member in its user's index: the random part (the key holds the tag)."""
-    return session_id[15:]
+LAYOUT: Final = 2
+CREATED_HEX: Final = 11  # milliseconds, fixed width until the year 2527
 
 
-def from_user_member(tag: str, member: str) -> str:
-    return f"sess_{tag}{member}"
+def position(created_ms: int, random_part: str) -> bytes:
+    """Where a session sorts in a listing: by creation, then by its random part."""
+    return f"{created_ms:0{CREATED_HEX}x}{random_part}".encode()
 
 
-def tenant_member(session_id: str) -> str:
-    """A session's member in the per-IP and per-tenant indexes: tag and random part."""
-    return session_id[5:]
+def ip_key(packed_ip: bytes) -> bytes:
+    """An IP as index entries carry it: length byte first, so no address prefixes another."""
+    return bytes([len(packed_ip)]) + packed_ip
 
 
-def from_tenant_member(member: str) -> str:
-    return f"sess_{member}"
+def session_id_at(bucket: str, position_: bytes) -> str:
+    return f"{SESSION_PREFIX}{bucket}{position_[CREATED_HEX:].decode()}"
+
+
+def created_at(position_: bytes) -> int:
+    return int(position_[:CREATED_HEX], 16)
+
+
+def random_part(session_id: str) -> str:
+    return session_id[RANDOM]
 
 
 class KeySpace:
@@ -56,28 +63,39 @@ class KeySpace:
         self._prefix = prefix
         self.buckets = buckets
 
+    def bucket_of(self, tenant: str, user_id: int) -> str:
+        return user_bucket(tenant, user_id, self.buckets)
+
+    def all_buckets(self) -> list[str]:
+        return [bucket_name(number) for number in range(self.buckets)]
+
+    def _bucket(self, tenant: str, bucket: str) -> str:
+        return f"{self._prefix}:{{{tenant}:{bucket}}}:"
+
     def session(self, tenant: str, session_id: str) -> str:
-        return f"{self._prefix}:{{{tenant}:{session_id[_TAG]}}}:s:{session_id[15:]}"
+        return f"{self._bucket(tenant, session_id[BUCKET])}s:{session_id[RANDOM]}"
 
-    def user_index(self, tenant: str, user_tag: str) -> str:
-        return f"{self._prefix}:{{{tenant}:{user_tag}}}:u"
+    def user_index(self, tenant: str, user_id: int) -> str:
+        return f"{self._bucket(tenant, self.bucket_of(tenant, user_id))}u:{user_id}"
 
-    def user_index_of(self, tenant: str, session_id: str) -> str:
-        return self.user_index(tenant, session_id[_TAG])
+    def created_index(self, tenant: str, bucket: str) -> str:
+        """The bucket's ``t`` index; scripts name the bucket's other keys from its prefix."""
+        return f"{self._bucket(tenant, bucket)}t"
 
-    def ip_index(self, tenant: str, ip_address: str) -> str:
-        return f"{self._prefix}:{{{tenant}:ip:{ip_address}}}:i"
+    def created_index_of(self, tenant: str, session_id: str) -> str:
+        return self.created_index(tenant, session_id[BUCKET])
 
-    def tenant_bucket(self, tenant: str, bucket: int) -> str:
-        return f"{self._prefix}:{{{tenant}:b{bucket}}}:t"
+    def ip_index(self, tenant: str, bucket: str) -> str:
+        return f"{self._bucket(tenant, bucket)}i"
 
-    def tenant_bucket_of(self, tenant: str, session_id: str) -> str:
-        return self.tenant_bucket(tenant, zlib.crc32(session_id.encode()) % self.buckets)
+    def idle_index(self, tenant: str, bucket: str) -> str:
+        return f"{self._bucket(tenant, bucket)}x"
 
-    def tenant_buckets(self, tenant: str) -> list[str]:
-        return [self.tenant_bucket(tenant, k) for k in range(self.buckets)]
+    def layout(self) -> str:
+        return f"{self._prefix}:layout"
 
-    def tag_secret(self) -> str:
+    def legacy_tag_secret(self) -> str:
+        """Present only under layout 1, whose keys this version must not misread."""
         return f"{self._prefix}:tag-secret"
 
     def api_key(self, key_id: str) -> str:

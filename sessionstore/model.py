@@ -68,17 +68,22 @@ class Page:
 
     data: list[Session] = field(default_factory=list)
     next_cursor: str | None = None
+    # Live sessions matching the listing's filters, on every page (None where not counted).
+    total_count: int | None = None
 
     @property
     def has_more(self) -> bool:
         return self.next_cursor is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "data": [session.to_dict() for session in self.data],
             "hasMore": self.has_more,
             "nextCursor": self.next_cursor,
         }
+        if self.total_count is not None:
+            body["totalCount"] = self.total_count
+        return body
 
 
 def isoformat(moment: datetime) -> str:

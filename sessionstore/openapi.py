@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import inputs
+from . import inputs, tokens
 from .problems import CONTENT_TYPE as PROBLEM
 
 ADMIN = "/admin"
@@ -88,7 +88,7 @@ SCHEMAS: dict[str, Any] = {
             "expiresAt",
         ],
         "properties": {
-            "id": {"type": "string", "pattern": f"^{inputs.SESSION_ID.pattern}$"},
+            "id": {"type": "string", "pattern": f"^{tokens.SESSION_ID.pattern}$"},
             "userId": {"type": "integer", "minimum": 0, "maximum": inputs.MAX_USER_ID},
             "ipAddress": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
             "userAgent": {"type": "string"},
@@ -118,10 +118,16 @@ SCHEMAS: dict[str, Any] = {
     "SessionList": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["data", "hasMore", "nextCursor"],
+        "required": ["data", "hasMore", "nextCursor", "totalCount"],
         "properties": {
             "data": {"type": "array", "items": _ref("schemas", "Session")},
             "hasMore": {"type": "boolean"},
+            "totalCount": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Live sessions that match the filters, on every page (it can "
+                "change between pages as sessions come and go).",
+            },
             "nextCursor": {
                 **_NULLABLE_STRING,
                 "description": "Pass as `cursor` to get the next page; null on the last one.",

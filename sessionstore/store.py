@@ -9,7 +9,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import connection
 from ._base import BaseStore
-from ._core import Batch, Call, Command, Flow, T
+from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
 
 
@@ -67,6 +67,8 @@ class SessionStore(BaseStore):
         planned = self._core.validate_call(tenant, token)
         if planned is None:
             return None
+        if not self._core.layout_checked:
+            self._drive(self._core.check_layout())
         call, session_id = planned
         return self._core.validated(session_id, self._run([call])[0])
 
@@ -115,10 +117,8 @@ class SessionStore(BaseStore):
     def _run(self, batch: Batch) -> list[Any]:
         try:
             if len(batch) == 1:
-                return [self._call(batch[0])]
-            if self._cluster:
-                return self._run_on_cluster(batch)
-            pipe = self._client.pipeline(transaction=False)
+                return [self._call_alone(batch[0])]
+            pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
             for call in batch:
                 _queue(pipe, call)
             replies = pipe.execute(raise_on_error=False)
@@ -126,25 +126,17 @@ class SessionStore(BaseStore):
         except RedisError as error:
             raise connection.translate(error) from error
 
-    def _run_on_cluster(self, batch: Batch) -> list[Any]:
-        # Cluster pipelines refuse scripts: run those one by one, the commands together.
-        replies: list[Any] = [None] * len(batch)
-        commands = [(i, call) for i, call in enumerate(batch) if isinstance(call, Command)]
-        for i, call in enumerate(batch):
-            if not isinstance(call, Command):
-                replies[i] = self._call(call)
-        if commands:
-            pipe = self._client.pipeline()
-            for _, call in commands:
-                _queue(pipe, call)
-            answered = pipe.execute(raise_on_error=False)
-            for (i, call), reply in zip(commands, answered, strict=True):
-                replies[i] = self._settle(call, reply)
-        return replies
+    def _call_alone(self, call: Call) -> Any:
+        try:
+            return self._call(call)
+        except ResponseError as error:
+            if isinstance(call, Command) and call.best_effort:
+                return error  # refused, as in a pipeline: the flow decides what it means
+            raise
 
     def _call(self, call: Call) -> Any:
         if isinstance(call, Command):
-            return self._client.execute_command(*call.args)
+            return self._client.execute_command(*call.args, **self._route(call))
         evalsha = (call.script.sha, len(call.keys), *call.keys, *call.args)
         # Every script is safe to run again: after NOSCRIPT (restart, failover, SCRIPT FLUSH)
         # once its source is loaded, and while its slot moves between cluster nodes.
@@ -160,7 +152,7 @@ class SessionStore(BaseStore):
         return self._client.evalsha(*evalsha)
 
     def _settle(self, call: Call, reply: Any) -> Any:
-        if isinstance(reply, NoScriptError):
+        if connection.call_again(call, reply):
             return self._call(call)
         if isinstance(reply, Exception) and not (isinstance(call, Command) and call.best_effort):
             raise reply
@@ -168,7 +160,9 @@ class SessionStore(BaseStore):
 
 
 def _queue(pipe: Any, call: Call) -> None:
+    # EVALSHA as a plain command: redis-py's cluster pipeline refuses its evalsha() method,
+    # but routes the command by its keys like any other.
     if isinstance(call, Command):
         pipe.execute_command(*call.args)
     else:
-        pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)

@@ -1,28 +1,36 @@
-"""Session ids, bearer tokens and user tags.
+"""Session ids, bearer tokens and user buckets: the one place that knows their shapes.
 
-A session id is ``sess_<tag><random>``; a token is ``sst_<tag><random><secret>``. The tag routes
-to the user's hash slot; the random part names the session; the secret proves possession and
-is stored only as its SHA-256. Token and id carry an HMAC of the user id, never the id itself.
+A session id is ``sess_<bucket><random>``; a token is ``sst_<bucket><random><secret>``. The
+bucket (two base36 digits) names the hash slot that holds the user's sessions and indexes; the
+random part names the session; the secret proves possession and is stored only as its SHA-256.
+The bucket is a public function of tenant and user id (CRC32 modulo the bucket count), so no
+key that could vanish decides where a user's sessions live; it reveals at most log2(buckets)
+bits of a hash of the user id, never the id.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
+import zlib
 from dataclasses import dataclass
 from typing import Final
 
-TAG_LEN: Final = 10
+BUCKET_LEN: Final = 2  # two base36 digits: up to 1296 buckets
+MAX_BUCKETS: Final = 1024
 RANDOM_LEN: Final = 22  # 22 base62 characters: 130 bits
 SECRET_LEN: Final = 32  # 32 base62 characters: 190 bits
 SESSION_PREFIX: Final = "sess_"
 TOKEN_PREFIX: Final = "sst_"  # noqa: S105 (a prefix, not a secret)
 BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BASE36: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
-_TOKEN: Final = re.compile(r"sst_[0-9a-z]{10}[0-9A-Za-z]{54}")
-TOKEN_LEN: Final = len(TOKEN_PREFIX) + TAG_LEN + RANDOM_LEN + SECRET_LEN
+_TOKEN: Final = re.compile(r"sst_[0-9a-z]{2}[0-9A-Za-z]{54}")
+TOKEN_LEN: Final = len(TOKEN_PREFIX) + BUCKET_LEN + RANDOM_LEN + SECRET_LEN
+SESSION_ID: Final = re.compile(r"sess_[0-9a-z]{2}[0-9A-Za-z]{22}")
+# Where a session id's parts sit.
+BUCKET: Final = slice(len(SESSION_PREFIX), len(SESSION_PREFIX) + BUCKET_LEN)
+RANDOM: Final = slice(len(SESSION_PREFIX) + BUCKET_LEN, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,17 +42,21 @@ class ParsedToken:
         return f"ParsedToken(session_id={self.session_id!r})"
 
 
-def user_tag(tag_secret: bytes, tenant: str, user_id: int) -> str:
-    digest = hmac.digest(tag_secret, f"{tenant}\x00{user_id}".encode(), "sha256")
-    return encode_digits(int.from_bytes(digest[:8]), BASE36, TAG_LEN)
+def user_bucket(tenant: str, user_id: int, buckets: int) -> str:
+    """The bucket that holds every session of this user: stable for a fixed bucket count."""
+    return bucket_name(zlib.crc32(f"{tenant}\x00{user_id}".encode()) % buckets)
 
 
-def new_session(tag: str) -> tuple[str, str, bytes]:
+def bucket_name(number: int) -> str:
+    return encode_digits(number, BASE36, BUCKET_LEN)
+
+
+def new_session(bucket: str) -> tuple[str, str, bytes]:
     """Draw a fresh session: (session id, token, stored hash of the secret)."""
     random_part = random_base62(RANDOM_LEN)
     secret = random_base62(SECRET_LEN)
-    session_id = f"{SESSION_PREFIX}{tag}{random_part}"
-    token = f"{TOKEN_PREFIX}{tag}{random_part}{secret}"
+    session_id = f"{SESSION_PREFIX}{bucket}{random_part}"
+    token = f"{TOKEN_PREFIX}{bucket}{random_part}{secret}"
     return session_id, token, hash_secret(secret)
 
 
@@ -53,16 +65,12 @@ def parse_token(token: object) -> ParsedToken | None:
     if not isinstance(token, str) or len(token) != TOKEN_LEN or not _TOKEN.fullmatch(token):
         return None
     body = token[len(TOKEN_PREFIX) :]
-    split = TAG_LEN + RANDOM_LEN
+    split = BUCKET_LEN + RANDOM_LEN
     return ParsedToken(SESSION_PREFIX + body[:split], hash_secret(body[split:]))
 
 
 def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
-
-
-def new_tag_secret() -> bytes:
-    return secrets.token_bytes(32)
 
 
 def random_base62(length: int) -> str:

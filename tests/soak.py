@@ -170,8 +170,8 @@ def _load(store: SessionStore, result: SoakResult, seconds: float, workers: int,
 
 
 def _permanent_keys(store: SessionStore) -> set[bytes]:
-    # The tag secret must outlive every session (user tags derive from it): no TTL, by design.
-    return {store._core.keys.tag_secret().encode()}
+    # The layout marker must outlive every session (it guards the prefix): no TTL, by design.
+    return {store._core.keys.layout().encode()}
 
 
 def _keys_without_ttl(store: SessionStore) -> list[bytes]:

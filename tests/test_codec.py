@@ -11,7 +11,7 @@ from sessionstore.model import Device, Location, Session
 def make(user_agent: str, location: Location | None) -> Session:
     moment = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
     return Session(
-        id="sess_" + "a" * 32,
+        id="sess_" + "a" * 24,
         user_id=456,
         ip_address="2001:db8::1",
         user_agent=user_agent,

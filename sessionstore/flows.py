@@ -1,0 +1,37 @@
+"""What a flow is: a generator that yields batches of Redis calls and receives their replies.
+
+The core (``_core.py``, ``listing.py``) writes every operation as a flow, as httpx's auth flows
+do; the sync and async stores only run them. A batch goes to Redis in one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .scripts import Script
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    script: Script
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    args: tuple[Any, ...]
+    # A best-effort command (a cross-slot index hint) that Redis refuses does not fail its
+    # batch: the driver hands back the error as its reply.
+    best_effort: bool = False
+    # A command with no key (CONFIG GET): on a cluster it asks every primary, alone.
+    keyless: bool = False
+
+
+Call = ScriptCall | Command
+Batch = list[Call]
+Flow = Generator[Batch, list[Any], T]

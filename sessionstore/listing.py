@@ -1,0 +1,152 @@
+"""Admin listings: a tenant's live sessions, newest first, within a fixed budget per page.
+
+A tenant's sessions are spread over its buckets (keys.py). A page asks every bucket, in one
+pipelined round, for a few of its newest live sessions below the cursor (``page.lua``, which
+drops whatever has ended as it goes); a bucket that may hold more reports how far down it
+looked. Sessions newer than every such bucket's *frontier* are complete. Buckets that could
+still hold one of the page's sessions are asked again, at most ``MAX_ROUNDS`` rounds in all;
+if that is not enough (a bucket full of ended sessions), the page ends early with ``hasMore``
+and a cursor at the frontier, so the next page continues from there. A page therefore costs
+at most ``MAX_ROUNDS`` round trips and ``MAX_ROUNDS x buckets x (wanted + SLACK)`` entries,
+whatever state Redis is in. Listing by user reads the user's own index, the narrowest there
+is (at most ``max_sessions_per_user``), in one script call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import inputs, scripts
+from .codec import decode_view, packed_ip
+from .errors import InvalidCursor
+from .flows import Batch, Flow, ScriptCall
+from .keys import created_at, ip_key, position, random_part, session_id_at
+from .model import Page, Session
+from .tokens import RANDOM_LEN
+
+if TYPE_CHECKING:
+    from ._core import Core
+
+MAX_ROUNDS = 4
+SLACK = 16  # ended sessions a bucket may drop per call beyond the live ones it was asked for
+
+_CURSOR = re.compile(r"(\d{1,15}):([0-9A-Za-z]{" + str(RANDOM_LEN) + "})")
+
+
+def encode_cursor(at: bytes) -> str:
+    raw = f"{created_at(at)}:{at[-RANDOM_LEN:].decode()}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: object) -> bytes:
+    """A cursor is the position (created, random part) the next page starts below."""
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= 128:
+        raise InvalidCursor("malformed cursor")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor("malformed cursor") from None
+    match = _CURSOR.fullmatch(raw)
+    if match is None:
+        raise InvalidCursor("malformed cursor")
+    return position(int(match[1]), match[2])
+
+
+@dataclass(slots=True)
+class _Bucket:
+    name: str
+    below: bytes  # the next call starts below this position (b"": from the newest)
+    done: bool = False
+
+
+def list_sessions(
+    core: Core,
+    tenant: str,
+    user_id: int | None,
+    ip_address: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Flow[Page]:
+    tenant = inputs.tenant(tenant)
+    limit = inputs.limit(limit)
+    if user_id is not None:
+        user_id = inputs.user_id(user_id)
+    if ip_address is not None:
+        ip_address = inputs.ip_address(ip_address)
+    below = b"" if cursor is None else decode_cursor(cursor)
+    if user_id is not None:
+        sessions = yield from core.user_sessions(tenant, user_id)
+        if ip_address is not None:
+            sessions = [s for s in sessions if s.ip_address == ip_address]
+        ranked = sorted(((_position_of(s), s) for s in sessions), key=lambda p: p[0], reverse=True)
+        after = [(at, s) for at, s in ranked if not below or at < below]
+        page = after[:limit]
+        more = len(after) > limit
+        return Page([s for _, s in page], encode_cursor(page[-1][0]) if more else None, len(ranked))
+    yield from core.check_layout()
+    ip = b"" if ip_address is None else ip_key(packed_ip(ip_address))
+    found, frontier, total = yield from _walk(core, tenant, ip, limit + 1, below)
+    page = found[:limit]
+    if len(found) > limit:
+        next_cursor: str | None = encode_cursor(page[-1][0])
+    elif frontier is not None:
+        next_cursor = encode_cursor(frontier)  # the budget ran out: continue below the frontier
+    else:
+        next_cursor = None
+    return Page([session for _, session in page], next_cursor, total)
+
+
+def _walk(
+    core: Core, tenant: str, ip: bytes, want: int, below: bytes
+) -> Flow[tuple[list[tuple[bytes, Session]], bytes | None, int]]:
+    """The newest ``want`` live sessions below ``below``, the frontier if incomplete, the count."""
+    buckets = [_Bucket(name, below) for name in core.keys.all_buckets()]
+    found: list[tuple[bytes, Session]] = []
+    total = 0
+    wanted = -(-2 * want // len(buckets)) + 1  # a little over each bucket's share
+    asking = buckets
+    for round_ in range(MAX_ROUNDS):
+        calls: Batch = [
+            _page_call(core, tenant, bucket, ip, wanted, count=round_ == 0) for bucket in asking
+        ]
+        for bucket, reply in zip(asking, (yield calls), strict=True):
+            done, last, count, *pairs = reply
+            total += max(int(count), 0)
+            bucket.done = bool(done)
+            bucket.below = bytes(last) or bucket.below
+            for at, view in _pairs(pairs):
+                found.append((at, decode_view(session_id_at(bucket.name, at), view)))
+        found.sort(key=lambda item: item[0], reverse=True)
+        # A bucket still matters if it may hold a session newer than the want-th found.
+        bar = found[want - 1][0] if len(found) >= want else b""
+        asking = [bucket for bucket in buckets if not bucket.done and bucket.below > bar]
+        if not asking:
+            break
+        wanted = want
+    frontier = max((bucket.below for bucket in buckets if not bucket.done), default=None)
+    if frontier is not None:
+        found = [item for item in found if item[0] >= frontier]
+    return found[:want], frontier if len(found) < want else None, total
+
+
+def _page_call(
+    core: Core, tenant: str, bucket: _Bucket, ip: bytes, wanted: int, *, count: bool
+) -> ScriptCall:
+    return ScriptCall(
+        scripts.PAGE,
+        (core.keys.created_index(tenant, bucket.name),),
+        (core.now_ms(), ip, bucket.below, wanted, wanted + SLACK, 1 if count else 0),
+    )
+
+
+def _pairs(flat: list[Any]) -> Iterator[tuple[bytes, list[bytes | None]]]:
+    return zip((bytes(at) for at in flat[::2]), flat[1::2], strict=True)
+
+
+def _position_of(session: Session) -> bytes:
+    return position(round(session.created_at.timestamp() * 1000), random_part(session.id))

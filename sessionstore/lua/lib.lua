@@ -1,0 +1,94 @@
+-- lib.lua: what every script shares; scripts.py puts it in front of each script, after
+-- `local VIEW = {...}` (the session hash fields of codec.VIEW) and `local AT = {h = 1, ...}`
+-- (where each field sits in VIEW).
+--
+-- A bucket is the keys of one hash tag `P:{T:bb}:`: sessions `s:<random>`, user indexes
+-- `u:<user id>`, and the indexes `t`, `i` and `x` (keys.py). A script is given keys of one
+-- bucket and names the bucket's other keys from their shared prefix, so every key it touches
+-- is in its slot by construction; no key name comes from a script argument.
+--
+-- An entry is what `t` holds for a session: <created: 11 hex digits><random: 22><ip key>,
+-- where the ip key is a length byte and the packed address. `i` holds <ip key><created><random>,
+-- `x` holds entries scored by expiry. Every change of a session changes all of them at once.
+
+local POSITION = 33  -- created (11) and random (22)
+
+local function bucket_of(key)
+  return string.match(key, '^(.-}:)')
+end
+
+local function entry_of(random, created, ip)
+  return string.format('%011x', tonumber(created)) .. random .. string.char(#ip) .. ip
+end
+
+local function ip_entry(entry)
+  return string.sub(entry, POSITION + 1) .. string.sub(entry, 1, POSITION)
+end
+
+-- The `t` entry of an `i` entry: the ip key's first byte is its length.
+local function ip_entry_back(member)
+  local split = string.byte(member, 1) + 1
+  return string.sub(member, split + 1) .. string.sub(member, 1, split)
+end
+
+local function random_of(entry)
+  return string.sub(entry, 12, POSITION)
+end
+
+-- A session hash's random part, from its key (`P:{T:bb}:s:<random>`).
+local function random_in(session_key)
+  return string.match(session_key, ':s:(.*)$')
+end
+
+-- A key's TTL only ever grows: NX covers a key without one (GT alone would skip it).
+local function keep_until(key, at)
+  redis.call('PEXPIREAT', key, at, 'NX')
+  redis.call('PEXPIREAT', key, at, 'GT')
+end
+
+-- End a session: its hash and every index entry, whatever state it was in.
+local function drop(bucket, entry)
+  local random = random_of(entry)
+  local session = bucket .. 's:' .. random
+  local owner = redis.call('HGET', session, 'u')
+  if owner then
+    redis.call('ZREM', bucket .. 'u:' .. owner, random)
+    redis.call('DEL', session)
+  end
+  redis.call('ZREM', bucket .. 't', entry)
+  redis.call('ZREM', bucket .. 'i', ip_entry(entry))
+  redis.call('ZREM', bucket .. 'x', entry)
+end
+
+-- Is this session (its VIEW values) live: hash present, not expired, in its user's index?
+-- The user index is the last word: a session missing from it never validates.
+local function is_live(bucket, random, view, now)
+  return view[AT.h] and tonumber(view[AT.x]) > now
+    and redis.call('ZSCORE', bucket .. 'u:' .. view[AT.u], random)
+end
+
+-- Drop the user's expired sessions, so the user index counts only live ones.
+local function drop_expired(bucket, user_index, now)
+  for _, random in ipairs(redis.call('ZRANGE', user_index, '-inf', now, 'BYSCORE')) do
+    local created, ip = unpack(redis.call('HMGET', bucket .. 's:' .. random, 'c', 'ip'))
+    if created then drop(bucket, entry_of(random, created, ip)) end
+    redis.call('ZREM', user_index, random)  -- a hash already gone: the sweep takes its entries
+  end
+end
+
+-- Drop up to `budget` expired sessions of the bucket. Absolute expiry follows creation, so
+-- the oldest entries of `t` go first until a live one; idle expiry is scored in `x`.
+local function sweep(bucket, now, budget)
+  local dropped = 0
+  for _, entry in ipairs(redis.call('ZRANGE', bucket .. 't', '-', '+', 'BYLEX', 'LIMIT', 0, budget)) do
+    local expires = redis.call('HGET', bucket .. 's:' .. random_of(entry), 'x')
+    if expires and tonumber(expires) > now then break end
+    drop(bucket, entry)
+    dropped = dropped + 1
+  end
+  for _, entry in ipairs(redis.call('ZRANGE', bucket .. 'x', '-inf', now, 'BYSCORE', 'LIMIT', 0, budget)) do
+    drop(bucket, entry)
+    dropped = dropped + 1
+  end
+  return dropped
+end
