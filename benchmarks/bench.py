@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, connection
@@ -43,7 +43,6 @@ class Bench:
         self.config = StoreConfig(
             prefix=self.prefix,
             max_sessions_per_user=10_000,  # revoke_all is measured up to 10,000 sessions
-            tag_secret=secrets.token_bytes(32),
         )
         self.keys = KeySpace(self.config.prefix, self.config.tenant_buckets)
         self.store = SessionStore.from_url(backend.url, config=self.config)
@@ -64,6 +63,14 @@ class Bench:
 
     def async_store(self) -> AsyncSessionStore:
         return AsyncSessionStore.from_url(self.backend.url, config=self.config)
+
+    def store_with(self, **changes: Any) -> SessionStore:
+        """Another store on the same client and prefix, its config changed (say, the cap).
+
+        It shares the bench's client: leave it open, closing the bench closes the client.
+        The bucket count must stay the same, or the store refuses the prefix's layout.
+        """
+        return SessionStore(self.client, config=replace(self.config, **changes))
 
     def report(self, label: str, stats: Stats) -> dict[str, Any]:
         """Show a figure as soon as it is measured; returns it for the results file."""
@@ -91,8 +98,16 @@ class Bench:
         self.progress.note(f"  {title}: {count} measures, {effort.runs} runs each, ~{seconds:.0f}s")
 
     def tenant_pattern(self, tenant: str) -> str:
-        """A SCAN pattern for every key of one tenant, cut from a key that keys.py builds."""
-        return self.keys.user_index(tenant, "*").split("*")[0] + "*"
+        """A SCAN pattern for every session and index key of one tenant (all its buckets).
+
+        Cut from a key that keys.py builds: ``P:{T:bb}:t`` with ``??`` for the bucket, so a
+        tenant whose name starts with this one's is not matched.
+        """
+        return self.keys.created_index(tenant, "??").removesuffix("t") + "*"
+
+    def session_pattern(self, tenant: str) -> str:
+        """A SCAN pattern for every session hash of one tenant: ``P:{T:??}:s:*``."""
+        return self.keys.session(tenant, "sess_??*")
 
     def close(self) -> None:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)

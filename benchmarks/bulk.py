@@ -2,8 +2,9 @@
 
 ``create_many`` writes sessions through the store's own create path: it starts one
 ``_core`` create flow per session and sends the batches of hundreds of flows in one pipeline,
-so the Lua script, the indexes and the layout are exactly those of ``store.create``; only the
-round trips are shared.
+so the Lua script, its arguments, the keys and every index are exactly those of
+``store.create``; only the round trips are shared. The store's once-per-store layout check
+runs first, through the store itself, so the flows start at their create script.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from sessionstore import SessionStore, scripts
-from sessionstore._core import Call
+from sessionstore.flows import Call
 from sessionstore.model import Session
 from sessionstore.store import _queue
 
@@ -34,6 +35,7 @@ def create_many(
 ) -> list[tuple[Session, str]]:
     """Create every session; returns (session, token) pairs only when ``keep`` (they are big)."""
     created: list[tuple[Session, str]] = []
+    check_layout(store)
     for chunk in _chunks(iter(sessions), FLOWS_PER_PIPELINE):
         results = _run_flows(store, chunk)
         if keep:
@@ -69,6 +71,12 @@ def _run_flows(store: SessionStore, chunk: list[NewSession]) -> list[tuple[Sessi
                 done.append(finished.value)
         pending = stepped
     return done
+
+
+def check_layout(store: SessionStore) -> None:
+    """The store's layout check (``Core.check_layout``), once, as its first operation runs it."""
+    if not store._core.layout_checked:
+        store._drive(store._core.check_layout())
 
 
 def _execute(client: Any, calls: list[Call]) -> list[Any]:

@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def store_at(url: str) -> Iterator[SessionStore]:
     """A store in a prefix of its own; every key under it is deleted on the way out."""
     prefix = f"ssclu-{secrets.token_hex(4)}"
-    config = StoreConfig(prefix=prefix, tag_secret=secrets.token_bytes(32))
+    config = StoreConfig(prefix=prefix)
     store = SessionStore.from_url(url, config=config)
     try:
         yield store
@@ -112,10 +112,20 @@ def key_spread(url: str, users: int) -> dict[str, Counter[str]]:
         return spread
 
 
+KINDS = {
+    b"s": "session",
+    b"u": "user index",
+    b"t": "created index",
+    b"i": "ip index",
+    b"x": "idle index",
+}
+
+
 def kind(key: bytes) -> str:
-    if b":s:" in key:
-        return "session"
-    return {b"u": "user index", b"i": "ip index", b"t": "tenant bucket"}.get(key[-1:], "other")
+    """The kind of a key (the table in keys.py): the part after the hash tag names it."""
+    if b"}:" not in key:
+        return "layout" if key.endswith(b":layout") else "other"
+    return KINDS.get(key.rsplit(b"}:", 1)[1].split(b":", 1)[0], "other")
 
 
 def main(argv: list[str] | None = None) -> int:

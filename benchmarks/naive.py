@@ -1,21 +1,51 @@
 """The floors of the listing measures: what a store without indexes does, with SCAN.
 
-Such a store finds a user's sessions, or an IP address's, by scanning the whole keyspace with
-MATCH, and pages through a tenant with the SCAN cursor itself (in no useful order: the store's
-own pages are newest first, so these floors flatter the naive way). They read the same keys
-the store wrote and decode them with the store's codec, so only the way of finding differs.
+Such a store finds a user's sessions by scanning the whole keyspace with MATCH for keys named
+after the user, and pages through a tenant (or an IP address's sessions) with the SCAN cursor
+itself (in no useful order: the store's own pages are newest first, so these floors flatter
+the naive way). The store's own keys do not name the user (keys.py), so the per-user floors
+write keys of their own, ``<prefix>:naive:<tenant>:<user id>:<session id>``: hashes of the
+very fields the store writes (codec.py). The paging floors read the store's session hashes.
+Every floor decodes with the store's codec, so only the way of finding differs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sessionstore.codec import VIEW, decode_view
+from sessionstore.codec import VIEW, decode_view, packed_ip, session_fields
 from sessionstore.model import Session
 
 SCAN_COUNT = 1000
+WRITE_BATCH = 1000
+
+
+def user_key(prefix: str, tenant: str, user_id: int, session_id: str) -> str:
+    """Where the naive store keeps a session: its user in the name, so MATCH can find it."""
+    return f"{prefix}:naive:{tenant}:{user_id}:{session_id}"
+
+
+def user_pattern(prefix: str, tenant: str, user_id: int) -> str:
+    return user_key(prefix, tenant, user_id, "*")
+
+
+def save(client: Any, prefix: str, tenant: str, sessions: Iterable[Session]) -> int:
+    """Write sessions as the naive store does: one hash each (the store's fields) and a TTL."""
+    written = 0
+    pipe = client.pipeline(transaction=False)
+    for session in sessions:
+        expires = round(session.expires_at.timestamp() * 1000)
+        key = user_key(prefix, tenant, session.user_id, session.id)
+        pipe.execute_command("HSET", key, "h", bytes(32), *session_fields(session, expires))
+        pipe.execute_command("PEXPIREAT", key, expires)
+        written += 1
+        if written % WRITE_BATCH == 0:
+            pipe.execute()
+            pipe = client.pipeline(transaction=False)
+    pipe.execute()
+    return written
 
 
 def list_user(client: Any, pattern: str) -> list[Session]:
@@ -91,6 +121,6 @@ def _at_address(client: Any, keys: list[bytes], ip_address: str) -> list[bytes]:
         return []
     pipe = client.pipeline(transaction=False)
     for key in keys:
-        pipe.hget(key, "ip")  # the address field of the session hash (codec.py)
-    wanted = ip_address.encode()
+        pipe.hget(key, "ip")  # the address field of the session hash, packed (codec.py)
+    wanted = packed_ip(ip_address)
     return [key for key, ip in zip(keys, pipe.execute(), strict=True) if ip == wanted]

@@ -12,8 +12,11 @@ class Plan:
     name: str
     # Sessions in Redis at which the listing and revoking measures are repeated.
     totals: tuple[int, ...]
-    # Sessions written to measure memory, once with the store's layout and once as blobs.
+    # Sessions of the mix written to measure memory, by the store and as blobs.
     memory_sessions: int
+    # The adversarial listing: background sessions of each tenant, and one user's logins.
+    adversary_background: int
+    adversary_logins: int
     # Cheap operations (validate, create, device parse, peers): time-boxed runs.
     steady: Effort
     # Listings and revokes, one call per timed sample, at every total.
@@ -45,7 +48,9 @@ class Plan:
 FULL = Plan(
     name="full",
     totals=(10_000, 100_000, 1_000_000),
-    memory_sessions=100_000,
+    memory_sessions=10_000,
+    adversary_background=5_000,
+    adversary_logins=30_000,
     steady=Effort(runs=5, seconds=2.0, min_calls=20),
     scaling=Effort(runs=5, seconds=0.5, min_calls=1, max_calls=2_000),
     naive=Effort(runs=3, seconds=0.5, min_calls=1, max_calls=200),
@@ -55,6 +60,8 @@ QUICK = Plan(
     name="quick",
     totals=(10_000, 100_000),
     memory_sessions=10_000,
+    adversary_background=3_000,
+    adversary_logins=3_000,
     steady=Effort(runs=3, seconds=0.3, min_calls=10),
     scaling=Effort(runs=3, seconds=0.1, min_calls=1, max_calls=500),
     naive=Effort(runs=2, seconds=0.0, min_calls=1),

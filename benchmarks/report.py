@@ -96,6 +96,8 @@ def _backend(name: str, results: dict[str, Any]) -> list[str]:
         lines += _scaling(results["scaling"])
     if results.get("memory"):
         lines += _memory(results["memory"])
+    if results.get("adversarial"):
+        lines += _adversarial(results["adversarial"])
     if results.get("device"):
         lines += _device(results["device"])
     if results.get("peers"):
@@ -160,23 +162,69 @@ def _scaling(scaling: list[dict[str, Any]]) -> list[str]:
 
 
 def _memory(memory: dict[str, Any]) -> list[str]:
+    mix = memory["mix"]
+    idle = memory["with_idle_timeout"]
     rows = [
-        ["store: hash + user, IP and tenant indexes", f"{memory['store_bytes_per_session']:,.0f}"],
-        ["plain msgpack blob, no index", f"{memory['blob_bytes_per_session']:,.0f}"],
+        ["store: session hash + every index (u, t, i, x) + layout", _bytes(memory, "store")],
+        [f"store with {memory['idle_timeout']}", _bytes(idle, "store")],
+        ["plain msgpack blob, no index", _bytes(memory, "blob")],
         ["(blob payload alone)", f"{memory['blob_payload_bytes']:,.0f}"],
         ["(MEMORY USAGE of the blob keys)", f"{memory['blob_memory_usage_per_session']:,.0f}"],
     ]
-    encoding = memory["session_hash_encoding"]
-    for kind, usage in memory["memory_usage_per_session"].items():
-        detail = f", {encoding}" if kind == "session hashes" else ""
+    for label, measured in (("store", memory), (memory["idle_timeout"], idle)):
+        encodings = measured["encodings"]
+        for kind, usage in measured["memory_usage_per_session"].items():
+            detail = f", {encodings[kind]}" if kind in encodings else ""
+            rows.append(
+                [
+                    f"(MEMORY USAGE, {label}: {kind}, {usage['keys']:,} keys{detail})",
+                    f"{usage['bytes_per_session']:,.1f}",
+                ]
+            )
         rows.append(
             [
-                f"(MEMORY USAGE of the store's {kind}: {usage['keys']:,} keys{detail})",
-                f"{usage['bytes_per_session']:,.0f}",
+                f"(MEMORY USAGE, {label}: every key)",
+                f"{measured['memory_usage_total_per_session']:,.0f}",
             ]
         )
-    title = f"memory: used_memory delta over {memory['sessions']:,} sessions"
-    return _table(title, ["layout", "bytes per session"], rows)
+    title = (
+        f"memory: used_memory delta over {memory['sessions']:,} sessions of "
+        f"{mix['users']:,} users ({mix['ip_addresses']:,} IP addresses, "
+        f"{mix['shared_ip_share']:.0%} from {mix['shared_ips']} shared ones, "
+        f"{mix['user_agent_bytes']}-byte user agents)"
+    )
+    config = memory.get("redis_config")
+    lines = _table(title, ["layout", "bytes per session"], rows)
+    if config:
+        lines += [f"Redis settings: {_pairs(config)}.", ""]
+    return lines
+
+
+def _adversarial(adversarial: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            state.replace("_", " "),
+            f"{measured['total_count']:,}",
+            _latency(measured["page"]),
+            f"{measured['ratio_to_clean']:.2f}x",
+            str(measured["round_trips"]),
+            str(measured["calls"]),
+            f"{measured['sessions_fetched']:,}",
+        ]
+        for state, measured in adversarial["states"].items()
+    ]
+    title = (
+        f"admin first page (limit {adversarial['limit']}) after one user's "
+        f"{adversarial['logins']:,} logins (cap {adversarial['cap']}), "
+        f"{adversarial['background_sessions']:,} background sessions per tenant"
+    )
+    header = ["tenant", "live sessions", "p50 / p99 ms", "p50 vs clean", "round trips", "calls"]
+    header.append("sessions fetched")
+    return _table(title, header, rows)
+
+
+def _bytes(measured: dict[str, Any], kind: str) -> str:
+    return f"{measured[f'{kind}_bytes_per_session']:,.0f}"
 
 
 def _device(device: dict[str, Any]) -> list[str]:

@@ -1,9 +1,10 @@
 """One backend, start to finish: the suites in an order that keeps each measure honest.
 
 Device parsing needs no Redis and memory wants a small database (its deltas would otherwise
-include the main dictionary doubling), so they go first. Then the probes are written and the
-tenant filled to the smallest total; the hot path, create and the peers are measured there,
-and the listings at every total while the tenant grows.
+include the main dictionary doubling), so they go first; the adversarial listing writes and
+deletes tenants of its own, before the data of the other measures. Then the probes are
+written and the tenant filled to the smallest total; the hot path, create and the peers are
+measured there, and the listings at every total while the tenant grows.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from urllib.parse import urlsplit
 from .bench import Backend, Bench
 from .plan import Plan
 from .progress import Progress
-from .suites import create, device, memory, peers, validate
+from .suites import adversarial, create, device, memory, peers, validate
 from .suites.scaling import Scaling
 from .targets import evaluate
 
-SECTIONS = ("device", "memory", "validate", "create", "peers", "scaling")
+SECTIONS = ("device", "memory", "adversarial", "validate", "create", "peers", "scaling")
 
 
 def run_backend(
@@ -33,6 +34,11 @@ def run_backend(
         if "memory" in sections and backend.real:
             progress.phase(f"memory, {bench.plan.memory_sessions:,} sessions")
             results["memory"] = memory.run(bench)
+        if "adversarial" in sections and backend.real:
+            progress.phase(
+                f"adversarial listing: one user logs in {bench.plan.adversary_logins:,} times"
+            )
+            results["adversarial"] = adversarial.run(bench)
         if sections & {"validate", "create", "peers", "scaling"}:
             results.update(_with_data(bench, sections))
         results["targets"] = [target.to_dict() for target in evaluate(results)]

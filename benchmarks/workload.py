@@ -8,6 +8,7 @@ browsers), except where a measure wants every agent new.
 from __future__ import annotations
 
 import ipaddress
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -107,3 +108,53 @@ def at_address(address: str, count: int, first_user: int) -> Iterator[NewSession
             address,
             COMMON_USER_AGENTS[number % len(COMMON_USER_AGENTS)],
         )
+
+
+# -- the memory mix of the issue --------------------------------------------------------------
+
+MIX_SESSIONS_PER_USER = (2, 3, 4)  # drawn evenly: about 3 per user
+MIX_SHARED_IPS = 100  # offices, carrier NATs: shared by every user
+MIX_SHARED_SHARE = 0.3  # of sessions come from a shared address, the rest from the user's own
+MIX_AGENT_BYTES = 120
+# Browsers' agents of exactly 120 bytes; each names a {major} and a {build} number.
+_MIX_TEMPLATES = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{major}.0.{build}.110 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 6.3; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{major}.0.0.0 Safari/537.36 Edg/{major}.0",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{major}.0.{build}.9 Mobile Safari/537.36",
+)
+MIX_USER_AGENTS = tuple(
+    template.format(major=100 + number % 40, build=4000 + number)
+    for number in range(16)
+    for template in _MIX_TEMPLATES
+)
+assert all(len(agent.encode()) == MIX_AGENT_BYTES for agent in MIX_USER_AGENTS)
+# Addresses of the mix: the shared ones first, then one of the user's own per user.
+_MIX_OWN_IP_BASE = 1_000_000
+
+
+def memory_mix(count: int, tenant: str, *, seed: int = 2026) -> Iterator[NewSession]:
+    """``count`` sessions as the issue describes a tenant: about 3 per user, 70% from the
+    user's own address and 30% from 100 shared ones, browsers' agents of 120 bytes."""
+    draw = random.Random(seed)
+    user = made = 0
+    while made < count:
+        own_ip = ip_address(_MIX_OWN_IP_BASE + user)
+        browser = draw.randrange(len(MIX_USER_AGENTS))
+        for _ in range(min(draw.choice(MIX_SESSIONS_PER_USER), count - made)):
+            shared = draw.random() < MIX_SHARED_SHARE
+            address = ip_address(draw.randrange(MIX_SHARED_IPS)) if shared else own_ip
+            # Most logins from the user's usual browser, some from a second device.
+            agent = browser if draw.random() < 0.8 else draw.randrange(len(MIX_USER_AGENTS))
+            yield NewSession(
+                tenant,
+                BACKGROUND_USER_BASE + user,
+                address,
+                MIX_USER_AGENTS[agent],
+                auth_method=("password", "social", "sso")[made % 3],
+                mfa_verified=made % 5 == 0,
+            )
+            made += 1
+        user += 1

@@ -1,7 +1,8 @@
 """create, with user agents the device cache holds and with new ones, beside the raw writes.
 
-The floor writes the same hash fields with HSET + PEXPIREAT and indexes the id with ZADD, in
-one pipeline: the I/O of a create, with no id drawing, hashing, parsing or index upkeep.
+The floor writes the same hash fields with HSET + PEXPIREAT and indexes the session in its
+user's index with ZADD, in one pipeline, under the store's own key names (keys.py): the I/O of
+a create, with no id drawing, hashing, parsing, cap or bucket index upkeep.
 Sessions go to a tenant of their own, deleted afterwards, so the listing data stays as loaded.
 """
 
@@ -13,6 +14,7 @@ from itertools import count
 from typing import Any
 
 from sessionstore.codec import session_fields
+from sessionstore.tokens import RANDOM_LEN, SESSION_PREFIX
 
 from ..bench import Bench
 from ..bulk import delete_matching
@@ -20,6 +22,7 @@ from ..workload import COMMON_USER_AGENTS, SESSIONS_PER_IP, SESSIONS_PER_USER, f
 from ..workload import ip_address as nth_ip_address
 
 TENANT = "create"
+RAW_USER_BASE = 10_000_000  # the floor's users, apart from the store's
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -55,18 +58,18 @@ def _raw_create(bench: Bench, raw: Any) -> Callable[[], object]:
     template, _ = bench.probes[0]
     expires = int(template.expires_at.timestamp() * 1000)
     fields = ["h", secrets.token_bytes(32), *session_fields(template, expires)]
-    tag = template.id[5:15]  # a session id is sess_<tag><random> (tokens.py)
     numbers = count()
 
     def call() -> object:
         number = next(numbers)
-        session_id = f"sess_{tag}{number:022d}"
+        user_id = RAW_USER_BASE + number // SESSIONS_PER_USER
+        random_part = f"{number:0{RANDOM_LEN}d}"
+        session_id = f"{SESSION_PREFIX}{bench.keys.bucket_of(TENANT, user_id)}{random_part}"
         pipe = raw.pipeline(transaction=False)
         key = bench.keys.session(TENANT, session_id)
         pipe.execute_command("HSET", key, *fields)
         pipe.execute_command("PEXPIREAT", key, expires)
-        index = bench.keys.user_index(TENANT, f"raw{number // SESSIONS_PER_USER:07d}")
-        pipe.execute_command("ZADD", index, expires, session_id)
+        pipe.execute_command("ZADD", bench.keys.user_index(TENANT, user_id), expires, random_part)
         return pipe.execute()
 
     return call

@@ -6,29 +6,29 @@ every total the same probes are measured beside the SCAN-based floors (naive.py)
 should cost the same at every total; the floors grow with it.
 
 revoke_all writes its user's sessions before each timed call (untimed) and measures removing
-them; its floor deletes a user of a tenant of its own, then drops that user's indexes.
+them; its floor writes the same number of its own keys (naive.py) and deletes them with SCAN
+MATCH + DEL. The per-user listing floor reads its own copies of the probe users' sessions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sessionstore.model import Page, Session
-from sessionstore.tokens import user_tag
 
 from .. import naive
 from ..bench import Bench
 from ..bulk import create_many
 from ..timing import measure, measure_prepared
-from ..workload import TENANT, at_address, background, ip_address, of_user
+from ..workload import TENANT, at_address, background, of_user
 
 PROBE_IP = "198.51.100.7"
 LIST_USERS = 100  # + sessions per user: user 101 has 1 session, 110 has 10, 200 has 100
 REVOKE_USERS = 200_000  # + sessions per user
 ADDRESS_USERS = 500_000
 NAIVE_TENANT = "naive"
-OWN_ADDRESSES = 8  # workload.of_user spreads a user's sessions over this many addresses
 
 
 class Scaling:
@@ -38,7 +38,7 @@ class Scaling:
         self.background = 0  # background sessions written so far
         self.probes = 0  # probe sessions, part of every total
         # Every session key of the tenant, as the naive admin listing scans for them.
-        self.sessions_pattern = bench.keys.session(TENANT, "sess_" + "?" * 10 + "*")
+        self.sessions_pattern = bench.session_pattern(TENANT)
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -48,7 +48,10 @@ class Scaling:
         self.bench.probes = create_many(store, background(0, plan.probe_sessions), keep=True)
         self.background = plan.probe_sessions
         for size in plan.list_sizes:
-            self.probes += len(create_many(store, of_user(LIST_USERS + size, size), keep=True))
+            created = create_many(store, of_user(LIST_USERS + size, size), keep=True)
+            # The naive floor's own copy of the same sessions, under keys that name the user.
+            naive.save(self.bench.client, self.bench.prefix, TENANT, (s for s, _ in created))
+            self.probes += len(created)
         by_address = plan.page_size * plan.page_depth + plan.page_size // 2
         create_many(store, at_address(PROBE_IP, by_address, ADDRESS_USERS))
         self.probes += by_address
@@ -83,7 +86,7 @@ class Scaling:
         results = {}
         for size in self.plan.list_sizes:
             user_id = LIST_USERS + size
-            pattern = self._user_pattern(TENANT, user_id)
+            pattern = naive.user_pattern(self.bench.prefix, TENANT, user_id)
             ours = store.list_user_sessions(TENANT, user_id)
             _check(f"user {user_id}", ours, naive.list_user(client, pattern), size)
             results[str(size)] = self._pair(
@@ -183,24 +186,20 @@ class Scaling:
 
     def _prepare_naive_revoke(self, size: int) -> Callable[[], object]:
         bench, user_id = self.bench, REVOKE_USERS + size
-        self._drop_naive_indexes(user_id)  # left by the previous call: a naive DEL keeps them
-        create_many(bench.store, of_user(user_id, size, tenant=NAIVE_TENANT))
-        pattern = self._user_pattern(NAIVE_TENANT, user_id)
+        template, _ = bench.probes[0]
+        naive.save(
+            bench.client,
+            bench.prefix,
+            NAIVE_TENANT,
+            (replace(template, id=f"{template.id}-{n}", user_id=user_id) for n in range(size)),
+        )
+        pattern = naive.user_pattern(bench.prefix, NAIVE_TENANT, user_id)
 
         def revoke() -> None:
             if naive.revoke_all(bench.client, pattern) != size:
                 raise RuntimeError(f"naive revoke did not delete {size} sessions")
 
         return revoke
-
-    def _drop_naive_indexes(self, user_id: int) -> None:
-        keys = self.bench.keys
-        tag = user_tag(self._tag_secret(), NAIVE_TENANT, user_id)
-        self.bench.client.unlink(
-            keys.user_index(NAIVE_TENANT, tag),
-            *(keys.ip_index(NAIVE_TENANT, ip_address(n)) for n in range(OWN_ADDRESSES)),
-            *keys.tenant_buckets(NAIVE_TENANT),
-        )
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -213,15 +212,6 @@ class Scaling:
                 f"{label}: naive", measure(naive_call, self.plan.naive, warm_up=False)
             ),
         }
-
-    def _user_pattern(self, tenant: str, user_id: int) -> str:
-        tag = user_tag(self._tag_secret(), tenant, user_id)
-        return self.bench.keys.session(tenant, f"sess_{tag}*")
-
-    def _tag_secret(self) -> bytes:
-        secret = self.bench.config.tag_secret
-        assert secret is not None
-        return secret
 
 
 def _check(
