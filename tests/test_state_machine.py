@@ -97,10 +97,10 @@ class Model:
         ]
 
     def add(self, session: Modelled, now: int) -> None:
-        """Store it; over the cap, evict the least recently active others (ties: by index order)."""
+        """Store it; over the cap, evict the others that would end first (ties: by random part)."""
         others = self.of_user(session.tenant, session.user_id, now)
         while len(others) + 1 > CAP:
-            evicted = min(others, key=lambda s: (s.active, s.expires, s.id))
+            evicted = min(others, key=lambda s: (s.expires, random_part(s.id)))
             others.remove(evicted)
             del self.sessions[(evicted.tenant, evicted.id)]
         self.sessions[(session.tenant, session.id)] = session

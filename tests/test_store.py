@@ -241,12 +241,28 @@ class TestListUserSessions:
         assert len(store.list_user_sessions(TENANT, 456)) == 3
         assert calls == ["evalsha"]
 
-    def test_per_user_cap_evicts_the_least_recently_active(
+    def test_per_user_cap_evicts_the_oldest_without_an_idle_timeout(
         self, client: Any, prefix: str, clock: backends.Clock
     ) -> None:
         store = SessionStore(
             client, config=StoreConfig(prefix=prefix, max_sessions_per_user=3), clock=clock
         )
+        tokens = []
+        for _ in range(3):
+            tokens.append(login(store)[1])
+            clock.advance(61)
+        store.validate(TENANT, tokens[0])  # activity does not move the end of its lifetime
+        login(store)
+        assert store.validate(TENANT, tokens[0]) is None  # evicted: it would end first
+        assert all(store.validate(TENANT, token) is not None for token in tokens[1:])
+
+    def test_per_user_cap_evicts_the_least_recently_active_with_an_idle_timeout(
+        self, client: Any, prefix: str, clock: backends.Clock
+    ) -> None:
+        config = StoreConfig(
+            prefix=prefix, max_sessions_per_user=3, idle_timeout=timedelta(minutes=30)
+        )
+        store = SessionStore(client, config=config, clock=clock)
         tokens = []
         for _ in range(3):
             tokens.append(login(store)[1])

@@ -30,24 +30,19 @@ if ARGV[6] == '1' then redis.call('ZADD', KEYS[5], expires_at, entry) end
 drop_expired(bucket, KEYS[2], now)
 redis.call('ZADD', KEYS[2], expires_at, random)
 
--- Over the cap: evict the least recently active of the others, with all its entries.
+-- Over the cap: evict the sessions that would end soonest (with an idle timeout, the least
+-- recently active; without, the oldest), with all their entries: O(log n) each.
 local evicted = 0
 local excess = redis.call('ZCARD', KEYS[2]) - cap
-while excess > 0 do
-  local oldest, oldest_active = nil, nil
-  for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    if member ~= random then
-      local active = tonumber(redis.call('HGET', bucket .. 's:' .. member, 'a') or 0)
-      if oldest == nil or active < oldest_active then
-        oldest, oldest_active = member, active
-      end
+if excess > 0 then
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess)) do
+    if member ~= random and evicted < excess then
+      local created, ip = unpack(redis.call('HMGET', bucket .. 's:' .. member, 'c', 'ip'))
+      if created then drop(bucket, entry_of(member, created, ip)) end
+      redis.call('ZREM', KEYS[2], member)
+      evicted = evicted + 1
     end
   end
-  local created, ip = unpack(redis.call('HMGET', bucket .. 's:' .. oldest, 'c', 'ip'))
-  if created then drop(bucket, entry_of(oldest, created, ip)) end
-  redis.call('ZREM', KEYS[2], oldest)
-  evicted = evicted + 1
-  excess = excess - 1
 end
 
 -- Every key lives exactly as long as its longest-lived session.

@@ -67,6 +67,24 @@ local function is_live(bucket, random, view, now)
     and redis.call('ZSCORE', bucket .. 'u:' .. view[AT.u], random)
 end
 
+-- End many sessions of one bucket at once (their entries, in order): a few variadic calls a
+-- thousand sessions instead of several calls each. Their user index is the caller's to clean.
+local function drop_all(bucket, entries)
+  for first = 1, #entries, 1000 do
+    local chunk, sessions, ip_entries = {}, {}, {}
+    for at = first, math.min(first + 999, #entries) do
+      local entry = entries[at]
+      chunk[#chunk + 1] = entry
+      sessions[#sessions + 1] = bucket .. 's:' .. random_of(entry)
+      ip_entries[#ip_entries + 1] = ip_entry(entry)
+    end
+    redis.call('DEL', unpack(sessions))
+    redis.call('ZREM', bucket .. 't', unpack(chunk))
+    redis.call('ZREM', bucket .. 'i', unpack(ip_entries))
+    redis.call('ZREM', bucket .. 'x', unpack(chunk))
+  end
+end
+
 -- Drop the user's expired sessions, so the user index counts only live ones.
 local function drop_expired(bucket, user_index, now)
   for _, random in ipairs(redis.call('ZRANGE', user_index, '-inf', now, 'BYSCORE')) do

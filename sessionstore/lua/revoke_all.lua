@@ -9,22 +9,27 @@ local bucket = bucket_of(KEYS[2])
 
 -- Read everything before the first write: if a hash turns out to be on another node (a slot
 -- mid-migration), the script fails having changed nothing, and its rerun counts correctly.
-local revoked, doomed, gone = 0, {}, {}
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #members, 2 do
-  local random = members[i]
+local revoked, doomed, members = 0, {}, {}
+local indexed = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #indexed, 2 do
+  local random = indexed[i]
   if random ~= keep then
+    members[#members + 1] = random
     local created, ip, expires = unpack(redis.call('HMGET', bucket .. 's:' .. random, 'c', 'ip', 'x'))
     if created then
       doomed[#doomed + 1] = entry_of(random, created, ip)
-      if tonumber(expires) > now and tonumber(members[i + 1]) > now then revoked = revoked + 1 end
-    else
-      gone[#gone + 1] = random
+      if tonumber(expires) > now and tonumber(indexed[i + 1]) > now then revoked = revoked + 1 end
     end
   end
 end
 
-for _, entry in ipairs(doomed) do drop(bucket, entry) end
-for _, random in ipairs(gone) do redis.call('ZREM', KEYS[1], random) end
+drop_all(bucket, doomed)
+if keep == '' or #members * 2 == #indexed then
+  redis.call('DEL', KEYS[1])
+else
+  for first = 1, #members, 1000 do
+    redis.call('ZREM', KEYS[1], unpack(members, first, math.min(first + 999, #members)))
+  end
+end
 sweep(bucket, now, 8)
 return revoked
