@@ -57,17 +57,18 @@ def random_part(session_id: str) -> str:
 
 
 class KeySpace:
-    __slots__ = ("_prefix", "buckets")
+    __slots__ = ("_bucket_names", "_prefix", "buckets")
 
     def __init__(self, prefix: str, buckets: int) -> None:
         self._prefix = prefix
         self.buckets = buckets
+        self._bucket_names = tuple(bucket_name(number) for number in range(buckets))
 
     def bucket_of(self, tenant: str, user_id: int) -> str:
         return user_bucket(tenant, user_id, self.buckets)
 
-    def all_buckets(self) -> list[str]:
-        return [bucket_name(number) for number in range(self.buckets)]
+    def all_buckets(self) -> tuple[str, ...]:
+        return self._bucket_names
 
     def _bucket(self, tenant: str, bucket: str) -> str:
         return f"{self._prefix}:{{{tenant}:{bucket}}}:"

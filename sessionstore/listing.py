@@ -1,15 +1,17 @@
 """Admin listings: a tenant's live sessions, newest first, within a fixed budget per page.
 
 A tenant's sessions are spread over its buckets (keys.py). A page asks every bucket, in one
-pipelined round, for a few of its newest live sessions below the cursor (``page.lua``, which
-drops whatever has ended as it goes); a bucket that may hold more reports how far down it
-looked. Sessions newer than every such bucket's *frontier* are complete. Buckets that could
-still hold one of the page's sessions are asked again, at most ``MAX_ROUNDS`` rounds in all;
-if that is not enough (a bucket full of ended sessions), the page ends early with ``hasMore``
-and a cursor at the frontier, so the next page continues from there. A page therefore costs
-at most ``MAX_ROUNDS`` round trips and ``MAX_ROUNDS x buckets x (wanted + SLACK)`` entries,
-whatever state Redis is in. Listing by user reads the user's own index, the narrowest there
-is (at most ``max_sessions_per_user``), in one script call.
+pipelined round, for the positions of a few of its newest live sessions below the cursor
+(``page.lua``, which drops whatever has ended as it goes); a bucket that may hold more
+reports how far down it looked. Sessions newer than every such bucket's *frontier* are
+complete. Buckets that could still hold one of the page's sessions are asked again; then
+one last round reads the sessions that make the page (plain HMGETs, nothing else is read
+whole). If the rounds are not enough (a bucket full of sessions that ended unseen), the page
+ends early with ``hasMore`` and a cursor at the frontier, so the next page continues from
+there. A page therefore costs at most ``MAX_ROUNDS`` round trips and examines at most
+``(MAX_ROUNDS - 1) x buckets x (wanted + SLACK)`` index entries, whatever state Redis is in.
+Listing by user reads the user's own index, the narrowest there is (at most
+``max_sessions_per_user``), in one script call.
 """
 
 from __future__ import annotations
@@ -17,14 +19,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import inputs, scripts
-from .codec import decode_view, packed_ip
+from .codec import VIEW, decode_view, packed_ip
 from .errors import InvalidCursor
-from .flows import Batch, Flow, ScriptCall
+from .flows import Batch, Command, Flow, ScriptCall
 from .keys import created_at, ip_key, position, random_part, session_id_at
 from .model import Page, Session
 from .tokens import RANDOM_LEN
@@ -104,34 +105,47 @@ def list_sessions(
 def _walk(
     core: Core, tenant: str, ip: bytes, want: int, below: bytes
 ) -> Flow[tuple[list[tuple[bytes, Session]], bytes | None, int]]:
-    """The newest ``want`` live sessions below ``below``, the frontier if incomplete, the count."""
+    """The newest ``want`` live sessions below ``below``, the frontier if incomplete, the count.
+
+    Rounds of page.lua find positions of live sessions (cheap: no session is read whole);
+    the last round reads the views of the positions that make the page, as plain HMGETs.
+    """
     buckets = [_Bucket(name, below) for name in core.keys.all_buckets()]
-    found: list[tuple[bytes, Session]] = []
+    found: list[tuple[bytes, _Bucket]] = []
     total = 0
-    wanted = -(-2 * want // len(buckets)) + 1  # a little over each bucket's share
+    wanted = -(-want // len(buckets)) + 2  # a little over each bucket's share
     asking = buckets
-    for round_ in range(MAX_ROUNDS):
+    for round_ in range(MAX_ROUNDS - 1):
         calls: Batch = [
             _page_call(core, tenant, bucket, ip, wanted, count=round_ == 0) for bucket in asking
         ]
         for bucket, reply in zip(asking, (yield calls), strict=True):
-            done, last, count, *pairs = reply
+            done, last, count, *positions = reply
             total += max(int(count), 0)
             bucket.done = bool(done)
             bucket.below = bytes(last) or bucket.below
-            for at, view in _pairs(pairs):
-                found.append((at, decode_view(session_id_at(bucket.name, at), view)))
+            found += [(bytes(at), bucket) for at in positions]
         found.sort(key=lambda item: item[0], reverse=True)
         # A bucket still matters if it may hold a session newer than the want-th found.
         bar = found[want - 1][0] if len(found) >= want else b""
         asking = [bucket for bucket in buckets if not bucket.done and bucket.below > bar]
         if not asking:
             break
-        wanted = want
+        wanted = want if round_ else 4 * wanted
     frontier = max((bucket.below for bucket in buckets if not bucket.done), default=None)
     if frontier is not None:
         found = [item for item in found if item[0] >= frontier]
-    return found[:want], frontier if len(found) < want else None, total
+    page = found[:want]
+    ids = [session_id_at(bucket.name, at) for at, bucket in page]
+    reads: Batch = [Command(("HMGET", core.keys.session(tenant, sid), *VIEW[1:])) for sid in ids]
+    views = (yield reads) if reads else []
+    # A session that ended since its position was read is left out of the page.
+    sessions = [
+        (at, decode_view(sid, [b"", *view]))
+        for (at, _), sid, view in zip(page, ids, views, strict=True)
+        if view[0] is not None
+    ]
+    return sessions, frontier if len(found) < want else None, total
 
 
 def _page_call(
@@ -142,10 +156,6 @@ def _page_call(
         (core.keys.created_index(tenant, bucket.name),),
         (core.now_ms(), ip, bucket.below, wanted, wanted + SLACK, 1 if count else 0),
     )
-
-
-def _pairs(flat: list[Any]) -> Iterator[tuple[bytes, list[bytes | None]]]:
-    return zip((bytes(at) for at in flat[::2]), flat[1::2], strict=True)
 
 
 def _position_of(session: Session) -> bytes:

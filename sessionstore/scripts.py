@@ -1,7 +1,9 @@
 """The Lua scripts in ``lua/``, read once from the package and called by SHA.
 
-Each script is sent with ``lua/lib.lua`` in front of it, and before that the session hash's
-field list from codec.VIEW, so the field names and the shared steps are written once.
+Each script is sent with ``lua/lib.lua`` in front of it, so the shared steps are written
+once. The session hash's fields are written once too, in codec.VIEW: a script that reads
+them says ``unpack(VIEW)``, and gets the list as a table, and ``AT.x`` for the place of field
+``x`` in it, which becomes the number itself here (no table is built per call for it).
 Redis caches scripts by SHA1; a restart, failover or ``SCRIPT FLUSH`` empties that cache, so
 the drivers answer NOSCRIPT by loading the source and running the call again (every script
 is safe to run twice).
@@ -10,6 +12,7 @@ is safe to run twice).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -30,18 +33,17 @@ def _read(name: str) -> bytes:
     return resources.files("sessionstore").joinpath("lua", f"{name}.lua").read_bytes()
 
 
-def _prelude() -> bytes:
-    names = ", ".join(f"'{field}'" for field in VIEW)
-    places = ", ".join(f"['{field}'] = {place}" for place, field in enumerate(VIEW, start=1))
-    return f"local VIEW = {{{names}}}\nlocal AT = {{{places}}}\n".encode() + _read("lib")
-
-
 def _load(name: str) -> Script:
-    source = _PRELUDE + _read(name)
-    return Script(name, source, hashlib.sha1(source, usedforsecurity=False).hexdigest())
+    source = (_read("lib") + _read(name)).decode()
+    if re.search(r"\bVIEW\b", source):
+        names = ", ".join(f"'{field}'" for field in VIEW)
+        source = f"local VIEW = {{{names}}}\n" + source
+    source = re.sub(r"\bAT\.(\w+)", lambda field: str(_PLACE[field[1]]), source)
+    encoded = source.encode()
+    return Script(name, encoded, hashlib.sha1(encoded, usedforsecurity=False).hexdigest())
 
 
-_PRELUDE = _prelude()
+_PLACE = {field: place for place, field in enumerate(VIEW, start=1)}
 
 
 CREATE = _load("create")

@@ -15,8 +15,8 @@ listing that has to step over what the adversary left (index entries of evicted 
 sessions, one overfull bucket) would show here. Each page is checked first: 100 sessions,
 the adversary's live ones where it has some and none where it was revoked. Round trips are the
 batches the store's ``_run`` sends for one first page (the layout check already done), calls
-the script calls in them, and sessions fetched what those scripts send back to be decoded
-(a page shows 100 of them). Tenants are deleted at the end.
+the calls in them, positions found what the bucket scripts report, and sessions fetched the
+sessions read whole (a page shows 100 of them). Tenants are deleted at the end.
 """
 
 from __future__ import annotations
@@ -133,8 +133,8 @@ def _first_page(store: SessionStore, tenant: str) -> Callable[[], object]:
 
 def _round_trips(store: SessionStore, tenant: str) -> dict[str, int]:
     """What one first page costs: batches the store's ``_run`` sends (one round trip each),
-    calls in them, and sessions the bucket scripts (page.lua) send back to be decoded."""
-    cost = {"round_trips": 0, "calls": 0, "sessions_fetched": 0}
+    calls in them, positions the bucket scripts (page.lua) report, sessions read whole."""
+    cost = {"round_trips": 0, "calls": 0, "positions_found": 0, "sessions_fetched": 0}
     run = store._run
 
     def counting(batch: Batch) -> list[Any]:
@@ -143,7 +143,9 @@ def _round_trips(store: SessionStore, tenant: str) -> dict[str, int]:
         cost["calls"] += len(batch)
         for call, reply in zip(batch, replies, strict=True):
             if isinstance(call, ScriptCall) and call.script is scripts.PAGE:
-                cost["sessions_fetched"] += (len(reply) - 3) // 2  # done, last, count, pairs
+                cost["positions_found"] += len(reply) - 3  # done, last, count, positions
+            elif not isinstance(call, ScriptCall) and call.args[0] == "HMGET":
+                cost["sessions_fetched"] += 1
         return replies
 
     store._run = counting  # type: ignore[method-assign]

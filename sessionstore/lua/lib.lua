@@ -1,6 +1,5 @@
--- lib.lua: what every script shares; scripts.py puts it in front of each script, after
--- `local VIEW = {...}` (the session hash fields of codec.VIEW) and `local AT = {h = 1, ...}`
--- (where each field sits in VIEW).
+-- lib.lua: what every script shares; scripts.py puts it in front of each script. `VIEW` is
+-- the list of session hash fields (codec.VIEW) and `AT.x` the place of field x in it.
 --
 -- A bucket is the keys of one hash tag `P:{T:bb}:`: sessions `s:<random>`, user indexes
 -- `u:<user id>`, and the indexes `t`, `i` and `x` (keys.py). A script is given keys of one
