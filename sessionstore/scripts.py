@@ -1,9 +1,9 @@
 """The Lua scripts in ``lua/``, read once from the package and called by SHA.
 
 Each script is sent with ``lua/lib.lua`` in front of it, so the shared steps are written
-once. The session hash's fields are written once too, in codec.VIEW: a script that reads
-them says ``unpack(VIEW)``, and gets the list as a table, and ``AT.x`` for the place of field
-``x`` in it, which becomes the number itself here (no table is built per call for it).
+once. The session hash's fields are written once too, in codec.VIEW: a script says
+``unpack(VIEW)`` for the list and ``AT.x`` for the place of field ``x`` in it, and both become
+literals here, so Redis builds no table per call for them.
 Redis caches scripts by SHA1; a restart, failover or ``SCRIPT FLUSH`` empties that cache, so
 the drivers answer NOSCRIPT by loading the source and running the call again (every script
 is safe to run twice).
@@ -34,16 +34,14 @@ def _read(name: str) -> bytes:
 
 
 def _load(name: str) -> Script:
-    source = (_read("lib") + _read(name)).decode()
-    if re.search(r"\bVIEW\b", source):
-        names = ", ".join(f"'{field}'" for field in VIEW)
-        source = f"local VIEW = {{{names}}}\n" + source
+    source = (_read("lib") + _read(name)).decode().replace("unpack(VIEW)", _FIELDS)
     source = re.sub(r"\bAT\.(\w+)", lambda field: str(_PLACE[field[1]]), source)
     encoded = source.encode()
     return Script(name, encoded, hashlib.sha1(encoded, usedforsecurity=False).hexdigest())
 
 
 _PLACE = {field: place for place, field in enumerate(VIEW, start=1)}
+_FIELDS = ", ".join(f"'{field}'" for field in VIEW)
 
 
 CREATE = _load("create")
