@@ -8,26 +8,36 @@ reads the server's clock and tests can move time.
 
 from __future__ import annotations
 
+import enum
+import hmac
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from . import inputs, listing, scripts
 from .codec import decode_view, session_fields
 from .config import StoreConfig
 from .device import parse_device
 from .errors import IncompatibleLayout, RevocationNotDurable, SessionConflict
+from .fixed import Fixed, FixedParts
 from .flows import Batch, Call, Command, Flow, ScriptCall, T
 from .geo import LocationResolver, no_location
 from .keys import LAYOUT, KeySpace, random_part
 from .model import Page, Session, from_ms
 from .scripts import Script
-from .tokens import BUCKET, new_session, parse_token
+from .tokens import BUCKET, ParsedToken, new_session, parse_token
 
 __all__ = ["Batch", "Call", "Command", "Core", "Flow", "ScriptCall", "T"]
 
 log = logging.getLogger("sessionstore")
+
+
+class _Ended(enum.Enum):
+    STORED = "a known session that ended and is still stored: the script drops it"
+
+
+FIXED_PARTS = 10_000  # sessions whose fixed parts a store remembers (about 1 KB each)
 
 
 class Core:
@@ -45,6 +55,7 @@ class Core:
         self.resolve_location = location_resolver or no_location
         self.clock = clock
         self.layout_checked = False
+        self.fixed = FixedParts(FIXED_PARTS)
 
     def __repr__(self) -> str:
         return f"Core(prefix={self.config.prefix!r})"
@@ -52,14 +63,68 @@ class Core:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    # -- the hot path: one script call, no flow machinery ---------------------------------
+    # -- the hot path ---------------------------------------------------------------------------
+
+    def validate(self, tenant: str, token: object) -> Flow[Session | None]:
+        """The token's live session, recording activity at most once per touch interval.
+
+        A session this process has seen costs two plain reads in one round trip (what can
+        change, and its user index entry); the script runs for a session seen first here,
+        when a touch is due, and when the reads say it ended (the script then drops it).
+        """
+        tenant = inputs.tenant(tenant)
+        parsed = parse_token(token)
+        if parsed is None:
+            return None
+        if not self.layout_checked:
+            yield from self.check_layout()
+        sid = parsed.session_id
+        fixed = self.fixed.get(tenant, sid)
+        if fixed is not None:
+            if not hmac.compare_digest(fixed.secret_hash, parsed.secret_hash):
+                return None  # a session's secret never changes: no need to ask Redis
+            now = self.now_ms()
+            if now - fixed.last_active_ms < self.config.touch_interval_ms:
+                session = yield from self._read_live(tenant, fixed, now)
+                if session is not _Ended.STORED:
+                    return session
+        script_call, _ = self._validate_call(tenant, parsed)
+        (reply,) = yield [script_call]
+        if reply is None:
+            self.fixed.forget(tenant, sid)
+            return None
+        session = decode_view(sid, reply)
+        self.fixed.remember(tenant, session, parsed.secret_hash)
+        return session
+
+    def _read_live(
+        self, tenant: str, fixed: Fixed, now: int
+    ) -> Flow[Session | None | Literal[_Ended.STORED]]:
+        """What can change of a known session; None when it is gone (revoked, evicted)."""
+        session = fixed.session
+        (expires, active, mfa), indexed = yield [
+            Command(("HMGET", self.keys.session(tenant, session.id), "x", "a", "m")),
+            Command(
+                ("ZSCORE", self.keys.user_index(tenant, session.user_id), random_part(session.id))
+            ),
+        ]
+        if expires is None:
+            self.fixed.forget(tenant, session.id)
+            return None
+        if indexed is None or int(expires) <= now:
+            return _Ended.STORED
+        fresh = fixed.refreshed(int(expires), int(active), mfa == b"1")
+        if int(active) != fixed.last_active_ms or fresh.mfa_verified != session.mfa_verified:
+            self.fixed.remember(tenant, fresh, fixed.secret_hash)  # another process touched it
+        return fresh
 
     def validate_call(self, tenant: str, token: object) -> tuple[ScriptCall, str] | None:
         """The validate script call and the session id it asks about; None for junk tokens."""
         tenant = inputs.tenant(tenant)
         parsed = parse_token(token)
-        if parsed is None:
-            return None
+        return None if parsed is None else self._validate_call(tenant, parsed)
+
+    def _validate_call(self, tenant: str, parsed: ParsedToken) -> tuple[ScriptCall, str]:
         sid = parsed.session_id
         config = self.config
         call = ScriptCall(
@@ -73,10 +138,6 @@ class Core:
             ),
         )
         return call, sid
-
-    @staticmethod
-    def validated(session_id: str, reply: list[bytes] | None) -> Session | None:
-        return None if reply is None else decode_view(session_id, reply)
 
     # -- flows ------------------------------------------------------------------------------
 

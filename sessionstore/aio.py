@@ -58,13 +58,7 @@ class AsyncSessionStore(BaseStore):
 
     async def validate(self, tenant: str, token: object) -> Session | None:
         """The token's live session, recording activity; None if unknown, expired or revoked."""
-        planned = self._core.validate_call(tenant, token)
-        if planned is None:
-            return None
-        if not self._core.layout_checked:
-            await self._drive(self._core.check_layout())
-        call, session_id = planned
-        return self._core.validated(session_id, (await self._run([call]))[0])
+        return await self._drive(self._core.validate(tenant, token))
 
     async def get(self, tenant: str, session_id: str) -> Session | None:
         return await self._drive(self._core.get(tenant, session_id))

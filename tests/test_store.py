@@ -172,12 +172,47 @@ class TestValidate:
         clock.advance(2)
         assert store.validate(TENANT, token) is None
 
-    def test_one_round_trip(self, store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
-        _, token = login(store)
-        store.validate(TENANT, token)  # the first call loads the script (NOSCRIPT fallback)
+    def test_one_round_trip_and_a_script_only_when_needed(
+        self,
+        client: Any,
+        config: StoreConfig,
+        clock: backends.Clock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        _, token = login(SessionStore(client, config=config, clock=clock))
+        store = SessionStore(client, config=config, clock=clock)  # another process
+        store.validate(TENANT, "sst_" + "a" * 2 + "B" * 54)  # its layout check, once
         calls = count_calls(store, monkeypatch)
         assert store.validate(TENANT, token) is not None
-        assert calls == ["evalsha"]
+        assert calls == ["evalsha"]  # a session first seen here: the script
+        calls.clear()
+        assert store.validate(TENANT, token) is not None
+        assert calls == ["pipeline"]  # then two plain reads in one round trip
+        calls.clear()
+        clock.advance(config.touch_interval.total_seconds())
+        assert store.validate(TENANT, token) is not None
+        assert calls == ["evalsha"]  # a touch is due: the script records it
+        calls.clear()
+        assert store.validate(TENANT, token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+        assert calls == []  # a known session's secret never changes: no need to ask
+
+    def test_what_a_process_remembers_never_lets_an_ended_session_pass(
+        self, client: Any, config: StoreConfig, clock: backends.Clock
+    ) -> None:
+        elsewhere = SessionStore(client, config=config, clock=clock)
+        here = SessionStore(client, config=config, clock=clock)
+        sessions = [login(elsewhere) for _ in range(3)]
+        assert all(here.validate(TENANT, token) for _, token in sessions)  # all remembered
+        revoked, evicted_by_all, expiring = sessions
+        assert elsewhere.revoke(TENANT, 456, revoked[0].id)
+        assert here.validate(TENANT, revoked[1]) is None
+        assert elsewhere.mark_mfa_verified(TENANT, expiring[0].id)
+        assert here.validate(TENANT, expiring[1]).mfa_verified  # changes are read every time
+        assert elsewhere.revoke_all(TENANT, 456, except_session_id=expiring[0].id) == 1
+        assert here.validate(TENANT, evicted_by_all[1]) is None
+        clock.advance(24 * 3600)
+        assert here.validate(TENANT, expiring[1]) is None
+        assert here.list_sessions(TENANT).total_count == 0
 
     def test_malformed_tokens_send_nothing(
         self, store: SessionStore, monkeypatch: pytest.MonkeyPatch

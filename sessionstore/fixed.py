@@ -1,0 +1,74 @@
+"""What never changes in a session, remembered by each process for the hot path.
+
+A session's id, owner, IP, user agent, device, location, auth method, creation time and the
+hash of its secret are written once at creation; only its activity, expiry and MFA flag move.
+Once a process has validated a session through the script, it keeps those fixed parts, so
+the next validations read just what can change (``HMGET x a m``) and the user index entry
+that says the session is still live: two plain commands in one round trip, no script.
+
+Nothing here can make a revoked session pass: liveness, expiry and MFA are read from Redis
+on every validation. Entries are never stale (a session id is never reused), only evicted,
+least recently used first, past ``capacity``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from .model import Session, from_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Fixed:
+    session: Session  # as last seen; its activity, expiry and MFA flag are refreshed on use
+    secret_hash: bytes
+    last_active_ms: int  # never ahead of Redis: activity only moves forward
+
+    def __repr__(self) -> str:
+        return f"Fixed(session_id={self.session.id!r})"
+
+    def refreshed(self, expires_ms: int, active_ms: int, mfa: bool) -> Session:
+        return replace(
+            self.session,
+            mfa_verified=mfa,
+            last_active_at=_at(self.session.last_active_at, active_ms),
+            expires_at=_at(self.session.expires_at, expires_ms),
+        )
+
+
+def _at(known: datetime, ms: int) -> datetime:
+    return known if round(known.timestamp() * 1000) == ms else from_ms(ms)
+
+
+class FixedParts:
+    """A bounded LRU map (tenant, session id) -> Fixed, safe to share between threads."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, str], Fixed] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, tenant: str, session_id: str) -> Fixed | None:
+        with self._lock:
+            fixed = self._entries.get((tenant, session_id))
+            if fixed is not None:
+                self._entries.move_to_end((tenant, session_id))
+            return fixed
+
+    def remember(self, tenant: str, session: Session, secret_hash: bytes) -> None:
+        active = round(session.last_active_at.timestamp() * 1000)
+        with self._lock:
+            self._entries[(tenant, session.id)] = Fixed(session, secret_hash, active)
+            self._entries.move_to_end((tenant, session.id))
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def forget(self, tenant: str, session_id: str) -> None:
+        with self._lock:
+            self._entries.pop((tenant, session_id), None)
