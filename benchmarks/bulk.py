@@ -18,7 +18,7 @@ from redis.exceptions import NoScriptError
 from sessionstore import SessionStore, scripts
 from sessionstore.flows import Call
 from sessionstore.model import Session
-from sessionstore.store import _queue
+from sessionstore.store import _args
 
 from .workload import NewSession
 
@@ -92,7 +92,7 @@ def _execute(client: Any, calls: list[Call]) -> list[Any]:
 def _pipeline(client: Any, calls: list[Call]) -> Any:
     pipe = client.pipeline(transaction=False)
     for call in calls:
-        _queue(pipe, call)
+        pipe.execute_command(*_args(call))
     return pipe
 
 

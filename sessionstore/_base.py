@@ -27,6 +27,7 @@ class BaseStore:
     ) -> None:
         self._client = type(self)._connect() if client is None else client
         self._cluster = connection.is_cluster(self._client)
+        self._raw = connection.sends_raw(self._client)
         self._core = Core(config or StoreConfig(), location_resolver=location_resolver, clock=clock)
         connection.refuse_unsupported(self._client, self._core.config)
 

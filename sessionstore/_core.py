@@ -114,8 +114,8 @@ class Core:
         if indexed is None or int(expires) <= now:
             return _Ended.STORED
         fresh = fixed.refreshed(int(expires), int(active), mfa == b"1")
-        if int(active) != fixed.last_active_ms or fresh.mfa_verified != session.mfa_verified:
-            self.fixed.remember(tenant, fresh, fixed.secret_hash)  # another process touched it
+        if fresh is not session:
+            self.fixed.remember(tenant, fresh, fixed.secret_hash)  # changed by another process
         return fresh
 
     def validate_call(self, tenant: str, token: object) -> tuple[ScriptCall, str] | None:

@@ -11,7 +11,7 @@ from . import connection
 from ._base import BaseStore
 from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
-from .store import _queue
+from .store import _args
 
 
 class AsyncSessionStore(BaseStore):
@@ -108,11 +108,14 @@ class AsyncSessionStore(BaseStore):
         try:
             if len(batch) == 1:
                 return [await self._call_alone(batch[0])]
-            pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
-            for call in batch:
-                _queue(pipe, call)
-            async with connection.turn(self._client):
-                replies = await pipe.execute(raise_on_error=False)
+            if self._raw:
+                replies = await connection.arun_raw(self._client, [_args(c) for c in batch])
+            else:
+                pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
+                for call in batch:
+                    pipe.execute_command(*_args(call))
+                async with connection.turn(self._client):
+                    replies = await pipe.execute(raise_on_error=False)
             return [
                 await self._settle(call, reply) for call, reply in zip(batch, replies, strict=True)
             ]

@@ -115,6 +115,63 @@ def async_client(url: str | None = None, **overrides: Any) -> Any:
     return redis.asyncio.Redis(connection_pool=pool)
 
 
+def sends_raw(client: Any) -> bool:
+    """Standalone redis-py clients take a batch on one pooled connection, as below."""
+    return type(client) in (redis.Redis, redis.asyncio.Redis)
+
+
+def run_raw(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send a batch on one connection and read its replies as Redis gave them.
+
+    What redis-py's Pipeline does, less its bookkeeping (about a fifth of validate's time):
+    an error reply comes back as its exception, a broken connection is retried as a whole
+    (every call is safe to repeat), and no response callback reshapes a reply.
+    """
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        return connection.retry.call_with_retry(  # type: ignore[no-any-return]
+            lambda: _exchange(connection, commands), lambda _error: connection.disconnect()
+        )
+    finally:
+        pool.release(connection)
+
+
+def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    connection.send_packed_command(connection.pack_commands(commands))
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(connection.read_response())
+        except redis.exceptions.ResponseError as error:
+            replies.append(error)
+    return replies
+
+
+async def arun_raw(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """run_raw for redis.asyncio."""
+    pool = client.connection_pool
+    connection = await pool.get_connection()
+
+    async def exchange() -> list[Any]:
+        await connection.send_packed_command(connection.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await connection.read_response())
+            except redis.exceptions.ResponseError as error:
+                replies.append(error)
+        return replies
+
+    async def reconnect(_error: Exception) -> None:
+        await connection.disconnect()
+
+    try:
+        return await connection.retry.call_with_retry(exchange, reconnect)  # type: ignore[no-any-return]
+    finally:
+        await pool.release(connection)
+
+
 def is_cluster(client: Any) -> bool:
     return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
 

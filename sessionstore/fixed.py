@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from .model import Session, from_ms
@@ -26,21 +26,32 @@ class Fixed:
     session: Session  # as last seen; its activity, expiry and MFA flag are refreshed on use
     secret_hash: bytes
     last_active_ms: int  # never ahead of Redis: activity only moves forward
+    expires_ms: int
 
     def __repr__(self) -> str:
         return f"Fixed(session_id={self.session.id!r})"
 
     def refreshed(self, expires_ms: int, active_ms: int, mfa: bool) -> Session:
-        return replace(
-            self.session,
+        known = self.session
+        if (expires_ms, active_ms, mfa) == (
+            self.expires_ms,
+            self.last_active_ms,
+            known.mfa_verified,
+        ):
+            return known  # frozen: the same answer can be handed out again
+        return Session(
+            id=known.id,
+            user_id=known.user_id,
+            ip_address=known.ip_address,
+            user_agent=known.user_agent,
+            device=known.device,
+            location=known.location,
+            auth_method=known.auth_method,
             mfa_verified=mfa,
-            last_active_at=_at(self.session.last_active_at, active_ms),
-            expires_at=_at(self.session.expires_at, expires_ms),
+            created_at=known.created_at,
+            last_active_at=from_ms(active_ms),
+            expires_at=from_ms(expires_ms),
         )
-
-
-def _at(known: datetime, ms: int) -> datetime:
-    return known if round(known.timestamp() * 1000) == ms else from_ms(ms)
 
 
 class FixedParts:
@@ -62,9 +73,9 @@ class FixedParts:
             return fixed
 
     def remember(self, tenant: str, session: Session, secret_hash: bytes) -> None:
-        active = round(session.last_active_at.timestamp() * 1000)
+        fixed = Fixed(session, secret_hash, _ms(session.last_active_at), _ms(session.expires_at))
         with self._lock:
-            self._entries[(tenant, session.id)] = Fixed(session, secret_hash, active)
+            self._entries[(tenant, session.id)] = fixed
             self._entries.move_to_end((tenant, session.id))
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
@@ -72,3 +83,7 @@ class FixedParts:
     def forget(self, tenant: str, session_id: str) -> None:
         with self._lock:
             self._entries.pop((tenant, session_id), None)
+
+
+def _ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)

@@ -112,10 +112,13 @@ class SessionStore(BaseStore):
         try:
             if len(batch) == 1:
                 return [self._call_alone(batch[0])]
-            pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
-            for call in batch:
-                _queue(pipe, call)
-            replies = pipe.execute(raise_on_error=False)
+            if self._raw:
+                replies = connection.run_raw(self._client, [_args(call) for call in batch])
+            else:
+                pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
+                for call in batch:
+                    pipe.execute_command(*_args(call))
+                replies = pipe.execute(raise_on_error=False)
             return [self._settle(call, reply) for call, reply in zip(batch, replies, strict=True)]
         except RedisError as error:
             raise connection.translate(error) from error
@@ -153,10 +156,9 @@ class SessionStore(BaseStore):
         return reply
 
 
-def _queue(pipe: Any, call: Call) -> None:
+def _args(call: Call) -> tuple[Any, ...]:
     # EVALSHA as a plain command: redis-py's cluster pipeline refuses its evalsha() method,
     # but routes the command by its keys like any other.
     if isinstance(call, Command):
-        pipe.execute_command(*call.args)
-    else:
-        pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+        return call.args
+    return ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)

@@ -16,6 +16,7 @@ from sessionstore import (
     InvalidUserId,
     SessionStore,
     StoreConfig,
+    connection,
 )
 from sessionstore.keys import random_part
 from tests import backends
@@ -495,6 +496,12 @@ def count_calls(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> list[st
         pipe.execute = counted_execute
         return pipe
 
+    def counted_raw(*args: Any) -> Any:
+        calls.append("pipeline")  # a batch on one connection, as a pipeline sends it
+        return run_raw(*args)
+
+    run_raw = connection.run_raw
     monkeypatch.setattr(client, "execute_command", execute_command)
     monkeypatch.setattr(client, "pipeline", counted_pipeline)
+    monkeypatch.setattr(connection, "run_raw", counted_raw)
     return calls
