@@ -102,11 +102,10 @@ class Core:
     ) -> Flow[Session | None | Literal[_Ended.STORED]]:
         """What can change of a known session; None when it is gone (revoked, evicted)."""
         session = fixed.session
+        user_index = self.keys.user_index_of(tenant, session)
         (expires, active, mfa), indexed = yield [
             Command(("HMGET", self.keys.session(tenant, session.id), "x", "a", "m")),
-            Command(
-                ("ZSCORE", self.keys.user_index(tenant, session.user_id), random_part(session.id))
-            ),
+            Command(("ZSCORE", user_index, random_part(session.id))),
         ]
         if expires is None:
             self.fixed.forget(tenant, session.id)

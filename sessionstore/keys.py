@@ -26,9 +26,12 @@ Tenant slugs never contain braces (inputs.py), so no caller can move a hash tag.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .tokens import BUCKET, RANDOM, SESSION_PREFIX, bucket_name, user_bucket
+
+if TYPE_CHECKING:
+    from .model import Session
 
 LAYOUT: Final = 2
 CREATED_HEX: Final = 11  # milliseconds, fixed width until the year 2527
@@ -78,6 +81,10 @@ class KeySpace:
 
     def user_index(self, tenant: str, user_id: int) -> str:
         return f"{self._bucket(tenant, self.bucket_of(tenant, user_id))}u:{user_id}"
+
+    def user_index_of(self, tenant: str, session: Session) -> str:
+        """The index of a session's user, named from its id: no hash of the user id needed."""
+        return f"{self._bucket(tenant, session.id[BUCKET])}u:{session.user_id}"
 
     def created_index(self, tenant: str, bucket: str) -> str:
         """The bucket's ``t`` index; scripts name the bucket's other keys from its prefix."""
