@@ -108,6 +108,34 @@ class TestEvictionAndExpiryLeaveNothingBehind:
         assert {s.id for s in page.data} == {s.id for s in kept if s is not None}
         assert trips.count == 2  # the positions of the page, then its sessions
 
+    def test_a_page_that_spends_its_budget_says_where_to_go_on(
+        self, store: SessionStore, clock: backends.Clock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        bucket_of = store._core.keys.bucket_of
+        crowd = [u for u in range(20_000) if bucket_of(TENANT, u) == bucket_of(TENANT, 0)][:150]
+        older = login(store, 10**6)  # live, and older than everything below
+        for user in crowd:
+            for _ in range(3):
+                login(store, user)  # 450 sessions in one bucket, to end unseen (idle)
+        clock.advance(20 * 60)
+        store.validate(TENANT, older)
+        clock.advance(20 * 60)
+        newer = login(store, 10**6 + 1)
+        trips = RoundTrips(store, monkeypatch)
+        listed, pages, cursor = [], 0, None
+        while True:
+            with trips:
+                page = store.list_sessions(TENANT, limit=10, cursor=cursor)
+            assert trips.count <= MAX_ROUNDS
+            pages += 1
+            listed += [session.id for session in page.data]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        expected = [store.validate(TENANT, token) for token in (newer, older)]
+        assert listed == [session.id for session in expected if session is not None]
+        assert pages > 1  # the ended sessions take more than one page's budget to step over
+
 
 def test_flooding_an_ip_hides_no_earlier_session(store: SessionStore) -> None:
     victim = store.validate(TENANT, login(store, VICTIM))
