@@ -30,6 +30,10 @@ class Plan:
     page_depth: int = 10
     # Sessions whose tokens validate and peer loads cycle through.
     probe_sessions: int = 1_000
+    # Redis CPU per operation (INFO commandstats deltas): operations per window, and windows
+    # (each operation and its floor once per window, interleaved).
+    cpu_ops: int = 2_000
+    cpu_windows: int = 5
 
     @property
     def full(self) -> bool:
@@ -65,4 +69,6 @@ QUICK = Plan(
     steady=Effort(runs=3, seconds=0.3, min_calls=10),
     scaling=Effort(runs=3, seconds=0.1, min_calls=1, max_calls=500),
     naive=Effort(runs=2, seconds=0.0, min_calls=1),
+    cpu_ops=500,
+    cpu_windows=3,
 )

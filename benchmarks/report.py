@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .suites.peers import MODES
 from .targets import FLAT_TOLERANCE
 
 LOADING = (
@@ -92,6 +93,8 @@ def _backend(name: str, results: dict[str, Any]) -> list[str]:
             ["measure", "ops/s", "p50 ms", "p99 ms"],
             [[what, *_figures(stats)] for what, stats in results["create"].items()],
         )
+    if results.get("redis_cpu"):
+        lines += _redis_cpu(results["redis_cpu"])
     if results.get("scaling"):
         lines += _scaling(results["scaling"])
     if results.get("memory"):
@@ -101,14 +104,83 @@ def _backend(name: str, results: dict[str, Any]) -> list[str]:
     if results.get("device"):
         lines += _device(results["device"])
     if results.get("peers"):
-        rows = [
-            [name, peer["package"], mode, *_figures(peer["load_by_id"])]
-            for mode, loads in results["peers"].items()
-            for name, peer in loads.items()
-        ]
-        header = ["store", "package", "mode", "ops/s", "p50 ms", "p99 ms"]
-        lines += _table("load by id: sessionstore and peers", header, rows)
+        lines += _peers(results["peers"])
     return lines
+
+
+def _peers(peers: dict[str, Any]) -> list[str]:
+    rows = [
+        [name, peer["package"], mode, *_figures(peer["load_by_id"])]
+        for mode in MODES
+        for name, peer in peers.get(mode, {}).items()
+    ]
+    header = ["store", "package", "mode", "ops/s", "p50 ms", "p99 ms"]
+    lines = _table("load by id: sessionstore and peers", header, rows)
+    notes = []
+    for mode, path in peers.get("validate_script_path", {}).items():
+        if path["script_calls"] is None:
+            continue
+        notes.append(
+            f"{mode}: {path['script_calls']:,} of {path['validate_calls']:,} validations "
+            f"({path['share']:.2%}) in {path['seconds']:.0f} s"
+        )
+    if notes:
+        lines += [
+            "Validations that took the script (the rest read two plain commands): EVALSHA "
+            "calls in `INFO commandstats` during the measurement, less `sessionstore get`'s; "
+            "every client's, so at most: " + "; ".join(notes) + ".",
+            "",
+        ]
+    return lines
+
+
+def _redis_cpu(redis_cpu: dict[str, Any]) -> list[str]:
+    rows = []
+    for measure in redis_cpu["measures"].values():
+        store, floor = measure["store"], measure["floor"]
+        evalsha = store["usec_per_call"].get("evalsha")
+        script = "" if evalsha is None else f"{evalsha:.2f} ({measure['script']})"
+        windows = min(store["clean_windows"], floor["clean_windows"])
+        rows.append(
+            [
+                store["label"],
+                _per_op(store["sends_per_op"]),
+                f"{store['usec_per_op']:.2f}",
+                floor["label"],
+                f"{floor['usec_per_op']:.2f}",
+                "" if measure["ratio"] is None else f"{measure['ratio']:.2f}x",
+                script,
+                _per_op(store["inside_per_op"]),
+                f"{windows} of {store['windows']}",
+            ]
+        )
+    header = [
+        "operation",
+        "sends per op",
+        "µs per op",
+        "floor",
+        "floor µs per op",
+        "ratio",
+        "EVALSHA µs per call (script)",
+        "commands inside, per op",
+        "clean windows",
+    ]
+    title = (
+        "Redis CPU per operation: usec of the commands it sends (`INFO commandstats` deltas), "
+        f"{redis_cpu['windows']} windows of {redis_cpu['ops_per_window']:,} operations"
+    )
+    note = (
+        "Commands a script runs are counted by Redis under their own names too; their time is "
+        "in the EVALSHA's, so they are listed, not added. A window is clean when no other "
+        "client sent the commands measured meanwhile; figures are the median clean window's."
+    )
+    return [*_table(title, header, rows)[:-1], "", note, ""]
+
+
+def _per_op(calls: dict[str, float]) -> str:
+    return ", ".join(
+        f"{name.upper()} {per_op:.3g}" for name, per_op in calls.items() if per_op >= 0.005
+    )
 
 
 def _targets(targets: list[dict[str, Any]]) -> list[str]:

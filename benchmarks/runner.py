@@ -3,8 +3,9 @@
 Device parsing needs no Redis and memory wants a small database (its deltas would otherwise
 include the main dictionary doubling), so they go first; the adversarial listing writes and
 deletes tenants of its own, before the data of the other measures. Then the probes are
-written and the tenant filled to the smallest total; the hot path, create and the peers are
-measured there, and the listings at every total while the tenant grows.
+written and the tenant filled to the smallest total; the hot path, create, the peers and the
+Redis CPU per operation are measured there, and the listings at every total while the tenant
+grows.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ from urllib.parse import urlsplit
 from .bench import Backend, Bench
 from .plan import Plan
 from .progress import Progress
-from .suites import adversarial, create, device, memory, peers, validate
+from .suites import adversarial, create, device, memory, peers, redis_cpu, validate
 from .suites.scaling import Scaling
 from .targets import evaluate
 
-SECTIONS = ("device", "memory", "adversarial", "validate", "create", "peers", "scaling")
+SECTIONS = (
+    "device",
+    "memory",
+    "adversarial",
+    "validate",
+    "create",
+    "peers",
+    "redis_cpu",
+    "scaling",
+)
 
 
 def run_backend(
@@ -39,7 +49,7 @@ def run_backend(
                 f"adversarial listing: one user logs in {bench.plan.adversary_logins:,} times"
             )
             results["adversarial"] = adversarial.run(bench)
-        if sections & {"validate", "create", "peers", "scaling"}:
+        if sections & {"validate", "create", "peers", "redis_cpu", "scaling"}:
             results.update(_with_data(bench, sections))
         results["targets"] = [target.to_dict() for target in evaluate(results)]
         return results
@@ -61,6 +71,9 @@ def _with_data(bench: Bench, sections: frozenset[str]) -> dict[str, Any]:
     if "peers" in sections and bench.backend.real:
         progress.phase("peers: load a session by id")
         results["peers"] = peers.run(bench)
+    if "redis_cpu" in sections and bench.backend.real:
+        progress.phase("Redis CPU per operation (INFO commandstats)")
+        results["redis_cpu"] = redis_cpu.run(bench)
     if "scaling" in sections:
         results["scaling"] = []
         for total in totals:

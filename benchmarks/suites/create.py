@@ -4,6 +4,10 @@ The floor writes the same hash fields with HSET + PEXPIREAT and indexes the sess
 user's index with ZADD, in one pipeline, under the store's own key names (keys.py): the I/O of
 a create, with no id drawing, hashing, parsing, cap or bucket index upkeep.
 Sessions go to a tenant of their own, deleted afterwards, so the listing data stays as loaded.
+
+Create at the cap: under ``max_sessions_per_user`` 100, one user already holds 100 sessions,
+so each create evicts the session that ends soonest, beside creates for users with no session
+at all (a new user each call) on the same store; the two should cost about the same.
 """
 
 from __future__ import annotations
@@ -17,12 +21,21 @@ from sessionstore.codec import session_fields
 from sessionstore.tokens import RANDOM_LEN, SESSION_PREFIX
 
 from ..bench import Bench
-from ..bulk import delete_matching
-from ..workload import COMMON_USER_AGENTS, SESSIONS_PER_IP, SESSIONS_PER_USER, fresh_user_agent
+from ..bulk import create_many, delete_matching
+from ..workload import (
+    COMMON_USER_AGENTS,
+    SESSIONS_PER_IP,
+    SESSIONS_PER_USER,
+    fresh_user_agent,
+    of_user,
+)
 from ..workload import ip_address as nth_ip_address
 
 TENANT = "create"
 RAW_USER_BASE = 10_000_000  # the floor's users, apart from the store's
+CAP = 100  # max_sessions_per_user of the create-at-cap measures (the store's default)
+AT_CAP_USER = 20_000_000
+NEW_USER_BASE = 20_000_001  # a user with no session for every create
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -46,9 +59,14 @@ def run(bench: Bench) -> dict[str, Any]:
         "cached_user_agent": create(lambda n: COMMON_USER_AGENTS[n % len(COMMON_USER_AGENTS)]),
         "uncached_user_agent": create(lambda n: fresh_user_agent()),
         "raw_pipeline": _raw_create(bench, raw),
+        **_at_cap(bench),
     }
     try:
-        return bench.compare("create", measures, bench.plan.steady)
+        measured = bench.compare("create", measures, bench.plan.steady)
+        held = len(bench.store.list_user_sessions(TENANT, AT_CAP_USER))
+        if held != CAP:  # else the creates at the cap did not evict, and measured less
+            raise RuntimeError(f"the user at the cap holds {held} sessions, not {CAP}")
+        return measured
     finally:
         raw.close()
         delete_matching(bench.client, bench.tenant_pattern(TENANT))
@@ -73,3 +91,25 @@ def _raw_create(bench: Bench, raw: Any) -> Callable[[], object]:
         return pipe.execute()
 
     return call
+
+
+def _at_cap(bench: Bench) -> dict[str, Callable[[], object]]:
+    """Creates for a user holding ``CAP`` sessions (each evicts one) and for new users."""
+    capped = bench.store_with(max_sessions_per_user=CAP)
+    create_many(capped, of_user(AT_CAP_USER, CAP, tenant=TENANT))
+    numbers = count()
+
+    def call(user_id: int) -> object:
+        number = next(numbers)
+        return capped.create(
+            TENANT,
+            user_id,
+            ip_address=nth_ip_address(number // SESSIONS_PER_IP),
+            user_agent=COMMON_USER_AGENTS[number % len(COMMON_USER_AGENTS)],
+        )
+
+    new_users = count(NEW_USER_BASE)
+    return {
+        f"new_user_cap_{CAP}": lambda: call(next(new_users)),
+        f"user_at_cap_{CAP}": lambda: call(AT_CAP_USER),
+    }

@@ -5,23 +5,36 @@ is timed on the load its framework does per request: read by id and deserialize 
 session object, with no cookie or request handling. Sync peers run on one connection and
 async ones from ``plan.concurrency`` tasks, each in runs interleaved with the store's validate
 of the same mode. They are benchmark-only extras (pyproject's ``bench``).
+
+The store is warmed first, as a running service is: every probe is validated once, so the
+process knows its sessions (``sessionstore._core.FIXED_PARTS`` of them at most, hence at most
+that many probes) and validations take the fast path, two plain reads in one round trip. A
+touch falls due once per session per touch interval (60 s) and takes the script again; how
+many of the measured validations did is counted from the EVALSHA calls in ``INFO
+commandstats`` during the measurement, less those of ``sessionstore get`` (read.lua).
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from importlib import metadata
 from itertools import cycle
 from typing import Any, Protocol, TypeVar
 
+from sessionstore import connection
+from sessionstore._core import FIXED_PARTS
+
 from ..bench import Bench
 from ..workload import TENANT
+from .redis_cpu import Counters, command_deltas, command_stats
 
 LIFETIME = timedelta(days=1)
 OURS = "sessionstore validate"
+MODES = ("sync", "async")
 P = TypeVar("P")
 
 
@@ -40,14 +53,37 @@ class AsyncPeer(Protocol):
 def run(bench: Bench) -> dict[str, Any]:
     if not bench.backend.real:
         return {}  # peers talk to a Redis server, not to the in-process one
-    payloads = [session.to_dict() for session, _ in bench.probes]
-    return {"sync": _sync(bench, payloads), "async": asyncio.run(_async(bench, payloads))}
+    # More probes than the store remembers would all miss: every validation a script call.
+    probes = bench.probes[:FIXED_PARTS]
+    payloads = [session.to_dict() for session, _ in probes]
+    script_path: dict[str, Any] = {}
+    results: dict[str, Any] = {
+        "sync": _sync(bench, probes, payloads, script_path),
+        "async": asyncio.run(_async(bench, probes, payloads, script_path)),
+    }
+    results["validate_script_path"] = script_path
+    for mode, path in script_path.items():
+        if path["script_calls"] is None:
+            continue  # no commandstats to count from (a cluster)
+        bench.progress.note(
+            f"  {mode}: {path['script_calls']:,} of {path['validate_calls']:,} validations "
+            f"took the script ({path['share']:.2%}) in {path['seconds']:.1f}s"
+        )
+    return results
 
 
-def _sync(bench: Bench, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+def _sync(
+    bench: Bench,
+    probes: list[tuple[Any, str]],
+    payloads: list[dict[str, Any]],
+    script_path: dict[str, Any],
+) -> dict[str, Any]:
     store = bench.store
-    next_token = cycle([token for _, token in bench.probes]).__next__
-    next_id = cycle([session.id for session, _ in bench.probes]).__next__
+    tokens = [token for _, token in probes]
+    for token in tokens:  # warm: the fast path from here until touches fall due
+        if store.validate(TENANT, token) is None:
+            raise RuntimeError("probe token does not validate: the benchmark data is wrong")
+    next_token, next_id = _Counted(tokens), _Counted([session.id for session, _ in probes])
     calls: dict[str, Callable[[], object]] = {
         OURS: lambda: store.validate(TENANT, next_token()),
         "sessionstore get": lambda: store.get(TENANT, next_id()),
@@ -58,33 +94,96 @@ def _sync(bench: Bench, payloads: list[dict[str, Any]]) -> dict[str, Any]:
         for name, package, peer in peers:
             calls[name] = _loader(peer, [peer.save(payload) for payload in payloads])
             packages[name] = package
-        measured = bench.compare("load by id, sync, 1 connection", calls, bench.plan.steady)
+        with _ScriptCalls(bench) as counted:
+            measured = bench.compare("load by id, sync, 1 connection", calls, bench.plan.steady)
     finally:
         for _, _, peer in peers:
             peer.close()
+    script_path["sync"] = counted.validate_path(next_token.calls, other_scripts=next_id.calls)
     return _with_packages(measured, packages)
 
 
-async def _async(bench: Bench, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+async def _async(
+    bench: Bench,
+    probes: list[tuple[Any, str]],
+    payloads: list[dict[str, Any]],
+    script_path: dict[str, Any],
+) -> dict[str, Any]:
     store = bench.async_store()  # made inside the loop that uses its connections
-    next_token = cycle([token for _, token in bench.probes]).__next__
+    tokens = [token for _, token in probes]
+    next_token = _Counted(tokens)
     calls: dict[str, Callable[[], Awaitable[object]]] = {
         OURS: lambda: store.validate(TENANT, next_token())
     }
     packages = {OURS: "sessionstore"}
     peers = _installed(bench, ASYNC_PEERS)
     try:
+        for token in tokens:  # warm, as the sync store
+            await store.validate(TENANT, token)
         for name, package, peer in peers:
             ids = [await peer.save(payload) for payload in payloads]
             calls[name] = await _async_loader(peer, ids)
             packages[name] = package
         title = f"load by id, async, {bench.plan.concurrency} tasks"
-        measured = await bench.compare_concurrent(title, calls, bench.plan.steady)
+        with _ScriptCalls(bench) as counted:
+            measured = await bench.compare_concurrent(title, calls, bench.plan.steady)
     finally:
         await store.aclose()
         for _, _, peer in peers:
             await peer.close()
+    script_path["async"] = counted.validate_path(next_token.calls, other_scripts=0)
     return _with_packages(measured, packages)
+
+
+class _Counted:
+    """Cycles through items, counting the calls: the measured operations, warm-ups included."""
+
+    __slots__ = ("_next", "calls")
+
+    def __init__(self, items: list[str]) -> None:
+        self._next = cycle(items).__next__
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        return self._next()
+
+
+class _ScriptCalls:
+    """EVALSHA calls Redis ran during a measurement (``INFO commandstats``, every client's)."""
+
+    def __init__(self, bench: Bench) -> None:
+        self._client = bench.client
+        self._before: Counters | None = None
+        self.evalsha: int | None = None
+        self.seconds = 0.0
+
+    def __enter__(self) -> _ScriptCalls:
+        self._started = time.monotonic()
+        if not connection.is_cluster(self._client):  # a cluster counts per node
+            self._before = command_stats(self._client)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.seconds = time.monotonic() - self._started
+        if self._before is not None:
+            deltas = command_deltas(self._before, command_stats(self._client))
+            self.evalsha = None if deltas is None else deltas.get("evalsha", (0, 0))[0]
+
+    def validate_path(self, validate_calls: int, *, other_scripts: int) -> dict[str, Any]:
+        """How many validations took the script: EVALSHA calls less the other measures'.
+
+        Other clients of the same Redis add theirs, so this is at most the true count.
+        """
+        script_calls = None if self.evalsha is None else max(0, self.evalsha - other_scripts)
+        return {
+            "validate_calls": validate_calls,
+            "evalsha_calls": self.evalsha,
+            "other_measures_evalsha_calls": other_scripts,
+            "script_calls": script_calls,
+            "share": None if script_calls is None else script_calls / max(validate_calls, 1),
+            "seconds": round(self.seconds, 1),
+        }
 
 
 def _installed(
