@@ -4,6 +4,7 @@ from .aio import AsyncSessionStore
 from .config import StoreConfig
 from .errors import (
     IncompatibleLayout,
+    IndexInconsistent,
     InvalidArgument,
     InvalidAuthMethod,
     InvalidCursor,
@@ -26,6 +27,7 @@ __all__ = [
     "AsyncSessionStore",
     "Device",
     "IncompatibleLayout",
+    "IndexInconsistent",
     "InvalidArgument",
     "InvalidAuthMethod",
     "InvalidCursor",

@@ -19,7 +19,12 @@ from . import inputs, listing, scripts
 from .codec import decode_view, session_fields
 from .config import StoreConfig
 from .device import parse_device
-from .errors import IncompatibleLayout, RevocationNotDurable, SessionConflict
+from .errors import (
+    IncompatibleLayout,
+    IndexInconsistent,
+    RevocationNotDurable,
+    SessionConflict,
+)
 from .fixed import Fixed, FixedParts
 from .flows import Batch, Call, Command, Flow, ScriptCall, T
 from .geo import LocationResolver, no_location
@@ -284,10 +289,15 @@ class Core:
         call = ScriptCall(
             scripts.REVOKE_ALL,
             (self.keys.user_index(tenant, user_id), self.keys.created_index(tenant, bucket)),
-            (self.now_ms(), random_part(keep) if keep[BUCKET] == bucket else ""),
+            (self.now_ms(), random_part(keep) if keep[BUCKET] == bucket else "", user_id),
         )
-        reply = yield from self._durably(call)
-        return int(reply)
+        revoked, unindexed = yield from self._durably(call)
+        if unindexed:
+            raise IndexInconsistent(
+                f"the index of user {user_id} was missing; {unindexed} of their sessions were "
+                "found through their bucket and ended"
+            )
+        return int(revoked)
 
     def update(self, tenant: str, session_id: str, *, mfa_verified: bool) -> Flow[bool]:
         tenant = inputs.tenant(tenant)

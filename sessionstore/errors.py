@@ -61,5 +61,14 @@ class IncompatibleLayout(StoreUnavailable):
     """
 
 
+class IndexInconsistent(StoreUnavailable):
+    """An index the store needs was missing (deleted by hand, or evicted by Redis).
+
+    Raised after the store repaired what it could: revoke_all found the user's sessions
+    through their bucket and ended them all, so nothing was missed; it reports the loss
+    rather than a count that would look like "nothing to revoke".
+    """
+
+
 class SessionConflict(SessionStoreError):
     """A freshly drawn session id was already taken (never expected with 128-bit ids)."""

@@ -1,11 +1,24 @@
 -- revoke_all.lua: end every session of one user (optionally but one), atomically, with every
 -- index entry of them.
 -- KEYS[1] user index   KEYS[2] the same bucket's `t` index (names the bucket)
--- ARGV[1] now_ms  ARGV[2] random part to keep ('' for none)
--- returns the count of live sessions revoked.
+-- ARGV[1] now_ms  ARGV[2] random part to keep ('' for none)  ARGV[3] user id
+-- returns {count of live sessions revoked, count of sessions found without their user index}.
 local now = tonumber(ARGV[1])
 local keep = ARGV[2]
 local bucket = bucket_of(KEYS[2])
+
+-- No user index: the user has no sessions, or the index was deleted (by hand, or evicted
+-- under a policy we warn about). Then look through the whole bucket, so a lost index can
+-- never make "sign out everywhere" miss a session: those found are ended, and reported.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local orphans = {}
+  for _, entry in ipairs(redis.call('ZRANGE', KEYS[2], '-', '+', 'BYLEX')) do
+    local owner = redis.call('HGET', bucket .. 's:' .. random_of(entry), 'u')
+    if owner == ARGV[3] and random_of(entry) ~= keep then orphans[#orphans + 1] = entry end
+  end
+  drop_all(bucket, orphans)
+  return {0, #orphans}
+end
 
 -- Read everything before the first write: if a hash turns out to be on another node (a slot
 -- mid-migration), the script fails having changed nothing, and its rerun counts correctly.
@@ -32,4 +45,4 @@ else
   end
 end
 sweep(bucket, now, 8)
-return revoked
+return {revoked, 0}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sessionstore import SessionStore, StoreConfig
+from sessionstore import IndexInconsistent, SessionStore, StoreConfig
 from tests import backends
 
 TENANT = "acme-corp"
@@ -97,9 +97,15 @@ def test_revoke_all_ends_every_session_issued_before_it(store: SessionStore) -> 
 
 
 def test_revoke_all_without_the_user_index(store: SessionStore, client: Any) -> None:
-    """Validity lives in the user index: losing it loses the sessions, never keeps them."""
+    """Validity lives in the user index: losing it loses the sessions, never keeps them;
+    revoke_all then finds them through the bucket, ends them, and says the index was lost."""
     sessions = [new_session(store) for _ in range(5)]
+    neighbour = store.create(TENANT, USER + 1, ip_address="198.51.100.9", user_agent="x")[1]
     client.delete(store._core.keys.user_index(TENANT, USER))
-    store.revoke_all(TENANT, USER)
+    with pytest.raises(IndexInconsistent, match="5 of their sessions"):
+        store.revoke_all(TENANT, USER)
+    assert [s for s, _ in sessions if client.exists(store._core.keys.session(TENANT, s.id))] == []
     assert [s.id for s, token in sessions if store.validate(TENANT, token) is not None] == []
+    assert store.revoke_all(TENANT, USER) == 0  # consistent again: nothing left to find
     assert store.list_user_sessions(TENANT, USER) == []
+    assert store.validate(TENANT, neighbour) is not None
