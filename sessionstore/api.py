@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.endpoints import HTTPEndpoint
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -206,7 +207,8 @@ async def store_unavailable(request: Request, error: Exception) -> Response:
     )
 
 
-async def http_error(request: Request, error: HTTPException) -> Response:
+async def http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)  # registered for HTTPException only
     detail = NOT_FOUND if error.status_code == 404 else error.detail
     return problem_response(error.status_code, detail, dict(error.headers or {}))
 
@@ -220,7 +222,10 @@ async def server_error(request: Request, error: Exception) -> Response:
 
 
 class AccessLog:
-    """One line per request: method, path (still percent-encoded), status, milliseconds."""
+    """One line per request: method, path (still percent-encoded), status, milliseconds.
+
+    Every answer also gets ``Cache-Control: no-store`` (it holds IP addresses and user agents
+    of live sessions, which no shared or browser cache should keep)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -236,6 +241,8 @@ class AccessLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("cache-control", "no-store")
             await send(message)
 
         try:

@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return asyncio.run(args.run(args))
+        return int(asyncio.run(args.run(args)))
     except InvalidArgument as error:
         print(f"sessionstore: {error}", file=sys.stderr)
         return 2

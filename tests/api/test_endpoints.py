@@ -139,3 +139,15 @@ async def test_head_answers_like_get_without_a_body(api: httpx.AsyncClient, keys
     response = await api.head(admin(TENANT_A, "/sessions"), headers=bearer(keys[TENANT_A]))
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
+
+
+async def test_no_answer_may_be_cached(api: httpx.AsyncClient, keys: dict) -> None:
+    # Answers hold IP addresses and user agents: no shared or browser cache may keep them.
+    answers = [
+        await api.get(admin(TENANT_A, "/users/0/sessions"), headers=bearer(keys[TENANT_A])),
+        await api.get(admin(TENANT_A, "/sessions"), headers=bearer(keys[TENANT_A])),
+        await api.get(admin(TENANT_A, "/sessions")),  # 401
+        await api.get(admin(TENANT_A, "/nowhere"), headers=bearer(keys[TENANT_A])),  # 404
+    ]
+    assert [response.status_code for response in answers] == [200, 200, 401, 404]
+    assert {response.headers["cache-control"] for response in answers} == {"no-store"}
