@@ -18,10 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-import uvicorn
-
 from .aio import AsyncSessionStore
-from .api import create_app
 from .apikeys import ApiKeys
 from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable
@@ -88,6 +85,11 @@ async def seed_demo(store: AsyncSessionStore, base_url: str) -> None:
 
 
 async def serve(args: argparse.Namespace) -> int:
+    # The admin server's packages (the server extra), loaded only by the command that serves.
+    import uvicorn
+
+    from .api import create_app
+
     store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
     try:
         if args.demo:
@@ -230,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as missing:  # an extra that is not installed
+        hint = "" if "pip install" in str(missing) else "; pip install 'sessionstore[server]'"
+        print(f"sessionstore: {missing}{hint}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

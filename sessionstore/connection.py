@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fakeredis
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
@@ -24,6 +24,9 @@ from redis.retry import Retry
 from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable, StoreWriteRejected
 from .flows import Command
+
+if TYPE_CHECKING:
+    import fakeredis
 
 # Worst case per call: (1 + RETRIES) * SOCKET_TIMEOUT + backoff, under one second, so a hung
 # Redis turns into StoreUnavailable quickly and the middleware can answer 503.
@@ -39,11 +42,22 @@ _embedded: fakeredis.FakeServer | None = None
 _embedded_lock = threading.Lock()
 
 
+def _fakeredis() -> Any:
+    """The embedded server's package, imported only when a store runs without a URL."""
+    try:
+        return importlib.import_module("fakeredis")
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "the embedded store needs fakeredis: pip install 'sessionstore[embedded]', "
+            "or give a Redis URL"
+        ) from None
+
+
 def embedded_server() -> fakeredis.FakeServer:
     global _embedded
     with _embedded_lock:
         if _embedded is None:
-            _embedded = fakeredis.FakeServer()
+            _embedded = _fakeredis().FakeServer()
         return _embedded
 
 
@@ -77,7 +91,7 @@ def _split(url: str) -> tuple[bool, str]:
 
 def sync_client(url: str | None = None, **overrides: Any) -> Any:
     if url is None:
-        return fakeredis.FakeRedis(server=embedded_server())
+        return _fakeredis().FakeRedis(server=embedded_server())
     cluster, url = _split(url)
     options = _options(overrides)
     if cluster:
@@ -99,7 +113,7 @@ def sync_client(url: str | None = None, **overrides: Any) -> Any:
 
 def async_client(url: str | None = None, **overrides: Any) -> Any:
     if url is None:
-        return fakeredis.FakeAsyncRedis(server=embedded_server())
+        return _fakeredis().FakeAsyncRedis(server=embedded_server())
     cluster, url = _split(url)
     options = _options(overrides)
     if cluster:
@@ -172,6 +186,10 @@ async def arun_raw(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         await pool.release(connection)
 
 
+def is_embedded(client: Any) -> bool:
+    return type(client).__module__.startswith("fakeredis")
+
+
 def is_cluster(client: Any) -> bool:
     return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
 
@@ -181,9 +199,7 @@ def refuse_unsupported(client: Any, config: StoreConfig) -> None:
     # WAIT counts the replicas that hold the writes of its own connection. A cluster client
     # cannot promise the script and the WAIT share one, and fakeredis has no replicas, so
     # either would report durability it cannot know.
-    standalone = not is_cluster(client) and not isinstance(
-        client, fakeredis.FakeRedis | fakeredis.FakeAsyncRedis
-    )
+    standalone = not is_cluster(client) and not is_embedded(client)
     if config.revoke_replicas and not standalone:
         raise InvalidArgument("revoke_replicas needs a standalone Redis server with replicas")
 

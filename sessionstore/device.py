@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from user_agents import parse
-
 from .model import Device, DeviceType
 
 CACHE_SIZE = 4096
@@ -17,6 +15,10 @@ def parse_device(user_agent: str) -> Device:
 
 
 def parse_device_uncached(user_agent: str) -> Device:
+    # Imported on the first parse: its regexes take ~130 ms to load, which a process that only
+    # validates (devices are stored at creation) never needs.
+    from user_agents import parse
+
     agent = parse(user_agent)
     return Device(_device_type(agent), _name(agent.os.family), _name(agent.browser.family))
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any, Protocol
 
-import maxminddb
-
 from .model import Location
 
 
@@ -23,6 +21,8 @@ class MaxMindResolver:
     """Reads city and country from a GeoIP2/GeoLite2 City or Country ``.mmdb`` file."""
 
     def __init__(self, path: str | os.PathLike[str], language: str = "en") -> None:
+        import maxminddb  # the geo extra; imported here so that only its users pay for it
+
         self._reader = maxminddb.open_database(os.fspath(path))
         self._language = language
 
