@@ -313,7 +313,7 @@ class Core:
         *,
         user_id: int | None = None,
         ip_address: str | None = None,
-        limit: int = 100,
+        limit: int = inputs.DEFAULT_LIMIT,
         cursor: str | None = None,
     ) -> Flow[Page]:
         return (yield from listing.list_sessions(self, tenant, user_id, ip_address, limit, cursor))

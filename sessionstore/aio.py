@@ -7,7 +7,7 @@ from typing import Any, Self
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from . import connection
+from . import connection, inputs
 from ._base import BaseStore
 from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
@@ -72,7 +72,7 @@ class AsyncSessionStore(BaseStore):
         *,
         user_id: int | None = None,
         ip_address: str | None = None,
-        limit: int = 100,
+        limit: int = inputs.DEFAULT_LIMIT,
         cursor: str | None = None,
     ) -> Page:
         return await self._drive(

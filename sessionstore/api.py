@@ -46,10 +46,7 @@ def problem_response(status: int, detail: str, headers: dict[str, str] | None = 
 
 
 def bearer_credential(request: Request) -> str | None:
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return credential.strip() or None
+    return inputs.bearer_token(request.headers.get("authorization"))
 
 
 # -- the gate in front of every admin route -------------------------------------------------
@@ -167,7 +164,7 @@ class TenantSessions(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         params = _query(request, self.PARAMETERS)
         user_id = params.get("userId")
-        limit = params.get("limit", str(openapi.PAGE_LIMIT_DEFAULT))
+        limit = params.get("limit", str(inputs.DEFAULT_LIMIT))
         page = await _store(request).list_sessions(
             request.path_params["tenant"],
             user_id=None if user_id is None else inputs.user_id_text(user_id),

@@ -9,7 +9,7 @@ from datetime import timedelta
 from .errors import InvalidArgument
 from .tokens import MAX_BUCKETS
 
-_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class StoreConfig:
     revoke_replica_timeout: timedelta = timedelta(milliseconds=200)
 
     def __post_init__(self) -> None:
-        if not _PREFIX.match(self.prefix):
+        if not isinstance(self.prefix, str) or not _PREFIX.fullmatch(self.prefix):
             raise InvalidArgument("prefix must be 1-32 characters of [A-Za-z0-9_.-]")
         if self.lifetime <= timedelta(0):
             raise InvalidArgument("lifetime must be positive")
@@ -48,6 +48,8 @@ class StoreConfig:
             raise InvalidArgument(f"tenant_buckets must be in 1..{MAX_BUCKETS}")
         if not 0 <= self.revoke_replicas <= 16:
             raise InvalidArgument("revoke_replicas must be in 0..16")
+        if not timedelta(milliseconds=1) <= self.revoke_replica_timeout <= timedelta(seconds=10):
+            raise InvalidArgument("revoke_replica_timeout must be in 1 ms..10 s")
 
     @property
     def lifetime_ms(self) -> int:

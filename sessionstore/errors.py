@@ -50,7 +50,7 @@ class StoreWriteRejected(StoreUnavailable):
     """Redis refused a write (out of memory, read-only replica, too few replicas)."""
 
 
-class RevocationNotDurable(StoreWriteRejected):
+class RevocationNotDurable(StoreUnavailable):
     """The revocation was applied on the primary, but too few replicas confirmed it in time."""
 
 

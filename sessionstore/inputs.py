@@ -20,6 +20,7 @@ from .tokens import SESSION_ID
 AUTH_METHODS: Final = ("password", "social", "sso")
 MAX_USER_ID: Final = 2**63 - 1
 MAX_LIMIT: Final = 1000
+DEFAULT_LIMIT: Final = 100
 MAX_USER_AGENT_BYTES: Final = 1024
 
 # Slugs can never widen a key pattern or move a hash tag: no braces, colons or glob characters.
@@ -77,6 +78,17 @@ def limit(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
         raise InvalidLimit(f"limit must be an integer in 1..{MAX_LIMIT}")
     return value
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer <credentials>`` header (scheme in any
+    case), for the admin API and the middleware alike; None for anything else."""
+    if not header:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip() or None
 
 
 def user_agent(value: object) -> str:

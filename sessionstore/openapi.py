@@ -12,7 +12,6 @@ from . import inputs, tokens
 from .problems import CONTENT_TYPE as PROBLEM
 
 ADMIN = "/admin"
-PAGE_LIMIT_DEFAULT = 100
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -202,7 +201,7 @@ PARAMETERS = {
             "type": "integer",
             "minimum": 1,
             "maximum": inputs.MAX_LIMIT,
-            "default": PAGE_LIMIT_DEFAULT,
+            "default": inputs.DEFAULT_LIMIT,
         },
     },
     "Cursor": {

@@ -132,7 +132,7 @@ class Policy:
             if source == "cookie":
                 token = cookie_value(cookie_header, self.cookie_name)
             else:
-                token = bearer_token(authorization)
+                token = inputs.bearer_token(authorization)
             if token:
                 return Credential(token, source)
         return None
@@ -221,15 +221,6 @@ def cookie_value(header: str | None, name: str) -> str | None:
         if sep and key.strip() == name:
             return value.strip().strip('"') or None
     return None
-
-
-def bearer_token(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return credentials.strip() or None
 
 
 def sets_cookie(set_cookie_values: Iterable[str], name: str) -> bool:

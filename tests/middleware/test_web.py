@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from sessionstore import InvalidArgument, InvalidTenant
+from sessionstore.inputs import bearer_token
 from sessionstore.web import (
     Credential,
     Policy,
-    bearer_token,
     cookie_max_age,
     cookie_value,
     sets_cookie,

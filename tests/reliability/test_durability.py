@@ -18,7 +18,7 @@ from sessionstore import (
     RevocationNotDurable,
     SessionStore,
     StoreConfig,
-    StoreWriteRejected,
+    StoreUnavailable,
 )
 from tests.reliability.servers import NO_PERSISTENCE, RedisProcess, start_server, wait_for
 
@@ -128,7 +128,7 @@ def test_an_unconfirmed_revocation_raises(
             with pytest.raises(RevocationNotDurable):
                 elsewhere.revoke(TENANT, 1, session.id)
         replica.resume()
-    assert issubclass(RevocationNotDurable, StoreWriteRejected)  # the middleware answers 503
+    assert issubclass(RevocationNotDurable, StoreUnavailable)  # the middleware answers 503
 
 
 async def test_an_unconfirmed_revocation_raises_async(
