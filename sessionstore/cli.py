@@ -16,8 +16,13 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
+from redis.exceptions import RedisError
+
+from . import connection
 from .aio import AsyncSessionStore
 from .apikeys import ApiKeys
 from .config import StoreConfig
@@ -90,8 +95,14 @@ async def serve(args: argparse.Namespace) -> int:
 
     from .api import create_app
 
+    if args.demo and args.redis_url is not None:
+        raise InvalidArgument(
+            "--demo seeds a never-expiring API key and sample sessions: it runs on the "
+            "embedded store only; against Redis, mint a key with `sessionstore apikey create`"
+        )
     store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
     try:
+        await _answering(store, args.redis_url, args.wait)
         if args.demo:
             await seed_demo(store, f"http://{args.host}:{args.port or 'PORT'}")
         limits = RateLimits(
@@ -113,6 +124,22 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         await store.aclose()  # if serving never started; closing twice is harmless
     return 0
+
+
+async def _answering(store: AsyncSessionStore, url: str | None, wait: float) -> None:
+    """Ping Redis before serving; with ``--wait``, keep trying that long (a container start)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            await store.client.ping()
+            return
+        except RedisError as error:
+            if time.monotonic() >= deadline:
+                raise StoreUnavailable(
+                    f"{connection.describe(url)} does not answer ({type(error).__name__}); "
+                    "start it, or give --wait SECONDS"
+                ) from None
+            await asyncio.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
 
 
 # -- apikey -----------------------------------------------------------------------------------
@@ -168,25 +195,50 @@ def rate(text: str) -> Rate:
     return Rate.parse(text)
 
 
+def _option(
+    parser: argparse.ArgumentParser, flag: str, default: object, text: str, **how: Any
+) -> None:
+    """An option that can also come from the environment: --redis-url from
+    SESSIONSTORE_REDIS_URL; the flag wins over the variable, the variable over the default."""
+    variable = "SESSIONSTORE_" + flag.removeprefix("--").replace("-", "_").upper()
+    value = os.environ.get(variable, default)
+    if how.get("action") == "store_true":
+        value = str(value).lower() in ("1", "true", "yes", "on")
+    shown = "the embedded store" if default is None else default
+    parser.add_argument(flag, default=value, help=f"{text} (${variable}; default: {shown})", **how)
+
+
 def _store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get(URL_VARIABLE),
-        help=f"redis://, rediss:// or redis+cluster:// (default: ${URL_VARIABLE})",
-    )
-    parser.add_argument("--prefix", default=StoreConfig().prefix, help="Redis key prefix")
+    _option(parser, "--redis-url", None, "redis://, rediss://, unix:// or redis+cluster:// URL")
+    _option(parser, "--prefix", StoreConfig().prefix, "Redis key prefix")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sessionstore", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve_parser = commands.add_parser("serve", help="serve the admin REST API")
+    serve_parser = commands.add_parser(
+        "serve",
+        help="serve the admin REST API",
+        description="Serve the admin REST API. Every option can also be set in the environment "
+        "variable named beside it.",
+    )
     _store_options(serve_parser)
-    serve_parser.add_argument("--host", default="127.0.0.1")
-    serve_parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    serve_parser.add_argument(
-        "--demo", action="store_true", help="seed tenant acme-corp and print an API key"
+    _option(serve_parser, "--host", "127.0.0.1", "address to listen on")
+    _option(serve_parser, "--port", 8080, "port; 0 picks a free one", type=int)
+    _option(
+        serve_parser,
+        "--wait",
+        0.0,
+        "seconds to keep trying a Redis that does not answer at start-up",
+        type=float,
+    )
+    _option(
+        serve_parser,
+        "--demo",
+        False,
+        "embedded store only: seed tenant acme-corp and print an API key",
+        action="store_true",
     )
     defaults = RateLimits()
     for option, default, what in [
@@ -194,10 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("--rate-per-tenant", defaults.per_tenant, "requests per tenant, all its keys together"),
         ("--rate-failed-auth", defaults.failed_auth_per_ip, "failed authentications per client"),
     ]:
-        serve_parser.add_argument(
-            option, type=rate, default=default, metavar="N/SECONDS", help=f"{what} ({default})"
-        )
-    serve_parser.add_argument("--log-level", default="info")
+        _option(serve_parser, option, default, what, type=rate, metavar="N/SECONDS")
+    _option(serve_parser, "--log-level", "info", "debug, info, warning or error")
     serve_parser.set_defaults(run=serve)
 
     apikey = commands.add_parser("apikey", help="mint, list and revoke admin API keys")

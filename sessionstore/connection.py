@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import importlib
 import threading
+import urllib.parse
 import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -82,16 +84,48 @@ def _async_retry() -> AsyncRetry:
     return AsyncRetry(ExponentialBackoff(cap=0.05, base=0.01), RETRIES)
 
 
+URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
+
+
 def _split(url: str) -> tuple[bool, str]:
-    scheme, _, rest = url.partition("://")
+    """(cluster?, the URL redis-py reads); a URL of any other scheme is refused here."""
+    scheme, separator, rest = url.partition("://") if isinstance(url, str) else ("", "", "")
+    if not separator or scheme not in URL_SCHEMES:
+        schemes = ", ".join(f"{name}://" for name in URL_SCHEMES)
+        raise InvalidArgument(f"a Redis URL starts with one of {schemes}")
     if scheme in CLUSTER_SCHEMES:
         return True, f"{scheme.removesuffix('+cluster')}://{rest}"
     return False, url
 
 
+def describe(url: str | None) -> str:
+    """Where a URL points, for messages: host and port, never a password."""
+    if url is None:
+        return "the embedded store"
+    parsed = urllib.parse.urlsplit(_split(url)[1])
+    if parsed.scheme == "unix":
+        return f"Redis at {parsed.path}"
+    return f"Redis at {parsed.hostname or 'localhost'}:{parsed.port or 6379}"
+
+
+@contextlib.contextmanager
+def _refusing_bad_urls() -> Iterator[None]:
+    try:
+        yield
+    except InvalidArgument:
+        raise
+    except ValueError as error:  # redis-py's word on a URL it cannot read (a port, a db)
+        raise InvalidArgument(f"bad Redis URL: {error}") from None
+
+
 def sync_client(url: str | None = None, **overrides: Any) -> Any:
     if url is None:
         return _fakeredis().FakeRedis(server=embedded_server())
+    with _refusing_bad_urls():
+        return _sync_client(url, overrides)
+
+
+def _sync_client(url: str, overrides: dict[str, Any]) -> Any:
     cluster, url = _split(url)
     options = _options(overrides)
     if cluster:
@@ -114,6 +148,11 @@ def sync_client(url: str | None = None, **overrides: Any) -> Any:
 def async_client(url: str | None = None, **overrides: Any) -> Any:
     if url is None:
         return _fakeredis().FakeAsyncRedis(server=embedded_server())
+    with _refusing_bad_urls():
+        return _async_client(url, overrides)
+
+
+def _async_client(url: str, overrides: dict[str, Any]) -> Any:
     cluster, url = _split(url)
     options = _options(overrides)
     if cluster:

@@ -14,7 +14,7 @@ import pytest
 
 from sessionstore import AsyncSessionStore, apikeys
 from sessionstore.apikeys import ApiKeys
-from sessionstore.cli import build_parser, main
+from sessionstore.cli import build_parser, main, rate
 from sessionstore.ratelimit import Rate
 from tests import backends
 from tests.api.helpers import REAL_BACKENDS, unused_port
@@ -39,6 +39,7 @@ def _verify(url: str, prefix: str, key: str) -> apikeys.ApiKey | None:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """main() in this process; argparse's own refusals exit, as they do from a shell."""
     code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
@@ -107,3 +108,49 @@ def test_serve_options() -> None:
     assert args.rate_per_key == Rate(5, 1)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--rate-per-key", "lots"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--redis-url", "http://127.0.0.1:6379"], "unix://, redis+cluster://, "),
+        (["serve", "--redis-url", "redis://127.0.0.1:port/0"], "bad Redis URL: Port"),
+        (["serve", "--demo", "--redis-url", "redis://127.0.0.1:6379/0"], "embedded store only"),
+        (["apikey", "list", "--tenant", "a", "--redis-url", "ftp://x"], "a Redis URL starts"),
+    ],
+)
+def test_bad_urls_and_options_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = _run(capsys, *args)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_every_serve_option_comes_from_the_environment(monkeypatch: Any) -> None:
+    for variable, value in {
+        "SESSIONSTORE_REDIS_URL": "redis://127.0.0.1:6390/2",
+        "SESSIONSTORE_PREFIX": "envprefix",
+        "SESSIONSTORE_HOST": "127.0.0.2",
+        "SESSIONSTORE_PORT": "9099",
+        "SESSIONSTORE_WAIT": "2.5",
+        "SESSIONSTORE_RATE_PER_KEY": "7/1s",
+        "SESSIONSTORE_LOG_LEVEL": "debug",
+    }.items():
+        monkeypatch.setenv(variable, value)
+    args = build_parser().parse_args(["serve"])
+    assert (args.redis_url, args.prefix, args.host, args.port, args.wait, args.log_level) == (
+        "redis://127.0.0.1:6390/2", "envprefix", "127.0.0.2", 9099, 2.5, "debug",
+    )  # fmt: skip
+    assert args.rate_per_key == rate("7/1s")
+    flags = build_parser().parse_args(["serve", "--port", "1234", "--prefix", "flag"])
+    assert (flags.port, flags.prefix) == (1234, "flag")  # a flag wins over the variable
+
+
+def test_serve_help_names_each_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for variable in ("REDIS_URL", "PREFIX", "HOST", "PORT", "WAIT", "DEMO", "RATE_PER_KEY",
+                     "RATE_PER_TENANT", "RATE_FAILED_AUTH", "LOG_LEVEL"):  # fmt: skip
+        assert f"$SESSIONSTORE_{variable}" in shown

@@ -25,6 +25,7 @@ from tests.api.helpers import (
     typo,
     unused_port,
 )
+from tests.reliability.servers import NO_PERSISTENCE, start_server
 
 UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 
@@ -82,7 +83,9 @@ def test_authentication_failures(live: Live) -> None:
 
 
 def test_redis_unreachable_is_503_and_junk_keys_still_401(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path, "--redis-url", f"redis://127.0.0.1:{unused_port()}")
+    redis_server = start_server(tmp_path / "redis", *NO_PERSISTENCE)
+    server = ServerProcess(tmp_path, "--redis-url", redis_server.url)
+    redis_server.stop()  # it answered at start-up, then went away
     try:
         url = server.url + admin(TENANT_A, "/users/42/sessions")
         _, key = mint()
@@ -109,6 +112,21 @@ def _curl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["curl", "-sS", *args], capture_output=True, text=True, timeout=30, check=False
     )
+
+
+def test_serve_refuses_to_start_when_redis_does_not_answer(tmp_path: Path) -> None:
+    port = unused_port()
+    done = subprocess.run(
+        [sys.executable, "-m", "sessionstore.cli", "serve", "--redis-url",
+         f"redis://:hunter2@127.0.0.1:{port}/0", "--wait", "0.3"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"sessionstore: Redis at 127.0.0.1:{port} does not answer (ConnectionError); "
+        "start it, or give --wait SECONDS"
+    ]  # one line, no traceback, and never the password
+    assert "hunter2" not in done.stderr + done.stdout
 
 
 def test_spec_examples_against_the_demo(demo: tuple[ServerProcess, str]) -> None:
