@@ -1,7 +1,7 @@
 """A throwaway Redis Cluster of this test run's own (scripts/cluster.sh), for tests that disturb it.
 
 Failover and resharding change which node owns what. They run on a cluster started for the
-test module on ports nobody else uses, so the shared CI cluster on 7000-7005 stays healthy.
+test module on ports nobody else uses (free_base_port), so the shared CI cluster stays healthy.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +23,25 @@ from tests import backends
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cluster.sh"
 HOST = "127.0.0.1"
+BUS_OFFSET = 10_000  # Redis Cluster's bus listens on each node's port + 10000
+
+
+def free_base_port(start: int = 7100, stop: int = 7900) -> int:
+    """The first base port whose six nodes and their bus ports are all free on loopback."""
+    for base in range(start, stop, 10):
+        ports = [base + n for n in range(6)]
+        if all(_free(port) and _free(port + BUS_OFFSET) for port in ports):
+            return base
+    raise RuntimeError(f"no six free ports (and bus ports) between {start} and {stop}")
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass(frozen=True)

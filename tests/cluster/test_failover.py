@@ -26,11 +26,10 @@ from sessionstore import (
     StoreUnavailable,
 )
 from sessionstore.keys import KeySpace
-from tests.cluster.local import LocalCluster
+from tests.cluster.local import LocalCluster, free_base_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-BASE_PORT = 7100
 TENANT = "acme-corp"
 USERS = 60
 RETRY_FOR = 20.0  # seconds an operation may stay unavailable before the test gives up
@@ -38,7 +37,7 @@ RETRY_FOR = 20.0  # seconds an operation may stay unavailable before the test gi
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(BASE_PORT).running() as cluster:
+    with LocalCluster(free_base_port()).running() as cluster:
         yield cluster
 
 

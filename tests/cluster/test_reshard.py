@@ -19,17 +19,16 @@ from redis.crc import key_slot
 
 from sessionstore import SessionStore, StoreConfig, StoreUnavailable
 from sessionstore.keys import KeySpace
-from tests.cluster.local import LocalCluster
+from tests.cluster.local import LocalCluster, free_base_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-BASE_PORT = 7110
 TENANT = "acme-corp"
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(BASE_PORT).running() as cluster:
+    with LocalCluster(free_base_port()).running() as cluster:
         yield cluster
 
 
