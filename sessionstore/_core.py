@@ -31,7 +31,7 @@ from .geo import LocationResolver, no_location
 from .keys import LAYOUT, KeySpace, random_part
 from .model import Page, Session, from_ms
 from .scripts import Script
-from .tokens import BUCKET, ParsedToken, new_session, parse_token
+from .tokens import BUCKET, ParsedToken, new_session, parse_token, session_id
 
 __all__ = ["Batch", "Call", "Command", "Core", "Flow", "ScriptCall", "T"]
 
@@ -265,7 +265,7 @@ class Core:
             )
         ]
         return [
-            decode_view(f"sess_{bucket}{random.decode()}", view)
+            decode_view(session_id(bucket, random.decode()), view)
             for random, view in zip(reply[::2], reply[1::2], strict=True)
         ]
 

@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from datetime import datetime
 from functools import lru_cache
 from typing import Final, cast
 
-from .model import AuthMethod, Device, DeviceType, Location, Session, from_ms
+from .model import AuthMethod, Device, DeviceType, Location, Session, from_ms, to_ms
 
 VERSION: Final = b"2"
 CHUNK: Final = 64
@@ -53,9 +52,9 @@ def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | st
         "dt", session.device.type,
         "do", _clip(session.device.os),
         "db", _clip(session.device.browser),
-        "c", _ms(session.created_at),
-        "a", _ms(session.last_active_at),
-        "x", _ms(session.expires_at),
+        "c", to_ms(session.created_at),
+        "a", to_ms(session.last_active_at),
+        "x", to_ms(session.expires_at),
     ]  # fmt: skip
     if absolute_expiry_ms != fields[-1]:
         fields += ["X", absolute_expiry_ms]
@@ -114,7 +113,3 @@ def _text(value: bytes | None) -> str | None:
 
 def _clip(text: str) -> bytes:
     return text.encode()[:CHUNK].decode(errors="ignore").encode()
-
-
-def _ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)

@@ -16,9 +16,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 
-from .model import Session, from_ms
+from .model import Session, from_ms, to_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +72,9 @@ class FixedParts:
             return fixed
 
     def remember(self, tenant: str, session: Session, secret_hash: bytes) -> None:
-        fixed = Fixed(session, secret_hash, _ms(session.last_active_at), _ms(session.expires_at))
+        fixed = Fixed(
+            session, secret_hash, to_ms(session.last_active_at), to_ms(session.expires_at)
+        )
         with self._lock:
             self._entries[(tenant, session.id)] = fixed
             self._entries.move_to_end((tenant, session.id))
@@ -83,7 +84,3 @@ class FixedParts:
     def forget(self, tenant: str, session_id: str) -> None:
         with self._lock:
             self._entries.pop((tenant, session_id), None)
-
-
-def _ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from .tokens import BUCKET, RANDOM, SESSION_PREFIX, bucket_name, user_bucket
+from .tokens import BUCKET, RANDOM, bucket_name, session_id, user_bucket
 
 if TYPE_CHECKING:
     from .model import Session
@@ -48,7 +48,7 @@ def ip_key(packed_ip: bytes) -> bytes:
 
 
 def session_id_at(bucket: str, position_: bytes) -> str:
-    return f"{SESSION_PREFIX}{bucket}{position_[CREATED_HEX:].decode()}"
+    return session_id(bucket, position_[CREATED_HEX:].decode())
 
 
 def created_at(position_: bytes) -> int:

@@ -27,7 +27,7 @@ from .codec import VIEW, decode_view, packed_ip
 from .errors import InvalidCursor
 from .flows import Batch, Command, Flow, ScriptCall
 from .keys import created_at, ip_key, position, random_part, session_id_at
-from .model import Page, Session
+from .model import Page, Session, to_ms
 from .tokens import RANDOM_LEN
 
 if TYPE_CHECKING:
@@ -159,4 +159,4 @@ def _page_call(
 
 
 def _position_of(session: Session) -> bytes:
-    return position(round(session.created_at.timestamp() * 1000), random_part(session.id))
+    return position(to_ms(session.created_at), random_part(session.id))

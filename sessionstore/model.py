@@ -90,5 +90,10 @@ def isoformat(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def to_ms(moment: datetime) -> int:
+    """Integer milliseconds since the epoch: how Redis keeps every time of a session."""
+    return round(moment.timestamp() * 1000)
+
+
 def from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)

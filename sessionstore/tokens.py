@@ -51,13 +51,16 @@ def bucket_name(number: int) -> str:
     return encode_digits(number, BASE36, BUCKET_LEN)
 
 
+def session_id(bucket: str, random_part: str) -> str:
+    return f"{SESSION_PREFIX}{bucket}{random_part}"
+
+
 def new_session(bucket: str) -> tuple[str, str, bytes]:
     """Draw a fresh session: (session id, token, stored hash of the secret)."""
     random_part = random_base62(RANDOM_LEN)
     secret = random_base62(SECRET_LEN)
-    session_id = f"{SESSION_PREFIX}{bucket}{random_part}"
     token = f"{TOKEN_PREFIX}{bucket}{random_part}{secret}"
-    return session_id, token, hash_secret(secret)
+    return session_id(bucket, random_part), token, hash_secret(secret)
 
 
 def parse_token(token: object) -> ParsedToken | None:
