@@ -29,7 +29,7 @@ import httpx
 import redis
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
-from sessionstore.apikeys import ApiKeys
+from sessionstore.admin.apikeys import ApiKeys
 
 TENANT = "bench"
 SESSIONS_PER_USER = 5

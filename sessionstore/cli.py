@@ -23,12 +23,12 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from . import connection
+from .admin.apikeys import ApiKeys
+from .admin.ratelimit import Rate, RateLimits
 from .aio import AsyncSessionStore
-from .apikeys import ApiKeys
 from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable
 from .model import Location, isoformat
-from .ratelimit import Rate, RateLimits
 
 URL_VARIABLE = "SESSIONSTORE_REDIS_URL"
 
@@ -93,7 +93,7 @@ async def serve(args: argparse.Namespace) -> int:
     # The admin server's packages (the server extra), loaded only by the command that serves.
     import uvicorn
 
-    from .api import create_app
+    from .admin import create_app
 
     if args.demo and args.redis_url is not None:
         raise InvalidArgument(

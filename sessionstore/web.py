@@ -17,9 +17,9 @@ from datetime import timedelta
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from . import inputs
+from .admin.problems import CONTENT_TYPE, problem_bytes
 from .errors import InvalidArgument, InvalidIPAddress
 from .model import Session
-from .problems import CONTENT_TYPE, problem_bytes
 
 TokenSource = Literal["cookie", "header"]
 SameSite = Literal["lax", "strict"]

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from sessionstore import AsyncSessionStore, apikeys
-from sessionstore.apikeys import ApiKeys
+from sessionstore import AsyncSessionStore
+from sessionstore.admin import apikeys
+from sessionstore.admin.apikeys import ApiKeys
+from sessionstore.admin.ratelimit import Rate
 from sessionstore.cli import build_parser, main, rate
-from sessionstore.ratelimit import Rate
 from tests import backends
 from tests.api.helpers import REAL_BACKENDS, unused_port
 

@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from sessionstore import AsyncSessionStore
-from sessionstore.api import create_app
-from sessionstore.apikeys import ApiKeys
-from sessionstore.ratelimit import RateLimits
+from sessionstore.admin import create_app
+from sessionstore.admin.apikeys import ApiKeys
+from sessionstore.admin.ratelimit import RateLimits
 from tests import backends
 from tests.api.helpers import CLIENT_ADDRESS, REAL_BACKENDS, TENANT_A, TENANT_B, Live, ServerProcess
 

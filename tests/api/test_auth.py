@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sessionstore import apikeys
-from sessionstore.apikeys import ApiKeys
+from sessionstore.admin import apikeys
+from sessionstore.admin.apikeys import ApiKeys
 from tests import backends
 from tests.api.helpers import TENANT_A, TENANT_B, admin, bearer, is_problem, typo
 

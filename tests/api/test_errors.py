@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from sessionstore import AsyncSessionStore, StoreConfig
-from sessionstore.api import create_app
-from sessionstore.apikeys import mint
+from sessionstore.admin import create_app
+from sessionstore.admin.apikeys import mint
 from tests.api.helpers import TENANT_A, admin, bearer, is_problem, typo, unused_port
 
 BAD_USER_IDS = ["01", "+1", "1e3", "-1", "1.0", "%201", "9223372036854775808", "abc", "0x1"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sessionstore.apikeys import mint
+from sessionstore.admin.apikeys import mint
 from tests.api.helpers import (
     TENANT_A,
     Live,

@@ -6,7 +6,7 @@ import httpx
 import pytest
 import schemathesis
 
-from sessionstore import openapi
+from sessionstore.admin import openapi
 from tests.api.helpers import is_problem
 
 OPERATIONS = {

@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from sessionstore import AsyncSessionStore, InvalidArgument
-from sessionstore.api import create_app
-from sessionstore.apikeys import ApiKeys
-from sessionstore.ratelimit import Limiter, Rate, RateLimits, retry_after
+from sessionstore.admin import create_app
+from sessionstore.admin.apikeys import ApiKeys
+from sessionstore.admin.ratelimit import Limiter, Rate, RateLimits, retry_after
 from tests import backends
 from tests.api.helpers import TENANT_A, TENANT_B, admin, bearer, is_problem
 

@@ -16,9 +16,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
-from sessionstore.api import create_app
-from sessionstore.apikeys import ApiKeys
-from sessionstore.ratelimit import Rate, RateLimits
+from sessionstore.admin import create_app
+from sessionstore.admin.apikeys import ApiKeys
+from sessionstore.admin.ratelimit import Rate, RateLimits
 from tests import backends
 from tests.api.helpers import TENANT_A
 

@@ -24,11 +24,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import inputs, openapi, tokens
-from .aio import AsyncSessionStore
+from .. import inputs, tokens
+from ..aio import AsyncSessionStore
+from ..errors import InvalidArgument, InvalidTenant, StoreUnavailable
+from ..model import Page
+from . import openapi
 from .apikeys import ApiKeys
-from .errors import InvalidArgument, InvalidTenant, StoreUnavailable
-from .model import Page
 from .problems import CONTENT_TYPE, problem_bytes
 from .ratelimit import Limiter, RateLimits, retry_after
 

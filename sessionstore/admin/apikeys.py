@@ -22,10 +22,10 @@ from typing import Any, Final
 
 from redis.exceptions import RedisError
 
-from . import connection, inputs
-from .keys import KeySpace
-from .model import from_ms
-from .tokens import BASE62, encode_digits, random_base62
+from .. import connection, inputs
+from ..keys import KeySpace
+from ..model import from_ms
+from ..tokens import BASE62, encode_digits, random_base62
 
 PREFIX: Final = "sk_live_"
 ID_LEN: Final = 16

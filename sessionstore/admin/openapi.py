@@ -1,4 +1,4 @@
-"""The admin API's OpenAPI 3.1 document, written by hand to say exactly what api.py does.
+"""The admin API's OpenAPI 3.1 document, written by hand to say exactly what app.py does.
 
 ``document()`` describes every tenant (``/t/{tenant}/...`` paths); ``document("acme-corp")``
 is the same API seen from one tenant, its base URL ``/t/acme-corp/api/v1``.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import inputs, tokens
+from .. import inputs, tokens
 from .problems import CONTENT_TYPE as PROBLEM
 
 ADMIN = "/admin"

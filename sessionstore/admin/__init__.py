@@ -1,0 +1,23 @@
+"""The admin REST API and what it is built from.
+
+app (the Starlette app), apikeys (``sk_live_`` keys), ratelimit (in-memory token buckets),
+openapi (the OpenAPI document) and problems (RFC 9457 bodies, shared with the middleware).
+Importing this package imports no web framework: ``create_app`` loads Starlette when called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import create_app
+
+__all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(name)
