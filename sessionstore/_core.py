@@ -16,19 +16,20 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from . import inputs, listing, scripts
-from .codec import decode_view, session_fields
+from .codec import decode_view, packed_ip, session_fields
 from .config import StoreConfig
 from .device import parse_device
 from .errors import (
     IncompatibleLayout,
     IndexInconsistent,
+    InvalidArgument,
     RevocationNotDurable,
     SessionConflict,
 )
 from .fixed import Fixed, FixedParts
 from .flows import Batch, Call, Command, Flow, ScriptCall, T
 from .geo import LocationResolver, no_location
-from .keys import LAYOUT, KeySpace, random_part
+from .keys import LAYOUT, KeySpace, ip_key, random_part
 from .model import Page, Session, from_ms
 from .scripts import Script
 from .tokens import BUCKET, ParsedToken, new_session, parse_token, session_id
@@ -43,6 +44,8 @@ class _Ended(enum.Enum):
 
 
 FIXED_PARTS = 10_000  # sessions whose fixed parts a store remembers (about 1 KB each)
+# Sessions that pick the users one bulk-revocation call ends (each with all its matches).
+REVOKE_BATCH = 200
 
 
 class Core:
@@ -299,6 +302,58 @@ class Core:
             )
         return int(revoked)
 
+    def revoke_sessions(
+        self,
+        tenant: str,
+        *,
+        ip_address: str | None = None,
+        user_id: int | None = None,
+        all_sessions: bool = False,
+    ) -> Flow[int]:
+        """End every live session that matches, a user's matching sessions in one step each.
+
+        Every bucket of the tenant is worked through in rounds, one pipelined round trip each;
+        a script call ends the matching sessions of the users of at most ``REVOKE_BATCH``
+        sessions, so no call holds Redis for long, and the flow returns when all are done.
+        """
+        tenant = inputs.tenant(tenant)
+        if ip_address is None and user_id is None and not all_sessions:
+            raise InvalidArgument(
+                "give ip_address or user_id, or all_sessions=True to end every session"
+            )
+        ip = b"" if ip_address is None else ip_key(packed_ip(inputs.ip_address(ip_address)))
+        # Each bucket still to work through, and the keys its calls declare.
+        pending: dict[str, tuple[str, ...]]
+        if user_id is None:
+            pending = {
+                bucket: (self.keys.created_index(tenant, bucket),)
+                for bucket in self.keys.all_buckets()
+            }
+        else:
+            user_id = inputs.user_id(user_id)
+            bucket = self.keys.bucket_of(tenant, user_id)
+            pending = {
+                bucket: (
+                    self.keys.created_index(tenant, bucket),
+                    self.keys.user_index(tenant, user_id),
+                )
+            }
+        yield from self.check_layout()
+        revoked = 0
+        while pending:
+            calls: Batch = [
+                ScriptCall(scripts.REVOKE_WHERE, keys, (self.now_ms(), ip, REVOKE_BATCH))
+                for keys in pending.values()
+            ]
+            replies = yield from self._durably_all(calls)
+            revoked += sum(int(count) for count, _ in replies)
+            pending = {
+                bucket: keys
+                for (bucket, keys), (_, more) in zip(pending.items(), replies, strict=True)
+                if more
+            }
+        return revoked
+
     def update(self, tenant: str, session_id: str, *, mfa_verified: bool) -> Flow[bool]:
         tenant = inputs.tenant(tenant)
         session_id = inputs.session_id(session_id)
@@ -328,18 +383,21 @@ class Core:
             (self.now_ms(), *args),
         )
 
-    def _durably(self, revocation: ScriptCall) -> Flow[Any]:
-        """Run a revocation; with ``revoke_replicas``, WAIT for replicas on the same connection."""
+    def _durably_all(self, revocations: Batch) -> Flow[list[Any]]:
+        """A batch of revocations; with ``revoke_replicas``, WAIT once after them."""
         replicas = self.config.revoke_replicas
         if not replicas:
-            (reply,) = yield [revocation]
-            return reply
+            return (yield revocations)
         timeout = int(self.config.revoke_replica_timeout.total_seconds() * 1000)
-        reply, acknowledged = yield [revocation, Command(("WAIT", replicas, timeout))]
+        *replies, acknowledged = yield [*revocations, Command(("WAIT", replicas, timeout))]
         if int(acknowledged) < replicas:
             raise RevocationNotDurable(
                 f"revocation reached {acknowledged} of {replicas} replicas in {timeout} ms"
             )
+        return replies
+
+    def _durably(self, revocation: ScriptCall) -> Flow[Any]:
+        (reply,) = yield from self._durably_all([revocation])
         return reply
 
 

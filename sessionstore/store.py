@@ -95,6 +95,24 @@ class SessionStore(BaseStore):
             self._core.revoke_all(tenant, user_id, except_session_id=except_session_id)
         )
 
+    def revoke_sessions(
+        self,
+        tenant: str,
+        *,
+        ip_address: str | None = None,
+        user_id: int | None = None,
+        all_sessions: bool = False,
+    ) -> int:
+        """End every live session from ``ip_address`` and/or of ``user_id``; returns how many.
+
+        With neither filter it refuses (InvalidArgument) unless ``all_sessions=True``.
+        """
+        return self._drive(
+            self._core.revoke_sessions(
+                tenant, ip_address=ip_address, user_id=user_id, all_sessions=all_sessions
+            )
+        )
+
     def mark_mfa_verified(self, tenant: str, session_id: str) -> bool:
         return self._drive(self._core.update(tenant, session_id, mfa_verified=True))
 

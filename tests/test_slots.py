@@ -50,6 +50,7 @@ def every_script_call(core: Core, tenant: str, user_id: int) -> tuple[str, list[
         core.get(tenant, session.id),
         core.revoke(tenant, user_id, session.id),
         core.revoke_all(tenant, user_id),
+        core.revoke_sessions(tenant, user_id=user_id, ip_address="203.0.113.7"),
         core.list_user_sessions(tenant, user_id),
         core.update(tenant, session.id, mfa_verified=True),
         core.list_sessions(tenant),

@@ -1,0 +1,66 @@
+-- revoke_where.lua: end one bucket's sessions that match a filter (every session, or those
+-- from one IP), a batch at a time, each user's matching sessions in one step.
+-- KEYS[1] the bucket's `t` index (names the bucket)  KEYS[2] one user's index, when the call
+--   is for that user alone; otherwise the users are those of a batch of matching sessions
+-- ARGV[1] now_ms  ARGV[2] ip key ('' for any IP)
+--   ARGV[3] sessions that pick the users of a batch (bounds the time one call holds Redis)
+-- returns {live sessions revoked, 1 when the bucket may hold more matches, else 0}.
+local now = tonumber(ARGV[1])
+local ip, batch = ARGV[2], tonumber(ARGV[3])
+local bucket = bucket_of(KEYS[1])
+
+-- The users whose matching sessions this call ends: the one asked for, or the owners of the
+-- first `batch` matching entries. An entry whose hash is gone (ended, never cleaned) is
+-- dropped on the way and counts as nothing.
+local user_indexes, seen, strays, seeds = {}, {}, {}, {}
+if KEYS[2] then
+  user_indexes[1] = KEYS[2]
+elseif ip == '' then
+  seeds = redis.call('ZRANGE', bucket .. 't', '-', '+', 'BYLEX', 'LIMIT', 0, batch)
+else
+  seeds = redis.call('ZRANGE', bucket .. 'i', '[' .. ip, '[' .. ip .. '\255', 'BYLEX', 'LIMIT', 0, batch)
+end
+for _, member in ipairs(seeds) do
+  local entry = member
+  if ip ~= '' then entry = ip_entry_back(member) end
+  local owner = redis.call('HGET', bucket .. 's:' .. random_of(entry), 'u')
+  if not owner then
+    strays[#strays + 1] = entry
+  elseif not seen[owner] then
+    seen[owner] = true
+    user_indexes[#user_indexes + 1] = bucket .. 'u:' .. owner
+  end
+end
+
+-- Read everything before the first write, as revoke_all does (a slot mid-migration fails the
+-- call before it changed anything).
+local revoked, doomed, unindexed = 0, {}, {}
+for _, user_index in ipairs(user_indexes) do
+  local indexed = redis.call('ZRANGE', user_index, 0, -1, 'WITHSCORES')
+  local members = {}
+  for at = 1, #indexed, 2 do
+    local random = indexed[at]
+    local created, session_ip, expires = unpack(redis.call('HMGET', bucket .. 's:' .. random, 'c', 'ip', 'x'))
+    if not created then
+      members[#members + 1] = random
+    elseif ip == '' or string.char(#session_ip) .. session_ip == ip then
+      members[#members + 1] = random
+      doomed[#doomed + 1] = entry_of(random, created, session_ip)
+      if tonumber(expires) > now and tonumber(indexed[at + 1]) > now then revoked = revoked + 1 end
+    end
+  end
+  unindexed[#unindexed + 1] = {user_index, members}
+end
+
+drop_all(bucket, strays)
+drop_all(bucket, doomed)
+for _, pair in ipairs(unindexed) do
+  local user_index, members = pair[1], pair[2]
+  for first = 1, #members, 1000 do
+    redis.call('ZREM', user_index, unpack(members, first, math.min(first + 999, #members)))
+  end
+end
+
+local more = 0
+if #seeds == batch then more = 1 end
+return {revoked, more}
