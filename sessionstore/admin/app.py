@@ -161,6 +161,7 @@ class UserSession(HTTPEndpoint):
 
 class TenantSessions(HTTPEndpoint):
     PARAMETERS = frozenset({"userId", "ipAddress", "limit", "cursor"})
+    BULK_PARAMETERS = frozenset({"userId", "ipAddress", "all"})
 
     async def get(self, request: Request) -> Response:
         params = _query(request, self.PARAMETERS)
@@ -175,6 +176,26 @@ class TenantSessions(HTTPEndpoint):
             cursor=params.get("cursor"),
         )
         return JSONResponse(page.to_dict())
+
+    async def delete(self, request: Request) -> Response:
+        """Incident response: every session from an IP (or of a user) in one call."""
+        params = _query(request, self.BULK_PARAMETERS)
+        everything = params.get("all")
+        if everything not in (None, "true"):
+            raise InvalidArgument("all must be 'true' when given")
+        user_id = params.get("userId")
+        ip_address = params.get("ipAddress")
+        if user_id is None and ip_address is None and everything is None:
+            raise InvalidArgument(
+                "give ipAddress or userId; revoking every session of the tenant needs all=true"
+            )
+        revoked = await _store(request).revoke_sessions(
+            request.path_params["tenant"],
+            user_id=None if user_id is None else inputs.user_id_text(user_id),
+            ip_address=ip_address,
+            all_sessions=everything == "true",
+        )
+        return JSONResponse({"revoked": revoked})
 
 
 async def openapi_document(request: Request) -> Response:

@@ -54,7 +54,8 @@ RESPONSES = {
         "A path or query value is outside its domain: a user id that is not a canonical "
         "decimal integer in 0..2^63-1, an IP address filter that is not an IPv4 or IPv6 "
         "address, a limit outside 1..1000, a cursor this API did not issue, a query parameter "
-        "the operation does not define or one given twice."
+        "the operation does not define or one given twice, a bulk revocation with no filter "
+        "and no `all=true`."
     ),
     "TooManyRequests": _problem(
         "Rate limited: per API key, per tenant, or repeated failed authentication from one "
@@ -194,6 +195,12 @@ PARAMETERS = {
         "description": "Only sessions created from this address (IPv4-mapped IPv6 counts as IPv4).",
         "schema": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
     },
+    "All": {
+        "name": "all",
+        "in": "query",
+        "description": "`true` to revoke every session of the tenant when no filter is given.",
+        "schema": {"type": "boolean", "enum": [True]},
+    },
     "Limit": {
         "name": "limit",
         "in": "query",
@@ -272,6 +279,15 @@ def _paths(scope: list[str]) -> dict[str, Any]:
                 "Active sessions across all users, newest first, optionally filtered.",
                 session_list,
                 parameters=[*scope, "UserIdFilter", "IpAddressFilter", "Limit", "Cursor"],
+            ),
+            "delete": _operation(
+                "revokeSessions",
+                "Revoke every active session that matches: from an IP address, of a user, or "
+                "both. Without a filter it is refused (422) unless `all=true`, which revokes "
+                "every session of the tenant. Each user's matching sessions end in one atomic "
+                "step; the call returns when all are done.",
+                _json(_ref("schemas", "RevokedCount"), "How many sessions were revoked."),
+                parameters=[*scope, "UserIdFilter", "IpAddressFilter", "All"],
             ),
         },
     }

@@ -151,3 +151,50 @@ async def test_no_answer_may_be_cached(api: httpx.AsyncClient, keys: dict) -> No
     ]
     assert [response.status_code for response in answers] == [200, 200, 401, 404]
     assert {response.headers["cache-control"] for response in answers} == {"no-store"}
+
+
+async def test_revoke_every_session_from_an_ip(
+    api: httpx.AsyncClient, astore: AsyncSessionStore, keys: dict
+) -> None:
+    attacker = [(await _create(astore, user, "198.51.100.66"))[1] for user in (42, 43, 44)]
+    _, office = await _create(astore, 42, "203.0.113.45")
+
+    response = await api.delete(
+        admin(TENANT_A, "/sessions?ipAddress=198.51.100.66"), headers=bearer(keys[TENANT_A])
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"revoked": 3}
+    assert [await astore.validate(TENANT_A, token) for token in attacker] == [None] * 3
+    assert await astore.validate(TENANT_A, office) is not None
+
+
+async def test_bulk_revocation_narrows_by_user_and_needs_a_filter_or_all(
+    api: httpx.AsyncClient, astore: AsyncSessionStore, keys: dict
+) -> None:
+    _, theirs = await _create(astore, 43, "198.51.100.66")
+    for user in (42, 42):
+        await _create(astore, user, "198.51.100.66")
+    auth = bearer(keys[TENANT_A])
+
+    narrowed = await api.delete(
+        admin(TENANT_A, "/sessions?ipAddress=198.51.100.66&userId=42"), headers=auth
+    )
+    assert narrowed.json() == {"revoked": 2}
+    assert await astore.validate(TENANT_A, theirs) is not None
+
+    for query in (
+        "",
+        "?all=false",
+        "?all=1",
+        "?ipAddress=198.51.100.300",
+        "?userId=-1",
+        "?limit=5",
+    ):
+        refused = await api.delete(admin(TENANT_A, f"/sessions{query}"), headers=auth)
+        assert is_problem(refused, 422), query
+    assert await astore.validate(TENANT_A, theirs) is not None
+
+    everything = await api.delete(admin(TENANT_A, "/sessions?all=true"), headers=auth)
+    assert everything.json() == {"revoked": 1}
+    assert await astore.validate(TENANT_A, theirs) is None

@@ -80,8 +80,8 @@ async def test_unknown_routes_are_404(api: httpx.AsyncClient, keys: dict, path: 
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("POST", "/sessions", {"GET", "HEAD"}),
-        ("DELETE", "/sessions", {"GET", "HEAD"}),
+        ("POST", "/sessions", {"GET", "HEAD", "DELETE"}),
+        ("PATCH", "/sessions", {"GET", "HEAD", "DELETE"}),
         ("PUT", "/users/42/sessions", {"GET", "HEAD", "DELETE"}),
         ("GET", "/users/42/sessions/sess_x", {"DELETE"}),
         ("OPTIONS", "/users/42/sessions/sess_x", {"DELETE"}),
@@ -117,6 +117,7 @@ async def dead_api() -> AsyncIterator[httpx.AsyncClient]:
         ("DELETE", "/users/42/sessions"),
         ("DELETE", "/users/42/sessions/sess_x"),
         ("GET", "/sessions"),
+        ("DELETE", "/sessions?ipAddress=198.51.100.66"),
     ],
 )
 async def test_redis_down_is_503_with_retry_after(

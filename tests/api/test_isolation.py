@@ -54,9 +54,12 @@ def _requests(tenant: str, *, user: int, session: str) -> list[tuple[str, str]]:
         ("GET", admin(tenant, f"/sessions?userId={user}")),
         ("GET", admin(tenant, f"/sessions?ipAddress={IP}")),
         ("GET", admin(tenant, f"/sessions?userId={user}&ipAddress={IP}&limit=1")),
+        ("DELETE", admin(tenant, f"/sessions?ipAddress={IP}")),
+        ("DELETE", admin(tenant, "/sessions?all=true")),
         # Even invalid input says nothing about a foreign tenant: 404, not 422.
         ("GET", admin(tenant, "/users/01/sessions")),
         ("GET", admin(tenant, "/sessions?limit=0")),
+        ("DELETE", admin(tenant, "/sessions")),
     ]
 
 

@@ -14,6 +14,7 @@ import fakeredis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
 from sessionstore.admin import create_app
@@ -87,7 +88,21 @@ def _call_and_validate(case: Any, seeded: dict) -> None:
     # (positive) cases get a real one; invalid ones keep theirs and must be refused.
     if case.query and "cursor" in case.query and case.meta.generation.mode.is_positive:
         case.query["cursor"] = seeded["cursor"]
-    case.call_and_validate(headers={"Authorization": f"Bearer {seeded['key']}"})
+    # Nor can OpenAPI say "at least one of these parameters": a bulk revocation with no
+    # filter and no all=true is refused (422, tested in test_endpoints) though each of its
+    # parameters is optional, so acceptance of such positive cases is not checked. And a
+    # generated parameter whose value is an empty list is not sent at all: a "negative" case
+    # that only adds one is, on the wire, a valid all=true.
+    excluded = []
+    if case.method == "DELETE" and case.path.endswith("/admin/sessions"):
+        sent = {name for name, value in (case.query or {}).items() if value not in ([], None)}
+        if not {"userId", "ipAddress", "all"} & sent:
+            excluded.append(positive_data_acceptance)
+        if sent <= {"userId", "ipAddress", "all"}:
+            excluded.append(negative_data_rejection)
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {seeded['key']}"}, excluded_checks=excluded
+    )
 
 
 @schema.parametrize()
