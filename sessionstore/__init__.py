@@ -20,6 +20,7 @@ from .errors import (
     StoreWriteRejected,
 )
 from .geo import LocationResolver, MaxMindResolver
+from .metrics import StoreMetrics
 from .model import Device, Location, Page, Session
 from .store import SessionStore
 
@@ -46,6 +47,7 @@ __all__ = [
     "SessionStore",
     "SessionStoreError",
     "StoreConfig",
+    "StoreMetrics",
     "StoreUnavailable",
     "StoreWriteRejected",
 ]

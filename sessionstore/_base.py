@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from . import connection
 from ._core import Core
 from .config import StoreConfig
 from .flows import Command
 from .geo import LocationResolver
+
+if TYPE_CHECKING:
+    from .metrics import StoreMetrics
 
 
 class BaseStore:
@@ -24,11 +27,15 @@ class BaseStore:
         config: StoreConfig | None = None,
         location_resolver: LocationResolver | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: StoreMetrics | None = None,
     ) -> None:
         self._client = type(self)._connect() if client is None else client
         self._cluster = connection.is_cluster(self._client)
         self._raw = connection.sends_raw(self._client)
         self._core = Core(config or StoreConfig(), location_resolver=location_resolver, clock=clock)
+        self._metrics = metrics
+        if metrics is not None:
+            self._core.validated = metrics.validated
         connection.refuse_unsupported(self._client, self._core.config)
 
     @classmethod
@@ -39,11 +46,18 @@ class BaseStore:
         config: StoreConfig | None = None,
         location_resolver: LocationResolver | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: StoreMetrics | None = None,
         **redis_options: Any,
     ) -> Self:
         """``redis://``, ``rediss://``, ``redis+cluster://``; None for the embedded store."""
         client = cls._connect(url, **redis_options)
-        return cls(client, config=config, location_resolver=location_resolver, clock=clock)
+        return cls(
+            client,
+            config=config,
+            location_resolver=location_resolver,
+            clock=clock,
+            metrics=metrics,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(prefix={self.config.prefix!r}, cluster={self._cluster})"

@@ -30,13 +30,21 @@ from .fixed import Fixed, FixedParts
 from .flows import Batch, Call, Command, Flow, ScriptCall, T
 from .geo import LocationResolver, no_location
 from .keys import LAYOUT, KeySpace, ip_key, random_part
-from .model import Page, Session, from_ms
+from .model import Page, Session, from_ms, to_ms
 from .scripts import Script
 from .tokens import BUCKET, ParsedToken, new_session, parse_token, session_id
 
 __all__ = ["Batch", "Call", "Command", "Core", "Flow", "ScriptCall", "T"]
 
 log = logging.getLogger("sessionstore")
+
+
+# What validate.lua's refusal codes mean, as metrics count them.
+_REFUSED = {0: "unknown", 1: "unknown", 2: "expired", 3: "revoked"}
+
+
+def _ignore(outcome: str) -> None:
+    pass
 
 
 class _Ended(enum.Enum):
@@ -64,6 +72,8 @@ class Core:
         self.clock = clock
         self.layout_checked = False
         self.fixed = FixedParts(FIXED_PARTS)
+        # Told how each validate ended (metrics.VALIDATE_OUTCOMES), when a store counts them.
+        self.validated: Callable[[str], None] = _ignore
 
     def __repr__(self) -> str:
         return f"Core(prefix={self.config.prefix!r})"
@@ -83,6 +93,7 @@ class Core:
         tenant = inputs.tenant(tenant)
         parsed = parse_token(token)
         if parsed is None:
+            self.validated("malformed")
             return None
         if not self.layout_checked:
             yield from self.check_layout()
@@ -90,6 +101,7 @@ class Core:
         fixed = self.fixed.get(tenant, sid)
         if fixed is not None:
             if not hmac.compare_digest(fixed.secret_hash, parsed.secret_hash):
+                self.validated("unknown")
                 return None  # a session's secret never changes: no need to ask Redis
             now = self.now_ms()
             if now - fixed.last_active_ms < self.config.touch_interval_ms:
@@ -98,11 +110,13 @@ class Core:
                     return session
         script_call, _ = self._validate_call(tenant, parsed)
         (reply,) = yield [script_call]
-        if reply is None:
+        if not isinstance(reply, list):
             self.fixed.forget(tenant, sid)
+            self.validated(_REFUSED[int(reply)])
             return None
         session = decode_view(sid, reply)
         self.fixed.remember(tenant, session, parsed.secret_hash)
+        self.validated("valid")
         return session
 
     def _read_live(
@@ -117,12 +131,15 @@ class Core:
         ]
         if expires is None:
             self.fixed.forget(tenant, session.id)
+            # Gone from Redis: at its end (Redis expired it), or before it (revoked, evicted).
+            self.validated("expired" if to_ms(session.expires_at) <= now else "revoked")
             return None
         if indexed is None or int(expires) <= now:
             return _Ended.STORED
         fresh = fixed.refreshed(int(expires), int(active), mfa == b"1")
         if fresh is not session:
             self.fixed.remember(tenant, fresh, fixed.secret_hash)  # changed by another process
+        self.validated("valid")
         return fresh
 
     def validate_call(self, tenant: str, token: object) -> tuple[ScriptCall, str] | None:

@@ -115,6 +115,12 @@ class AsyncSessionStore(BaseStore):
     # -- I/O ----------------------------------------------------------------------------------
 
     async def _drive(self, flow: Flow[T]) -> T:
+        if self._metrics is None:
+            return await self._run_flow(flow)
+        with self._metrics.operation(getattr(flow, "__name__", "operation")):
+            return await self._run_flow(flow)
+
+    async def _run_flow(self, flow: Flow[T]) -> T:
         try:
             batch = next(flow)
             while True:

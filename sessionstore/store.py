@@ -119,6 +119,12 @@ class SessionStore(BaseStore):
     # -- I/O ----------------------------------------------------------------------------------
 
     def _drive(self, flow: Flow[T]) -> T:
+        if self._metrics is None:
+            return self._run_flow(flow)
+        with self._metrics.operation(getattr(flow, "__name__", "operation")):
+            return self._run_flow(flow)
+
+    def _run_flow(self, flow: Flow[T]) -> T:
         try:
             batch = next(flow)
             while True:

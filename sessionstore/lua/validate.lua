@@ -1,7 +1,8 @@
 -- validate.lua: check a token's session and record activity, in one round trip.
 -- KEYS[1] session hash   KEYS[2] its bucket's `t` index (names the bucket)
 -- ARGV[1] now_ms  ARGV[2] secret hash  ARGV[3] touch interval ms  ARGV[4] idle timeout ms (0: none)
--- returns the session's VIEW values (secret hash blanked), or false.
+-- returns the session's VIEW values (secret hash blanked), or why not: 0 no such session,
+--   1 another secret, 2 expired, 3 no longer in its user's index (revoked or evicted).
 -- A session is live only while it is in its user's index: revoke, revoke_all and the cap
 -- remove it there in the same step as everything else, so no touch can bring it back.
 local now = tonumber(ARGV[1])
@@ -11,18 +12,19 @@ local idle = tonumber(ARGV[4])
 
 local view = redis.call('HMGET', KEYS[1], unpack(VIEW))
 local stored = view[AT.h]
-if not stored then return false end
+if not stored then return 0 end
 
 -- Both sides are SHA-256 digests of secrets, never secrets: whatever the time of `==` could
 -- tell of where two digests differ, it leaks nothing of the 190-bit secret, since choosing a
 -- secret whose digest starts a certain way is a preimage search. (Lua interns strings, so
 -- `==` compares two references anyway.)
-if ARGV[2] ~= stored then return false end
+if ARGV[2] ~= stored then return 1 end
 
 local bucket = bucket_of(KEYS[2])
 if not is_live(bucket, random, view, now) then
   drop(bucket, entry_of(random, view[AT.c], view[AT.ip]))
-  return false
+  if tonumber(view[AT.x]) <= now then return 2 end
+  return 3
 end
 
 -- The reply is the view with the secret hash blanked and any new activity filled in.
