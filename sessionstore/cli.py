@@ -22,13 +22,16 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from . import connection
+from . import connection, logs
 from .admin.apikeys import ApiKeys
 from .admin.ratelimit import Rate, RateLimits
 from .aio import AsyncSessionStore
 from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable
+from .metrics import ApiMetrics, StoreMetrics
 from .model import Location, isoformat
+
+log = logging.getLogger("sessionstore.serve")
 
 URL_VARIABLE = "SESSIONSTORE_REDIS_URL"
 
@@ -100,7 +103,20 @@ async def serve(args: argparse.Namespace) -> int:
             "--demo seeds a never-expiring API key and sample sessions: it runs on the "
             "embedded store only; against Redis, mint a key with `sessionstore apikey create`"
         )
-    store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
+    embedded = args.redis_url is None
+    if embedded and not (args.demo or args.embedded):
+        raise InvalidArgument(
+            f"give --redis-url (or ${URL_VARIABLE}); to try it without Redis, --demo or --embedded"
+        )
+    if embedded:
+        log.warning(
+            "serving the embedded store: its sessions and keys live in this one process and "
+            "vanish when it stops; other processes cannot see them"
+        )
+    store_metrics, api_metrics = _metrics(args)
+    store = AsyncSessionStore.from_url(
+        args.redis_url, config=StoreConfig(prefix=args.prefix), metrics=store_metrics
+    )
     try:
         await _answering(store, args.redis_url, args.wait)
         if args.demo:
@@ -111,7 +127,7 @@ async def serve(args: argparse.Namespace) -> int:
             failed_auth_per_ip=args.rate_failed_auth,
         )
         config = uvicorn.Config(
-            create_app(store, limits=limits, close_store=True),
+            create_app(store, limits=limits, close_store=True, metrics=api_metrics),
             host=args.host,
             port=args.port,
             log_config=None,  # logging as configured in main()
@@ -124,6 +140,18 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         await store.aclose()  # if serving never started; closing twice is harmless
     return 0
+
+
+def _metrics(args: argparse.Namespace) -> tuple[StoreMetrics | None, ApiMetrics | None]:
+    """With --metrics-port, Prometheus metrics on their own port (not the API's, so the API
+    key guard and the rate limits never stand between a scraper and its figures)."""
+    if not args.metrics_port:
+        return None, None
+    from prometheus_client import start_http_server
+
+    start_http_server(args.metrics_port, addr=args.host)
+    log.info("metrics on http://%s:%d/metrics", args.host, args.metrics_port)
+    return StoreMetrics(), ApiMetrics()
 
 
 async def _answering(store: AsyncSessionStore, url: str | None, wait: float) -> None:
@@ -240,6 +268,21 @@ def build_parser() -> argparse.ArgumentParser:
         "embedded store only: seed tenant acme-corp and print an API key",
         action="store_true",
     )
+    _option(
+        serve_parser,
+        "--embedded",
+        False,
+        "serve the embedded in-process store when no Redis URL is given (its state lives "
+        "in this one process)",
+        action="store_true",
+    )
+    _option(
+        serve_parser,
+        "--metrics-port",
+        0,
+        "serve Prometheus metrics at http://HOST:PORT/metrics (0: off)",
+        type=int,
+    )
     defaults = RateLimits()
     for option, default, what in [
         ("--rate-per-key", defaults.per_key, "requests per API key"),
@@ -248,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         _option(serve_parser, option, default, what, type=rate, metavar="N/SECONDS")
     _option(serve_parser, "--log-level", "info", "debug, info, warning or error")
+    _option(
+        serve_parser,
+        "--log-format",
+        "text",
+        "text, or json for one JSON object per line",
+        choices=("text", "json"),
+    )
     serve_parser.set_defaults(run=serve)
 
     apikey = commands.add_parser("apikey", help="mint, list and revoke admin API keys")
@@ -268,10 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "warning").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
     try:
         return int(asyncio.run(args.run(args)))
     except InvalidArgument as error:

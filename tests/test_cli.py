@@ -153,5 +153,6 @@ def test_serve_help_names_each_variable(capsys: pytest.CaptureFixture[str]) -> N
         build_parser().parse_args(["serve", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     for variable in ("REDIS_URL", "PREFIX", "HOST", "PORT", "WAIT", "DEMO", "RATE_PER_KEY",
-                     "RATE_PER_TENANT", "RATE_FAILED_AUTH", "LOG_LEVEL"):  # fmt: skip
+                     "RATE_PER_TENANT", "RATE_FAILED_AUTH", "LOG_LEVEL", "LOG_FORMAT", "EMBEDDED",
+                     "METRICS_PORT"):  # fmt: skip
         assert f"$SESSIONSTORE_{variable}" in shown

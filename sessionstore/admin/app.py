@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import inputs, tokens
 from ..aio import AsyncSessionStore
 from ..errors import InvalidArgument, InvalidTenant, StoreUnavailable
+from ..metrics import ApiMetrics
 from ..model import Page
 from . import openapi
 from .apikeys import ApiKeys
@@ -240,14 +241,44 @@ async def server_error(request: Request, error: Exception) -> Response:
 # -- logging ----------------------------------------------------------------------------------
 
 
+# Route templates, for metric labels and log fields: a raw path would make a label per user.
+_ROUTES = [
+    (re.compile(pattern), template)
+    for pattern, template in [
+        (
+            r"/t/[^/]+/api/v1/admin/users/[^/]+/sessions",
+            "/t/{tenant}/api/v1/admin/users/{user_id}/sessions",
+        ),
+        (
+            r"/t/[^/]+/api/v1/admin/users/[^/]+/sessions/[^/]+",
+            "/t/{tenant}/api/v1/admin/users/{user_id}/sessions/{session_id}",
+        ),
+        (r"/t/[^/]+/api/v1/admin/sessions", "/t/{tenant}/api/v1/admin/sessions"),
+        (r"/t/[^/]+/api/v1/openapi\.json", "/t/{tenant}/api/v1/openapi.json"),
+        (r"/openapi\.json", "/openapi.json"),
+        (r"/console(/.*)?", "/console"),
+    ]
+]
+
+
+def route_of(path: str) -> str:
+    """The route template a path matches, or ``other``."""
+    for pattern, template in _ROUTES:
+        if pattern.fullmatch(path):
+            return template
+    return "other"
+
+
 class AccessLog:
-    """One line per request: method, path (still percent-encoded), status, milliseconds.
+    """One line per request (method, path still percent-encoded, status, milliseconds, as
+    fields too for JSON logs), and the request counted in ``metrics`` when given.
 
     Every answer also gets ``Cache-Control: no-store`` (it holds IP addresses and user agents
     of live sessions, which no shared or browser cache should keep)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -267,11 +298,19 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            path = scope.get("raw_path") or scope["path"].encode()
-            elapsed = (time.perf_counter() - started) * 1000
-            log.info(
-                "%s %s %d %.1fms", scope["method"], path.decode("ascii", "replace"), status, elapsed
-            )
+            elapsed = time.perf_counter() - started
+            path = (scope.get("raw_path") or scope["path"].encode()).decode("ascii", "replace")
+            route, method = route_of(scope["path"]), scope["method"]
+            if self.metrics is not None:
+                self.metrics.observe(route, method, status, elapsed)
+            fields = {
+                "method": method,
+                "route": route,
+                "path": path,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
+            log.info("%s %s %d %.1fms", method, path, status, elapsed * 1000, extra=fields)
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -294,10 +333,12 @@ def create_app(
     limits: RateLimits | None = None,
     clock: Callable[[], float] = time.monotonic,
     close_store: bool = False,
+    metrics: ApiMetrics | None = None,
 ) -> Starlette:
     """The admin API over ``store``; API keys live in the same Redis, under the same prefix.
 
-    With ``close_store``, the app closes the store when the server shuts it down.
+    With ``close_store``, the app closes the store when the server shuts it down; with
+    ``metrics``, every request is counted by route template and status.
     """
     admin = Router(
         [
@@ -325,7 +366,7 @@ def create_app(
             Route("/openapi.json", openapi_document),
             Mount("/t/{tenant}/api/v1", app=tenant),
         ],
-        middleware=[Middleware(AccessLog)],
+        middleware=[Middleware(AccessLog, metrics=metrics)],
         exception_handlers={
             HTTPException: http_error,
             InvalidArgument: invalid_input,
