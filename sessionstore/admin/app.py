@@ -48,7 +48,9 @@ def problem_response(status: int, detail: str, headers: dict[str, str] | None = 
 
 
 def bearer_credential(request: Request) -> str | None:
-    return inputs.bearer_token(request.headers.get("authorization"))
+    """The request's bearer credential, by the rule the session middlewares share (inputs):
+    every Authorization field joined, and more than one credential is AmbiguousCredential."""
+    return inputs.bearer_token(inputs.joined(request.headers.getlist("authorization"), ", "))
 
 
 # -- the gate in front of every admin route -------------------------------------------------
@@ -74,7 +76,11 @@ class AdminGate:
             await refusal(scope, receive, send)
 
     async def refusal(self, request: Request) -> Response | None:
-        credential = bearer_credential(request)
+        try:
+            credential = bearer_credential(request)
+        except inputs.AmbiguousCredential as error:
+            challenge = {"WWW-Authenticate": error.challenge}
+            return problem_response(error.status, str(error), challenge)
         key = None if credential is None else await self.api_keys.verify(credential)
         if key is None:
             return self.unauthenticated(request, presented=credential is not None)
