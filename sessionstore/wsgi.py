@@ -5,8 +5,10 @@
 
 Each request's session is ``environ["sessionstore.session"]`` (None when anonymous). It takes
 one Redis round trip when the request carries a token and none when it does not. The helpers
-take the environ (``flask.request.environ``) and use the store, tenant and cookie settings of
-the middleware it came through. The twin of asgi.py: the decisions live in web.py.
+take the environ (``flask.request.environ``, Django's ``request.environ``) and use the store,
+tenant and cookie settings of the middleware it came through; the cookie they set or clear goes
+on whatever response the app then sends, whatever its framework. The twin of asgi.py: the
+decisions live in web.py.
 """
 
 from __future__ import annotations
@@ -17,19 +19,26 @@ from typing import Any, Unpack
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from .errors import StoreUnavailable
+from .inputs import AmbiguousCredential
 from .model import Session
 from .store import SessionStore
 from .web import (
     ENVIRON_SESSION,
+    EXCHANGE,
     GATE,
-    Credential,
+    Exchange,
     Gate,
+    Origin,
     Policy,
     PolicyOptions,
+    Refusal,
     Reply,
+    SessionRequired,
+    bad_synchronizer_token,
     cookie_max_age,
     mark_current,
-    sets_cookie,
+    synchronizer_token,
+    synchronizer_token_matches,
 )
 
 
@@ -37,8 +46,8 @@ class SessionMiddleware:
     """Validates the request's session token once, then passes the request on or refuses it.
 
     Options (all keywords, see ``sessionstore.web.Policy``): cookie_name, token_sources,
-    required, exclude_paths, secure_cookie, same_site, trusted_proxies, proxy_header,
-    retry_after.
+    required, exclude_paths, secure_cookie, same_site, trusted_origins, trusted_proxies,
+    proxy_header, retry_after.
     """
 
     def __init__(
@@ -52,49 +61,54 @@ class SessionMiddleware:
         self.gate = Gate(store, Policy(tenant, **options))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        environ[GATE] = self.gate
         policy = self.gate.policy
-        if policy.exempt(environ.get("PATH_INFO") or "/"):
-            environ[ENVIRON_SESSION] = None
-            return self._call_app(environ, start_response)
-
-        credential = _credential(environ, policy)
+        exchange = Exchange()
+        environ[GATE] = self.gate
+        environ[EXCHANGE] = exchange
         try:
-            session = self._validate(credential)
+            # WSGI servers join repeated header fields with commas: the rules expect that.
+            exchange.credentials = policy.credentials(
+                environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
+            )
+            self._validate(exchange)
+        except AmbiguousCredential as error:
+            return _refuse(start_response, policy.ambiguous(error))
         except StoreUnavailable:
             return _refuse(start_response, policy.unavailable())
-        refusal = policy.refusal(credential, session)
+        refusal = policy.refusal(exchange, environ.get("PATH_INFO") or "/")
         if refusal is not None:
             return _refuse(start_response, refusal)
 
-        environ[ENVIRON_SESSION] = session
-        if policy.clears_cookie(credential, session):
-            start_response = _clearing_cookie(start_response, policy)
-        return self._call_app(environ, start_response)
+        environ[ENVIRON_SESSION] = exchange.session
+        return self._call_app(environ, start_response, exchange)
 
-    def _validate(self, credential: Credential | None) -> Session | None:
-        if credential is None:
-            return None  # anonymous: no Redis call
-        return self.gate.store.validate(self.gate.policy.tenant, credential.token)
+    def _validate(self, exchange: Exchange) -> None:
+        # No token: anonymous, no Redis call. Otherwise one call per token until one is live.
+        store, tenant = self.gate.store, self.gate.policy.tenant
+        for credential in exchange.credentials:
+            if exchange.accept(credential, store.validate(tenant, credential.token)):
+                return
 
-    def _call_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        # The helpers reach Redis too: an outage there is a 503 as well, unless too late.
-        # (Flask turns view errors into 500s first: see examples/flask_app.py.)
-        started = False
+    def _call_app(
+        self, environ: WSGIEnvironment, start_response: StartResponse, exchange: Exchange
+    ) -> Iterable[bytes]:
+        policy = self.gate.policy
 
-        def start_tracking(
+        def start_finished(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
-            nonlocal started
-            started = True
-            return start_response(status, headers, exc_info)
+            exchange.started = True
+            return start_response(status, policy.finish(exchange, list(headers)), exc_info)
 
+        # A helper's refusal, or Redis failing under one, is answered here unless too late.
+        # (Flask and Django turn view errors into 500 pages first: see error_reply.)
         try:
-            return self.app(environ, start_tracking)
-        except StoreUnavailable:
-            if started:
+            return self.app(environ, start_finished)
+        except (Refusal, StoreUnavailable) as error:
+            reply = policy.error_reply(error)
+            if exchange.started or reply is None:
                 raise
-            return _refuse(start_response, self.gate.policy.unavailable())
+            return _refuse(start_response, reply)
 
 
 # -- helpers for the app's own views -------------------------------------------------------------
@@ -105,21 +119,42 @@ def current_session(environ: WSGIEnvironment) -> Session | None:
     return environ.get(ENVIRON_SESSION)
 
 
+def required_session(environ: WSGIEnvironment) -> Session:
+    """This request's session; SessionRequired (401) when none (see error_reply)."""
+    session = current_session(environ)
+    if session is None:
+        _, policy, exchange = _context(environ)
+        reply = policy.unauthenticated(exchange)
+        raise SessionRequired(reply, "this resource needs a signed-in session")
+    return session
+
+
+def error_reply(environ: WSGIEnvironment, error: BaseException) -> Reply | None:
+    """The answer the middleware gives for ``error``: a Refusal's own (401, 403), or the 503 for
+    StoreUnavailable; None for any other error. For frameworks that answer view errors before
+    the middleware sees them (a Flask errorhandler, a Django middleware's process_exception)."""
+    return _context(environ)[1].error_reply(error)
+
+
 def login(
     environ: WSGIEnvironment,
-    response: Any,
     user_id: int,
     *,
     auth_method: str = "password",
     mfa_verified: bool = False,
-) -> Session:
-    """Sign the user in: start a session for this client and set its cookie on ``response``.
+    set_cookie: bool = True,
+    check_origin: bool = True,
+) -> tuple[Session, str]:
+    """Sign the user in: start a session for this client; the session and its token.
 
-    ``response`` is a Flask/Werkzeug response (its headers have ``add``). A session the request
-    already had is revoked first, so signing in never leaves an old token alive.
+    The response the app sends gets the session cookie (``set_cookie=False``: none, for bearer
+    clients, which take the token from the app's answer). A session the request already had
+    is revoked first, so signing in never leaves an old token alive. Raises CrossSiteRequest
+    (403) for a request from another site's page (Policy.cross_site); ``check_origin=False``
+    only where the flow has a check of its own (an OAuth callback's state).
     """
-    store, policy = _gate(environ)
-    previous = _presented_session(environ)
+    store, policy, exchange = _changing(environ, check_origin)
+    previous = exchange.session
     if previous is not None:
         store.revoke(policy.tenant, previous.user_id, previous.id)
     session, token = store.create(
@@ -132,34 +167,37 @@ def login(
         auth_method=auth_method,
         mfa_verified=mfa_verified,
     )
-    response.headers.add(
-        "Set-Cookie", policy.session_cookie(token, cookie_max_age(store.config.lifetime))
-    )
-    return session
+    cookie = policy.session_cookie(token, cookie_max_age(store.config.lifetime))
+    exchange.change(session, token, cookie if set_cookie else _stale_cookie(exchange, policy))
+    environ[ENVIRON_SESSION] = session
+    return session, token
 
 
-def logout(environ: WSGIEnvironment, response: Any) -> bool:
+def logout(environ: WSGIEnvironment, *, check_origin: bool = True) -> bool:
     """Revoke this request's session and clear its cookie; False if it had none to revoke."""
-    store, policy = _gate(environ)
-    session = _presented_session(environ)
+    store, policy, exchange = _changing(environ, check_origin)
+    session = exchange.session
     revoked = session is not None and store.revoke(policy.tenant, session.user_id, session.id)
-    response.headers.add("Set-Cookie", policy.clearing_cookie())
+    exchange.change(None, None, policy.clearing_cookie())
+    environ[ENVIRON_SESSION] = None
     return revoked
 
 
-def sign_out_other_devices(environ: WSGIEnvironment) -> int:
+def sign_out_other_devices(environ: WSGIEnvironment, *, check_origin: bool = True) -> int:
     """Revoke every session of this user but the current one; how many were revoked."""
-    store, policy = _gate(environ)
-    current = current_session(environ)
+    store, policy, exchange = _changing(environ, check_origin)
+    current = exchange.session
     if current is None:
         return 0
     return store.revoke_all(policy.tenant, current.user_id, except_session_id=current.id)
 
 
-def sign_out_device(environ: WSGIEnvironment, session_id: str) -> bool:
+def sign_out_device(
+    environ: WSGIEnvironment, session_id: str, *, check_origin: bool = True
+) -> bool:
     """Revoke one of this user's own sessions (a "sign out" button on a devices page)."""
-    store, policy = _gate(environ)
-    current = current_session(environ)
+    store, policy, exchange = _changing(environ, check_origin)
+    current = exchange.session
     if current is None:
         return False
     return store.revoke(policy.tenant, current.user_id, session_id)
@@ -167,53 +205,71 @@ def sign_out_device(environ: WSGIEnvironment, session_id: str) -> bool:
 
 def list_my_sessions(environ: WSGIEnvironment) -> list[dict[str, Any]]:
     """The user's sessions as the spec's objects plus ``current``, true on this request's only."""
-    store, policy = _gate(environ)
-    current = current_session(environ)
+    store, policy, exchange = _context(environ)
+    current = exchange.session
     if current is None:
         return []
     return mark_current(store.list_user_sessions(policy.tenant, current.user_id), current)
 
 
-def _presented_session(environ: WSGIEnvironment) -> Session | None:
-    # On an excluded path (login, logout) the middleware read no token: read it here.
-    session = current_session(environ)
-    if session is not None:
-        return session
-    store, policy = _gate(environ)
-    credential = _credential(environ, policy)
-    return None if credential is None else store.validate(policy.tenant, credential.token)
+def csrf_token(environ: WSGIEnvironment) -> str | None:
+    """This session's synchronizer token for the app's forms; None when anonymous."""
+    token = _context(environ)[2].token
+    return None if token is None else synchronizer_token(token)
 
 
-def _gate(environ: WSGIEnvironment) -> tuple[SessionStore, Policy]:
+def check_csrf_token(environ: WSGIEnvironment, submitted: str | None) -> None:
+    """Raise CrossSiteRequest (403) unless ``submitted`` is this session's synchronizer token."""
+    _, policy, exchange = _context(environ)
+    if not synchronizer_token_matches(exchange.token, submitted):
+        raise bad_synchronizer_token(policy)
+
+
+def _changing(
+    environ: WSGIEnvironment, check_origin: bool
+) -> tuple[SessionStore, Policy, Exchange]:
+    store, policy, exchange = _context(environ)
+    exchange.check_open()
+    if check_origin:
+        reason = policy.cross_site(_origin(environ))
+        if reason is not None:
+            raise policy.forbidden(reason)
+    return store, policy, exchange
+
+
+def _context(environ: WSGIEnvironment) -> tuple[SessionStore, Policy, Exchange]:
     gate: Gate[SessionStore] | None = environ.get(GATE)
-    if gate is None:
+    exchange: Exchange | None = environ.get(EXCHANGE)
+    if gate is None or exchange is None:
         raise RuntimeError("this helper needs sessionstore.wsgi.SessionMiddleware around the app")
-    return gate.store, gate.policy
+    return gate.store, gate.policy, exchange
+
+
+def _stale_cookie(exchange: Exchange, policy: Policy) -> str | None:
+    # A bearer sign-in over a cookie session revokes that session: its cookie goes too.
+    presented = any(credential.source == "cookie" for credential in exchange.credentials)
+    return policy.clearing_cookie() if presented else None
 
 
 # -- WSGI plumbing -------------------------------------------------------------------------------
 
 
-def _credential(environ: WSGIEnvironment, policy: Policy) -> Credential | None:
-    return policy.find_token(environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION"))
+def _origin(environ: WSGIEnvironment) -> Origin:
+    host = environ.get("HTTP_HOST")
+    if host is None and environ.get("SERVER_NAME"):
+        host = f"{environ['SERVER_NAME']}:{environ.get('SERVER_PORT', '')}".rstrip(":")
+    return Origin(
+        scheme=str(environ.get("wsgi.url_scheme", "http")),
+        host=host,
+        sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
+        origin=environ.get("HTTP_ORIGIN"),
+        referer=environ.get("HTTP_REFERER"),
+    )
 
 
 def _header(environ: WSGIEnvironment, name: str) -> str | None:
     value = environ.get("HTTP_" + name.upper().replace("-", "_"))
     return None if value is None else str(value)
-
-
-def _clearing_cookie(start_response: StartResponse, policy: Policy) -> StartResponse:
-    def start_clearing_cookie(
-        status: str, headers: list[tuple[str, str]], exc_info: Any = None
-    ) -> Any:
-        cookies = (value for key, value in headers if key.lower() == "set-cookie")
-        # The app may have just set a fresh one (a login page): that one wins.
-        if not sets_cookie(cookies, policy.cookie_name):
-            headers = [*headers, ("Set-Cookie", policy.clearing_cookie())]
-        return start_response(status, headers, exc_info)
-
-    return start_clearing_cookie
 
 
 def _refuse(start_response: StartResponse, reply: Reply) -> list[bytes]:

@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 from sessionstore import AsyncSessionStore, SessionStore
 from sessionstore.asgi import SessionMiddleware
 from tests.middleware.apps import TENANT
-from tests.middleware.conftest import LAPTOP, count_round_trips
+from tests.middleware.conftest import COOKIE, LAPTOP, count_round_trips
 
 Message = dict[str, Any]
 
@@ -66,10 +66,12 @@ async def test_websocket_with_a_live_session_reaches_the_app(
     inner = Recorder()
     app = SessionMiddleware(inner, store=astore, tenant=TENANT, required=True)
     session, token = store.create(TENANT, 7, ip_address="192.0.2.1", user_agent=LAPTOP)
-    scope = websocket_scope([(b"cookie", f"session={token}".encode())])
+    scope = websocket_scope([(b"cookie", f"{COOKIE}={token}".encode())])
     sent = await drive(app, scope, [{"type": "websocket.connect"}])
     assert sent == [{"type": "websocket.accept"}]
-    assert inner.scopes[0]["session"].id == session.id
+    assert inner.scopes[0]["sessionstore.session"].id == session.id
+    assert inner.scopes[0]["state"]["session"].id == session.id
+    assert "session" not in inner.scopes[0]  # the key of Starlette's cookie sessions
 
 
 async def test_websocket_without_a_session_is_closed_before_the_handshake(

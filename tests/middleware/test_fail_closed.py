@@ -15,7 +15,7 @@ import pytest
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
 from tests.middleware import apps
 from tests.middleware.apps import TENANT
-from tests.middleware.conftest import LAPTOP, RoundTrips, Web, session_cookie
+from tests.middleware.conftest import COOKIE, LAPTOP, RoundTrips, Web, session_cookie
 from tests.reliability.servers import RedisProcess, start_server
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ async def test_a_frozen_store_fails_closed_and_recovers(
         revoked, revoked_token = setup.create(TENANT, 1, ip_address="192.0.2.1", user_agent=LAPTOP)
         setup.revoke(TENANT, 1, revoked.id)
     browser = web.device()
-    browser.cookies.set("session", live_token)
+    browser.cookies.set(COOKIE, live_token)
     api = web.device()
     as_bearer = {"authorization": f"Bearer {revoked_token}"}
     assert (await browser.get("/whoami")).json()["session"] == live.id
@@ -83,5 +83,5 @@ async def test_a_frozen_store_fails_closed_and_recovers(
         redis_process.resume()
 
     assert (await browser.get("/whoami")).json()["session"] == live.id
-    assert browser.cookies["session"] == live_token
+    assert browser.cookies[COOKIE] == live_token
     assert (await api.get("/whoami", headers=as_bearer)).status_code == 401

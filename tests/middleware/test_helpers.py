@@ -10,12 +10,12 @@ import pytest
 
 from sessionstore import SessionStore
 from tests.middleware.apps import TENANT
-from tests.middleware.conftest import LAPTOP, PHONE, session_cookie
+from tests.middleware.conftest import COOKIE, LAPTOP, PHONE, PLAIN_COOKIE, session_cookie
 
 USER = 456
 
 
-def parse_cookie(set_cookie: str | None, name: str = "session") -> Any:
+def parse_cookie(set_cookie: str | None, name: str = COOKIE) -> Any:
     assert set_cookie is not None
     jar: SimpleCookie = SimpleCookie()
     jar.load(set_cookie)
@@ -47,7 +47,9 @@ async def test_login_sets_a_hardened_cookie_that_lives_as_long_as_the_session(
 
 async def test_secure_can_be_turned_off_for_plain_http_on_loopback(make_web: Any) -> None:
     device = make_web(secure_cookie=False, same_site="strict").device()
-    cookie = parse_cookie(session_cookie(await device.login(USER)))
+    # Not Secure: no __Host- prefix, which browsers would refuse without Secure.
+    response = await device.login(USER)
+    cookie = parse_cookie(session_cookie(response, PLAIN_COOKIE), PLAIN_COOKIE)
     assert cookie["secure"] == "" and cookie["samesite"] == "Strict"
 
 
@@ -85,9 +87,9 @@ async def test_logout_revokes_the_session_and_clears_the_cookie(
     response = await device.post("/logout")
     assert response.json() == {"revoked": True}
     assert "Max-Age=0" in (session_cookie(response) or "")
-    assert "session" not in device.cookies
+    assert COOKIE not in device.cookies
     assert store.validate(TENANT, token) is None
-    assert (await device.get("/whoami", headers={"cookie": f"session={token}"})).status_code == 401
+    assert (await device.get("/whoami", headers={"cookie": f"{COOKIE}={token}"})).status_code == 401
 
 
 async def test_logout_when_signed_out_only_clears_the_cookie(make_web: Any) -> None:
@@ -99,7 +101,7 @@ async def test_logout_when_signed_out_only_clears_the_cookie(make_web: Any) -> N
 async def test_login_replaces_the_session_the_request_had(
     make_web: Any, store: SessionStore
 ) -> None:
-    # /login excluded: the helper reads the old token itself to revoke it.
+    # /login excluded: the middleware still reads the old token, and login revokes it.
     device = make_web(exclude_paths=["/login"]).device()
     first = parse_cookie(session_cookie(await device.login(USER))).value
     second = parse_cookie(session_cookie(await device.login(USER))).value
@@ -117,7 +119,9 @@ async def test_a_login_over_a_rejected_cookie_keeps_the_new_cookie(
     old = parse_cookie(session_cookie(await device.login(USER))).value
     store.revoke_all(TENANT, USER)
     response = await device.login(USER)
-    (set_cookie,) = [v for v in response.headers.get_list("set-cookie") if v.startswith("session=")]
+    (set_cookie,) = [
+        v for v in response.headers.get_list("set-cookie") if v.startswith(f"{COOKIE}=")
+    ]
     new = parse_cookie(set_cookie).value
     assert new != old and store.validate(TENANT, new) is not None
     assert (await device.get("/whoami")).json()["session"] is not None

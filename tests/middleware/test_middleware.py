@@ -10,7 +10,7 @@ import pytest
 from sessionstore import SessionStore
 from tests.backends import Clock
 from tests.middleware.apps import TENANT
-from tests.middleware.conftest import LAPTOP, session_cookie
+from tests.middleware.conftest import COOKIE, LAPTOP, session_cookie
 
 USER = 456
 MALFORMED = "sst_not-a-token"
@@ -22,7 +22,7 @@ def new_token(store: SessionStore, user_id: int = USER) -> tuple[str, str]:
 
 
 def cookie(token: str) -> dict[str, str]:
-    return {"cookie": f"theme=dark; session={token}"}
+    return {"cookie": f"theme=dark; {COOKIE}={token}"}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -126,7 +126,7 @@ async def test_optional_passes_a_rejected_cookie_on_as_anonymous_and_drops_it(
     cleared = session_cookie(response)
     assert cleared is not None and "Max-Age=0" in cleared
     # The jar dropped it, so the next request is anonymous without a Redis call.
-    assert "session" not in device.cookies
+    assert COOKIE not in device.cookies
     await device.get("/whoami")
     assert web.trips.count == before + 1
 
@@ -150,20 +150,43 @@ async def test_revoked_token_is_rejected_on_its_very_next_request(
     assert_problem(await device.get("/whoami", headers=bearer(token)), 401)
 
 
-async def test_excluded_paths_read_no_token(make_web: Any, store: SessionStore) -> None:
-    web = make_web(required=True, exclude_paths=["/health"])
-    _, token = new_token(store)
+async def test_excluded_paths_need_no_session_but_still_show_it(
+    make_web: Any, store: SessionStore
+) -> None:
+    web = make_web(required=True, exclude_paths=["/health", "/whoami/"])
+    session_id, token = new_token(store)
     device = web.device()
+    # No token: no Redis call, and no 401 either.
     assert (await device.get("/health")).text == "ok"
-    assert (await device.get("/health", headers=cookie(token))).text == "ok"
+    assert (await device.get("/whoami")).json() == {"session": None, "state": None}
     assert web.trips.count == 0
-    # A prefix covers what is below it, not every path that starts with the same letters.
-    assert (await device.get("/healthz")).status_code == 401
+    # A valid cookie still shows who is signed in; a rejected one passes as anonymous.
+    response = await device.get("/whoami", headers=cookie(token))
+    assert response.json() == {"session": session_id, "state": session_id}
+    forged = await device.get("/whoami", headers=cookie(token[:-1] + "A"))
+    assert forged.status_code == 200 and forged.json()["session"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "excluded"),
+    [
+        ("/health", True),
+        ("/health/", True),
+        ("/health/deep", True),
+        ("/healthz", False),  # a path segment, not a string prefix
+        ("/Health", False),  # case matters, as in the routers
+        ("/health/../whoami", False),  # never exempt a path that is not what it seems
+    ],
+)
+async def test_exclude_paths_match_whole_segments(make_web: Any, path: str, excluded: bool) -> None:
+    web = make_web(required=True, exclude_paths=["/health"])
+    response = await web.device().get(path)
+    assert (response.status_code != 401) is excluded
 
 
 @pytest.mark.parametrize(
     ("sources", "winner"),
-    [(("cookie", "header"), "cookie"), (("header", "cookie"), "header"), (("header",), "header")],
+    [(("header", "cookie"), "header"), (("cookie", "header"), "cookie"), (("header",), "header")],
 )
 async def test_token_sources_are_tried_in_order(
     make_web: Any, store: SessionStore, sources: tuple[str, ...], winner: str
