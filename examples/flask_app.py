@@ -1,23 +1,29 @@
 """A small Flask app signed in through sessionstore: sign in, a protected page, my devices.
 
-    python examples/flask_app.py [--port 8001] [--redis-url redis://127.0.0.1:6379/0]
+    python examples/flask_app.py --redis-url redis://127.0.0.1:6379/0 [--port 8001]
+    python examples/flask_app.py --embedded        # one-process demo, in-process store
 
-Runs on the embedded store unless --redis-url is given.
+Flask's own cookie session (``flask.session``, the cookie ``session``) carries the flash
+messages beside it: sessionstore's cookie is ``sessionstore`` here (``__Host-sessionstore``
+behind TLS).
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 from typing import Any
 
 import options
 import pages
-from flask import Flask, make_response, redirect, request
+from flask import Flask, flash, get_flashed_messages, redirect, request
 
 from sessionstore import InvalidArgument, SessionStore, StoreConfig, StoreUnavailable, inputs
+from sessionstore.web import Refusal
 from sessionstore.wsgi import (
     SessionMiddleware,
     current_session,
+    error_reply,
     list_my_sessions,
     login,
     logout,
@@ -28,24 +34,29 @@ from sessionstore.wsgi import (
 TENANT = "acme-corp"
 
 
+def session_error(error: Exception) -> Any:
+    # Flask would answer 500: answer as the middleware does (403, or 503 keeping the cookie).
+    reply = error_reply(request.environ, error)
+    if reply is None:
+        raise error
+    return reply.body, reply.status, list(reply.headers)
+
+
 def create_app(store: SessionStore, *, secure_cookie: bool = True) -> Flask:
     app = Flask(__name__)
-    # Anonymous visitors pass (pages send them to /login); health checks and the login page
-    # never touch Redis. The forms need no CSRF token: the cookie is SameSite=Lax.
-    middleware = SessionMiddleware(
+    app.secret_key = secrets.token_hex(32)  # flask.session, for the flash messages
+    # Anonymous visitors pass (pages send them to /login); health checks never touch Redis.
+    # The helpers refuse sign-ins and sign-outs posted from another site's page (403).
+    app.wsgi_app = SessionMiddleware(  # type: ignore[method-assign]
         app.wsgi_app,
         store=store,
         tenant=TENANT,
         exclude_paths=["/healthz", "/login"],
         secure_cookie=secure_cookie,
     )
-    app.wsgi_app = middleware  # type: ignore[method-assign]
 
-    @app.errorhandler(StoreUnavailable)
-    def store_unavailable(error: StoreUnavailable) -> Any:
-        # Flask would answer 500: answer the middleware's 503 (the cookie is kept).
-        reply = middleware.gate.policy.unavailable()
-        return reply.body, reply.status, list(reply.headers)
+    app.register_error_handler(Refusal, session_error)
+    app.register_error_handler(StoreUnavailable, session_error)
 
     @app.get("/")
     def home() -> Any:
@@ -56,7 +67,8 @@ def create_app(store: SessionStore, *, secure_cookie: bool = True) -> Flask:
 
     @app.get("/login")
     def login_form() -> Any:
-        return pages.login_page()
+        messages = get_flashed_messages()
+        return pages.login_page(messages[0] if messages else None)
 
     @app.post("/login")
     def sign_in() -> Any:
@@ -64,9 +76,8 @@ def create_app(store: SessionStore, *, secure_cookie: bool = True) -> Flask:
             user_id = inputs.user_id_text(request.form.get("user_id", ""))
         except InvalidArgument:
             return pages.login_page(), 400
-        response = redirect("/", 303)
-        login(request.environ, response, user_id)
-        return response
+        login(request.environ, user_id)  # the middleware puts the cookie on the response
+        return redirect("/", 303)
 
     @app.get("/devices")
     def devices() -> Any:
@@ -87,9 +98,9 @@ def create_app(store: SessionStore, *, secure_cookie: bool = True) -> Flask:
 
     @app.post("/logout")
     def sign_out() -> Any:
-        response = make_response(redirect("/login", 303))
-        logout(request.environ, response)
-        return response
+        logout(request.environ)
+        flash("You have signed out.")
+        return redirect("/login", 303)
 
     @app.get("/healthz")
     def health() -> Any:
@@ -100,7 +111,7 @@ def create_app(store: SessionStore, *, secure_cookie: bool = True) -> Flask:
 
 def main() -> None:
     args = options.parse("Flask", port=8001)
-    store = SessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
+    store = SessionStore.from_url(options.store_url(args), config=StoreConfig(prefix=args.prefix))
     # Plain http on loopback, where clients drop Secure cookies. Behind TLS, keep the default.
     app = create_app(store, secure_cookie=False)
     print(f"Flask example on http://{args.host}:{args.port}/", flush=True)

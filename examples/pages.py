@@ -1,4 +1,4 @@
-"""The HTML of both example apps, framework-free: a login form, a home page, a devices page."""
+"""The HTML of the example apps, framework-free: a login form, a home page, a devices page."""
 
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ def page(title: str, body: str) -> str:
     )
 
 
-def login_page() -> str:
+def login_page(message: str | None = None) -> str:
     # A user id is all it takes here: a real app checks a password first, then calls login().
+    # ``message``: a flash message kept in the framework's own cookie session.
+    note = "" if message is None else f"<p class='flash'>{escape(message)}</p>"
     return page(
         "Sign in",
-        "<form method='post' action='/login'>"
+        f"{note}<form method='post' action='/login'>"
         "<label>User id <input name='user_id' type='number' min='0' value='456' required></label> "
         "<button>Sign in</button></form>",
     )

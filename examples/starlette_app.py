@@ -1,14 +1,16 @@
 """A small Starlette app signed in through sessionstore: sign in, a protected page, my devices.
 
-    python examples/starlette_app.py [--port 8000] [--redis-url redis://127.0.0.1:6379/0]
+    python examples/starlette_app.py --redis-url redis://127.0.0.1:6379/0 [--port 8000]
+    python examples/starlette_app.py --embedded    # one-process demo, in-process store
 
-Runs on the embedded store unless --redis-url is given. FastAPI is the same: its Request is
-Starlette's, and the middleware goes in with app.add_middleware(SessionMiddleware, ...).
+Starlette's own cookie sessions (``request.session``, the cookie ``session``) carry the flash
+messages beside it. FastAPI: see fastapi_app.py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs
 
@@ -17,6 +19,7 @@ import pages
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware as CookieSessions
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -47,7 +50,7 @@ async def home(request: Request) -> Response:
 
 
 async def login_form(request: Request) -> Response:
-    return HTMLResponse(pages.login_page())
+    return HTMLResponse(pages.login_page(request.session.pop("flash", None)))
 
 
 async def sign_in(request: Request) -> Response:
@@ -57,9 +60,8 @@ async def sign_in(request: Request) -> Response:
         user_id = inputs.user_id_text(form.get("user_id", [""])[0])
     except InvalidArgument:
         return HTMLResponse(pages.login_page(), status_code=400)
-    response = see_other("/")
-    await login(request, response, user_id)
-    return response
+    await login(request, user_id)  # the middleware puts the cookie on the response
+    return see_other("/")
 
 
 async def devices(request: Request) -> Response:
@@ -80,9 +82,9 @@ async def sign_out_others(request: Request) -> Response:
 
 
 async def sign_out(request: Request) -> Response:
-    response = see_other("/login")
-    await logout(request, response)
-    return response
+    await logout(request)
+    request.session["flash"] = "You have signed out."
+    return see_other("/login")
 
 
 async def health(request: Request) -> Response:
@@ -105,21 +107,25 @@ def create_app(store: AsyncSessionStore, *, secure_cookie: bool = True) -> Starl
         Route("/logout", sign_out, methods=["POST"]),
         Route("/healthz", health),
     ]
-    # Anonymous visitors pass (pages send them to /login); health checks and the login page
-    # never touch Redis. The forms need no CSRF token: the cookie is SameSite=Lax.
-    session_middleware = Middleware(
-        SessionMiddleware,
-        store=store,
-        tenant=TENANT,
-        exclude_paths=["/healthz", "/login"],
-        secure_cookie=secure_cookie,
-    )
-    return Starlette(routes=routes, middleware=[session_middleware], lifespan=lifespan)
+    # Anonymous visitors pass (pages send them to /login); health checks never touch Redis.
+    # The helpers refuse sign-ins and sign-outs posted from another site's page (403).
+    middleware = [
+        Middleware(CookieSessions, secret_key=secrets.token_hex(32), https_only=secure_cookie),
+        Middleware(
+            SessionMiddleware,
+            store=store,
+            tenant=TENANT,
+            exclude_paths=["/healthz", "/login"],
+            secure_cookie=secure_cookie,
+        ),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
 def main() -> None:
     args = options.parse("Starlette", port=8000)
-    store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
+    config = StoreConfig(prefix=args.prefix)
+    store = AsyncSessionStore.from_url(options.store_url(args), config=config)
     # Plain http on loopback, where clients drop Secure cookies. Behind TLS, keep the default.
     app = create_app(store, secure_cookie=False)
     print(f"Starlette example on http://{args.host}:{args.port}/", flush=True)

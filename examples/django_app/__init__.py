@@ -1,0 +1,1 @@
+"""A Django project signed in through sessionstore; run it: ``python examples/django_app``."""
