@@ -9,9 +9,8 @@
 
 ``require_session`` gives the request's live session, or ends the request with the
 middleware's 401 problem+json (``WWW-Authenticate: Bearer``); ``optional_session`` gives it or
-None. Both read what the middleware already validated: no Redis call of their own. They work
-for WebSocket routes too. (Imported only by apps that use it: ``import sessionstore`` never
-loads FastAPI.)
+None. Both read what the middleware already validated: no Redis call of their own. (Imported
+only by apps that use it: ``import sessionstore`` never loads FastAPI.)
 """
 
 from __future__ import annotations
