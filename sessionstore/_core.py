@@ -12,10 +12,10 @@ import enum
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from . import inputs, listing, scripts
+from . import events, inputs, listing, scripts
 from .codec import decode_view, packed_ip, session_fields
 from .config import StoreConfig
 from .device import parse_device
@@ -74,6 +74,7 @@ class Core:
         self.fixed = FixedParts(FIXED_PARTS)
         # Told how each validate ended (metrics.VALIDATE_OUTCOMES), when a store counts them.
         self.validated: Callable[[str], None] = _ignore
+        self.events_system = events.script_argument(self, "system")
 
     def __repr__(self) -> str:
         return f"Core(prefix={self.config.prefix!r})"
@@ -159,6 +160,7 @@ class Core:
                 parsed.secret_hash,
                 config.touch_interval_ms,
                 config.idle_timeout_ms,
+                self.events_system,
             ),
         )
         return call, sid
@@ -204,8 +206,10 @@ class Core:
         user_agent: str,
         auth_method: str,
         mfa_verified: bool,
+        actor: str = "user",
     ) -> Flow[tuple[Session, str]]:
         tenant = inputs.tenant(tenant)
+        recorded = events.script_argument(self, events.actor(actor))
         user_id = inputs.user_id(user_id)
         ip_address = inputs.ip_address(ip_address)
         user_agent = inputs.user_agent(user_agent)
@@ -251,6 +255,7 @@ class Core:
                     config.max_sessions_per_user,
                     secret_hash,
                     1 if config.idle_timeout else 0,
+                    recorded,
                     *session_fields(session, absolute),
                 ),
             )
@@ -281,7 +286,7 @@ class Core:
             ScriptCall(
                 scripts.LIST_USER,
                 (self.keys.user_index(tenant, user_id), self.keys.created_index(tenant, bucket)),
-                (self.now_ms(),),
+                (self.now_ms(), self.events_system),
             )
         ]
         return [
@@ -289,27 +294,36 @@ class Core:
             for random, view in zip(reply[::2], reply[1::2], strict=True)
         ]
 
-    def revoke(self, tenant: str, user_id: int, session_id: str) -> Flow[bool]:
+    def revoke(
+        self, tenant: str, user_id: int, session_id: str, *, actor: str = "system"
+    ) -> Flow[bool]:
         tenant = inputs.tenant(tenant)
         user_id = inputs.user_id(user_id)
         session_id = inputs.session_id(session_id)
+        recorded = events.script_argument(self, events.actor(actor))
         yield from self.check_layout()
-        call = self._one_session(scripts.REVOKE, tenant, session_id, user_id)
+        call = self._one_session(scripts.REVOKE, tenant, session_id, user_id, recorded)
         reply = yield from self._durably(call)
         return bool(reply)
 
     def revoke_all(
-        self, tenant: str, user_id: int, *, except_session_id: str | None = None
+        self,
+        tenant: str,
+        user_id: int,
+        *,
+        except_session_id: str | None = None,
+        actor: str = "system",
     ) -> Flow[int]:
         tenant = inputs.tenant(tenant)
         user_id = inputs.user_id(user_id)
         keep = "" if except_session_id is None else inputs.session_id(except_session_id)
+        recorded = events.script_argument(self, events.actor(actor))
         yield from self.check_layout()
         bucket = self.keys.bucket_of(tenant, user_id)
         call = ScriptCall(
             scripts.REVOKE_ALL,
             (self.keys.user_index(tenant, user_id), self.keys.created_index(tenant, bucket)),
-            (self.now_ms(), random_part(keep) if keep[BUCKET] == bucket else "", user_id),
+            (self.now_ms(), random_part(keep) if keep[BUCKET] == bucket else "", user_id, recorded),
         )
         revoked, unindexed = yield from self._durably(call)
         if unindexed:
@@ -326,6 +340,7 @@ class Core:
         ip_address: str | None = None,
         user_id: int | None = None,
         all_sessions: bool = False,
+        actor: str = "system",
     ) -> Flow[int]:
         """End every live session that matches, a user's matching sessions in one step each.
 
@@ -339,6 +354,7 @@ class Core:
                 "give ip_address or user_id, or all_sessions=True to end every session"
             )
         ip = b"" if ip_address is None else ip_key(packed_ip(inputs.ip_address(ip_address)))
+        recorded = events.script_argument(self, events.actor(actor))
         # Each bucket still to work through, and the keys its calls declare.
         pending: dict[str, tuple[str, ...]]
         if user_id is None:
@@ -359,7 +375,7 @@ class Core:
         revoked = 0
         while pending:
             calls: Batch = [
-                ScriptCall(scripts.REVOKE_WHERE, keys, (self.now_ms(), ip, REVOKE_BATCH))
+                ScriptCall(scripts.REVOKE_WHERE, keys, (self.now_ms(), ip, REVOKE_BATCH, recorded))
                 for keys in pending.values()
             ]
             replies = yield from self._durably_all(calls)
@@ -371,11 +387,16 @@ class Core:
             }
         return revoked
 
-    def update(self, tenant: str, session_id: str, *, mfa_verified: bool) -> Flow[bool]:
+    def update(
+        self, tenant: str, session_id: str, *, mfa_verified: bool, actor: str = "user"
+    ) -> Flow[bool]:
         tenant = inputs.tenant(tenant)
         session_id = inputs.session_id(session_id)
+        recorded = events.script_argument(self, events.actor(actor))
         yield from self.check_layout()
-        call = self._one_session(scripts.UPDATE, tenant, session_id, "m", int(mfa_verified))
+        call = self._one_session(
+            scripts.UPDATE, tenant, session_id, recorded, "m", int(mfa_verified)
+        )
         (reply,) = yield [call]
         return bool(reply)
 
@@ -389,6 +410,20 @@ class Core:
         cursor: str | None = None,
     ) -> Flow[Page]:
         return (yield from listing.list_sessions(self, tenant, user_id, ip_address, limit, cursor))
+
+    def events(
+        self,
+        tenant: str,
+        *,
+        after: str | None = None,
+        limit: int = inputs.DEFAULT_LIMIT,
+        types: Sequence[str] | None = None,
+        user_id: int | None = None,
+    ) -> Flow[events.EventPage]:
+        return (yield from events.read(self, tenant, after, limit, types, user_id))
+
+    def newest_event(self, tenant: str) -> Flow[str | None]:
+        return (yield from events.newest(self, tenant))
 
     # -- shared steps -----------------------------------------------------------------------
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Self
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import connection, inputs
 from ._base import BaseStore
+from .events import Event, EventPage
 from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
 from .store import _args
@@ -43,6 +45,7 @@ class AsyncSessionStore(BaseStore):
         user_agent: str,
         auth_method: str = "password",
         mfa_verified: bool = False,
+        actor: str = "user",
     ) -> tuple[Session, str]:
         """Start a session; returns it and its bearer token (shown once, never stored)."""
         return await self._drive(
@@ -53,6 +56,7 @@ class AsyncSessionStore(BaseStore):
                 user_agent=user_agent,
                 auth_method=auth_method,
                 mfa_verified=mfa_verified,
+                actor=actor,
             )
         )
 
@@ -81,14 +85,22 @@ class AsyncSessionStore(BaseStore):
             )
         )
 
-    async def revoke(self, tenant: str, user_id: int, session_id: str) -> bool:
-        return await self._drive(self._core.revoke(tenant, user_id, session_id))
+    async def revoke(
+        self, tenant: str, user_id: int, session_id: str, *, actor: str = "system"
+    ) -> bool:
+        """End one session at once; ``actor`` says who, in its event (events.py)."""
+        return await self._drive(self._core.revoke(tenant, user_id, session_id, actor=actor))
 
     async def revoke_all(
-        self, tenant: str, user_id: int, *, except_session_id: str | None = None
+        self,
+        tenant: str,
+        user_id: int,
+        *,
+        except_session_id: str | None = None,
+        actor: str = "system",
     ) -> int:
         return await self._drive(
-            self._core.revoke_all(tenant, user_id, except_session_id=except_session_id)
+            self._core.revoke_all(tenant, user_id, except_session_id=except_session_id, actor=actor)
         )
 
     async def revoke_sessions(
@@ -98,6 +110,7 @@ class AsyncSessionStore(BaseStore):
         ip_address: str | None = None,
         user_id: int | None = None,
         all_sessions: bool = False,
+        actor: str = "system",
     ) -> int:
         """End every live session from ``ip_address`` and/or of ``user_id``; returns how many.
 
@@ -105,12 +118,46 @@ class AsyncSessionStore(BaseStore):
         """
         return await self._drive(
             self._core.revoke_sessions(
-                tenant, ip_address=ip_address, user_id=user_id, all_sessions=all_sessions
+                tenant,
+                ip_address=ip_address,
+                user_id=user_id,
+                all_sessions=all_sessions,
+                actor=actor,
             )
         )
 
-    async def mark_mfa_verified(self, tenant: str, session_id: str) -> bool:
-        return await self._drive(self._core.update(tenant, session_id, mfa_verified=True))
+    async def mark_mfa_verified(self, tenant: str, session_id: str, *, actor: str = "user") -> bool:
+        return await self._drive(
+            self._core.update(tenant, session_id, mfa_verified=True, actor=actor)
+        )
+
+    async def events(
+        self,
+        tenant: str,
+        *,
+        after: str | None = None,
+        limit: int = inputs.DEFAULT_LIMIT,
+        types: Sequence[str] | None = None,
+        user_id: int | None = None,
+    ) -> EventPage:
+        """A page of the tenant's session events after the cursor ``after``, oldest first."""
+        return await self._drive(
+            self._core.events(tenant, after=after, limit=limit, types=types, user_id=user_id)
+        )
+
+    async def tail(
+        self, tenant: str, *, after: str | None = None, poll: float = 0.5
+    ) -> AsyncIterator[Event]:
+        """Every event after ``after`` (by default, after the newest now stored), as it comes;
+        polls every ``poll`` seconds when there is nothing new."""
+        cursor = after if after is not None else await self._drive(self._core.newest_event(tenant))
+        while True:
+            page = await self.events(tenant, after=cursor)
+            for event in page.data:
+                yield event
+                cursor = event.id
+            if not page.has_more:
+                await asyncio.sleep(poll)
 
     # -- I/O ----------------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ def decode_view(session_id: str, view: Sequence[bytes | None]) -> Session:
     return Session(
         id=session_id,
         user_id=int(user),
-        ip_address=_ip_text(ip),
+        ip_address=ip_text(ip),
         user_agent=b"".join(filter(None, view[14:])).decode(errors="replace"),
         device=_device(kind, os, browser),
         location=location,
@@ -97,7 +97,7 @@ def packed_ip(address: str) -> bytes:
 
 
 @lru_cache(maxsize=4096)
-def _ip_text(packed: bytes) -> str:
+def ip_text(packed: bytes) -> str:
     return str(ipaddress.ip_address(packed))
 
 

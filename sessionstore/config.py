@@ -19,6 +19,9 @@ class StoreConfig:
     ``prefix`` namespaces every key (tests use one per test). ``tenant_buckets`` is how many
     hash slots a tenant's sessions are spread over (keys.py); it is fixed for the life of a
     prefix, and a store configured otherwise refuses to run (IncompatibleLayout).
+    ``events`` records every session's life (created, revoked, evicted, expired, MFA verified)
+    in per-bucket Redis Streams, written by the same script as the change, kept for
+    ``event_retention`` (events.py).
     ``revoke_replicas`` > 0 makes revocations wait (``WAIT``) until that many replicas hold
     them, and raise RevocationNotDurable when they do not in ``revoke_replica_timeout``
     (standalone Redis with replicas; the revocation is applied on the primary either way).
@@ -32,6 +35,8 @@ class StoreConfig:
     tenant_buckets: int = 128
     revoke_replicas: int = 0
     revoke_replica_timeout: timedelta = timedelta(milliseconds=200)
+    events: bool = False
+    event_retention: timedelta = timedelta(days=30)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or not _PREFIX.fullmatch(self.prefix):
@@ -50,6 +55,10 @@ class StoreConfig:
             raise InvalidArgument("revoke_replicas must be in 0..16")
         if not timedelta(milliseconds=1) <= self.revoke_replica_timeout <= timedelta(seconds=10):
             raise InvalidArgument("revoke_replica_timeout must be in 1 ms..10 s")
+        if not isinstance(self.events, bool):
+            raise InvalidArgument("events must be a bool")
+        if not timedelta(minutes=1) <= self.event_retention <= timedelta(days=366):
+            raise InvalidArgument("event_retention must be in 1 minute..366 days")
 
     @property
     def lifetime_ms(self) -> int:
@@ -58,6 +67,10 @@ class StoreConfig:
     @property
     def idle_timeout_ms(self) -> int:
         return 0 if self.idle_timeout is None else _ms(self.idle_timeout)
+
+    @property
+    def event_retention_ms(self) -> int:
+        return _ms(self.event_retention)
 
     @property
     def touch_interval_ms(self) -> int:

@@ -39,6 +39,10 @@ class InvalidLimit(InvalidArgument):
     pass
 
 
+class InvalidActor(InvalidArgument):
+    pass
+
+
 class StoreUnavailable(SessionStoreError):
     """Redis could not be reached or did not answer in time.
 

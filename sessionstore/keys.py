@@ -11,6 +11,7 @@ key                                    type    contents
 ``P:{T:bb}:i``                         zset    the same sessions by IP: ``<ip><created>
                                                <random>`` (score 0)
 ``P:{T:bb}:x``                         zset    with an idle timeout: ``t`` entries -> expiry
+``P:{T:bb}:e``                         stream  with events on: the bucket's session events
 ``P:layout``                           string  layout version and bucket count
 ``P:apikey:<key id>``                  hash    an admin API key's hash and tenant
 ``P:{T}:apikeys``                      set     the tenant's API key ids
@@ -98,6 +99,9 @@ class KeySpace:
 
     def idle_index(self, tenant: str, bucket: str) -> str:
         return f"{self._bucket(tenant, bucket)}x"
+
+    def events(self, tenant: str, bucket: str) -> str:
+        return f"{self._bucket(tenant, bucket)}e"
 
     def layout(self) -> str:
         return f"{self._prefix}:layout"

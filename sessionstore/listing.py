@@ -154,7 +154,15 @@ def _page_call(
     return ScriptCall(
         scripts.PAGE,
         (core.keys.created_index(tenant, bucket.name),),
-        (core.now_ms(), ip, bucket.below, wanted, wanted + SLACK, 1 if count else 0),
+        (
+            core.now_ms(),
+            ip,
+            bucket.below,
+            wanted,
+            wanted + SLACK,
+            1 if count else 0,
+            core.events_system,
+        ),
     )
 
 

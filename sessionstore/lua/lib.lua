@@ -45,7 +45,35 @@ local function keep_until(key, at)
   redis.call('PEXPIREAT', key, at, 'GT')
 end
 
--- End a session: its hash and every index entry, whatever state it was in.
+-- Events: a script that may record them reads its events argument with `events_from`: ''
+-- when the store records none, else '<retention ms>:<grace ms>:<actor>'. GRACE keeps an ended
+-- session's hash that long past its end, so the sweep that finds it can still say whose it was.
+local RETENTION, GRACE, ACTOR = 0, 0, 'system'
+
+local function events_from(argument)
+  local retention, grace, actor = string.match(argument or '', '^(%d+):(%d+):(.+)$')
+  if retention then RETENTION, GRACE, ACTOR = tonumber(retention), tonumber(grace), actor end
+end
+
+-- Append an event to the bucket's stream `e`, in the same step as the change it records.
+-- kind: c created, r revoked, v evicted, x expired, m mfa_verified. The stream id's time is
+-- the store's clock (never below the stream's last, so a bucket's events, and so a user's,
+-- stay in order whatever the callers' clocks); entries older than RETENTION are trimmed as new
+-- ones come, and an idle stream expires whole.
+local function emit(bucket, kind, entry, whose, actor, reason, now)
+  if RETENTION == 0 then return end
+  local stream = bucket .. 'e'
+  local stamp = tonumber(now)
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+  if last then stamp = math.max(stamp, tonumber(string.match(last[1], '^(%d+)'))) end
+  redis.call('XADD', stream, 'MINID', stamp - RETENTION, stamp .. '-*', 't', kind,
+    's', random_of(entry), 'u', whose or '', 'ip', string.sub(entry, POSITION + 2),
+    'a', actor, 'r', reason, 'at', now)
+  redis.call('PEXPIRE', stream, RETENTION)
+end
+
+-- End a session: its hash and every index entry, whatever state it was in. Returns its user
+-- id while the hash still says it.
 local function drop(bucket, entry)
   local random = random_of(entry)
   local session = bucket .. 's:' .. random
@@ -57,6 +85,12 @@ local function drop(bucket, entry)
   redis.call('ZREM', bucket .. 't', entry)
   redis.call('ZREM', bucket .. 'i', ip_entry(entry))
   redis.call('ZREM', bucket .. 'x', entry)
+  return owner
+end
+
+-- End a session that ran out of time, and record that it did.
+local function expire(bucket, entry, now)
+  emit(bucket, 'x', entry, drop(bucket, entry), 'system', '', now)
 end
 
 -- Is this session (its VIEW values) live: hash present, not expired, in its user's index?
@@ -88,7 +122,7 @@ end
 local function drop_expired(bucket, user_index, now)
   for _, random in ipairs(redis.call('ZRANGE', user_index, '-inf', now, 'BYSCORE')) do
     local created, ip = unpack(redis.call('HMGET', bucket .. 's:' .. random, 'c', 'ip'))
-    if created then drop(bucket, entry_of(random, created, ip)) end
+    if created then expire(bucket, entry_of(random, created, ip), now) end
     redis.call('ZREM', user_index, random)  -- a hash already gone: the sweep takes its entries
   end
 end
@@ -100,11 +134,11 @@ local function sweep(bucket, now, budget)
   for _, entry in ipairs(redis.call('ZRANGE', bucket .. 't', '-', '+', 'BYLEX', 'LIMIT', 0, budget)) do
     local expires = redis.call('HGET', bucket .. 's:' .. random_of(entry), 'x')
     if expires and tonumber(expires) > now then break end
-    drop(bucket, entry)
+    expire(bucket, entry, now)
     dropped = dropped + 1
   end
   for _, entry in ipairs(redis.call('ZRANGE', bucket .. 'x', '-inf', now, 'BYSCORE', 'LIMIT', 0, budget)) do
-    drop(bucket, entry)
+    expire(bucket, entry, now)
     dropped = dropped + 1
   end
   return dropped

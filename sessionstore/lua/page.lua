@@ -2,7 +2,7 @@
 -- KEYS[1] the bucket's `t` index (names the bucket)
 -- ARGV[1] now_ms  ARGV[2] ip key ('' for every session)  ARGV[3] start below this position
 --   ('' for the newest)  ARGV[4] live sessions wanted  ARGV[5] entries to examine at most
---   ARGV[6] 1 to count the matching live sessions
+--   ARGV[6] 1 to count the matching live sessions  ARGV[7] events (lib.lua)
 -- returns {done, last position examined, count, position, position, ...}: done is 1 when
 --   nothing older is left in the bucket; count is -1 unless asked for. The sessions' views are
 --   read afterwards, only for the positions that make the page.
@@ -12,6 +12,7 @@ local below = ARGV[3]
 local wanted = tonumber(ARGV[4])
 local budget = tonumber(ARGV[5])
 local bucket = bucket_of(KEYS[1])
+events_from(ARGV[7])
 
 sweep(bucket, now, budget)
 
@@ -40,7 +41,7 @@ for _, member in ipairs(entries) do
     found[#found + 1] = last
     if #found >= wanted then break end
   else
-    drop(bucket, entry)
+    expire(bucket, entry, now)
     if count > 0 then count = count - 1 end
   end
 end

@@ -4,10 +4,12 @@
 --   is for that user alone; otherwise the users are those of a batch of matching sessions
 -- ARGV[1] now_ms  ARGV[2] ip key ('' for any IP)
 --   ARGV[3] sessions that pick the users of a batch (bounds the time one call holds Redis)
+--   ARGV[4] events (lib.lua): each live session ended is recorded as revoked, reason bulk
 -- returns {live sessions revoked, 1 when the bucket may hold more matches, else 0}.
 local now = tonumber(ARGV[1])
 local ip, batch = ARGV[2], tonumber(ARGV[3])
 local bucket = bucket_of(KEYS[1])
+events_from(ARGV[4])
 
 -- The users whose matching sessions this call ends: the one asked for, or the owners of the
 -- first `batch` matching entries. An entry whose hash is gone (ended, never cleaned) is
@@ -34,7 +36,7 @@ end
 
 -- Read everything before the first write, as revoke_all does (a slot mid-migration fails the
 -- call before it changed anything).
-local revoked, doomed, unindexed = 0, {}, {}
+local revoked, doomed, unindexed, owners, kinds = 0, {}, {}, {}, {}
 for _, user_index in ipairs(user_indexes) do
   local indexed = redis.call('ZRANGE', user_index, 0, -1, 'WITHSCORES')
   local members = {}
@@ -46,7 +48,12 @@ for _, user_index in ipairs(user_indexes) do
     elseif ip == '' or string.char(#session_ip) .. session_ip == ip then
       members[#members + 1] = random
       doomed[#doomed + 1] = entry_of(random, created, session_ip)
-      if tonumber(expires) > now and tonumber(indexed[at + 1]) > now then revoked = revoked + 1 end
+      owners[#doomed] = string.match(user_index, '}:u:(.*)$')
+      kinds[#doomed] = 'x'
+      if tonumber(expires) > now and tonumber(indexed[at + 1]) > now then
+        revoked = revoked + 1
+        kinds[#doomed] = 'r'
+      end
     end
   end
   unindexed[#unindexed + 1] = {user_index, members}
@@ -54,6 +61,14 @@ end
 
 drop_all(bucket, strays)
 drop_all(bucket, doomed)
+for _, entry in ipairs(strays) do emit(bucket, 'x', entry, nil, 'system', '', now) end
+for at, entry in ipairs(doomed) do
+  if kinds[at] == 'r' then
+    emit(bucket, 'r', entry, owners[at], ACTOR, 'bulk', now)
+  else
+    emit(bucket, 'x', entry, owners[at], 'system', '', now)
+  end
+end
 for _, pair in ipairs(unindexed) do
   local user_index, members = pair[1], pair[2]
   for first = 1, #members, 1000 do

@@ -1,6 +1,7 @@
 -- validate.lua: check a token's session and record activity, in one round trip.
 -- KEYS[1] session hash   KEYS[2] its bucket's `t` index (names the bucket)
 -- ARGV[1] now_ms  ARGV[2] secret hash  ARGV[3] touch interval ms  ARGV[4] idle timeout ms (0: none)
+-- ARGV[5] events (lib.lua): a session found ended is recorded as expired; a touch is no event
 -- returns the session's VIEW values (secret hash blanked), or why not: 0 no such session,
 --   1 another secret, 2 expired, 3 no longer in its user's index (revoked or evicted).
 -- A session is live only while it is in its user's index: revoke, revoke_all and the cap
@@ -21,9 +22,14 @@ if not stored then return 0 end
 if ARGV[2] ~= stored then return 1 end
 
 local bucket = bucket_of(KEYS[2])
+events_from(ARGV[5])
 if not is_live(bucket, random, view, now) then
-  drop(bucket, entry_of(random, view[AT.c], view[AT.ip]))
-  if tonumber(view[AT.x]) <= now then return 2 end
+  local entry = entry_of(random, view[AT.c], view[AT.ip])
+  local owner = drop(bucket, entry)
+  if tonumber(view[AT.x]) <= now then
+    emit(bucket, 'x', entry, owner, 'system', '', now)
+    return 2
+  end
   return 3
 end
 
@@ -36,7 +42,7 @@ if now - tonumber(view[AT.a]) >= interval then
   -- validate, so a refused touch is skipped (pcall) rather than failing the script.
   local touched = redis.pcall('HSET', KEYS[1], 'a', ARGV[1], 'x', expires_at)
   if type(touched) ~= 'table' or not touched.err then
-    redis.call('PEXPIREAT', KEYS[1], expires_at)
+    redis.call('PEXPIREAT', KEYS[1], expires_at + GRACE)
     redis.call('ZADD', bucket .. 'u:' .. view[AT.u], 'XX', expires_at, random)
     if idle > 0 then
       redis.call('ZADD', bucket .. 'x', 'XX', expires_at, entry_of(random, view[AT.c], view[AT.ip]))
