@@ -33,6 +33,7 @@ import uvicorn
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
 from sessionstore.asgi import SessionMiddleware
+from sessionstore.web import SECURE_COOKIE_NAME as COOKIE  # the default, Secure
 
 TENANT = "acme-corp"
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
@@ -58,7 +59,7 @@ def guarded_app(store: AsyncSessionStore) -> SessionMiddleware:
 def http_scope(cookie: str | None) -> dict[str, Any]:
     headers = [(b"host", b"127.0.0.1"), (b"user-agent", USER_AGENT.encode())]
     if cookie is not None:
-        headers.append((b"cookie", f"session={cookie}".encode()))
+        headers.append((b"cookie", f"{COOKIE}={cookie}".encode()))
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -191,7 +192,7 @@ async def load(
 ) -> tuple[list[float], int, float]:
     request = (
         f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {USER_AGENT}\r\n"
-        f"Cookie: session={token}\r\n\r\n"
+        f"Cookie: {COOKIE}={token}\r\n\r\n"
     ).encode()
     await hammer(port, request, time.perf_counter() + 0.5, [], [])  # warm up
     latencies: list[float] = []
