@@ -1,18 +1,20 @@
-"""The ``sessionstore`` command: serve the admin API, and mint, list and revoke its API keys.
+"""The ``sessionstore`` command: serve the admin API, manage its API keys, follow events.
 
     sessionstore serve [--redis-url URL] [--host 127.0.0.1] [--port 8080] [--demo] [--prefix P]
     sessionstore apikey create --tenant acme-corp [--redis-url URL]
     sessionstore apikey list --tenant acme-corp [--redis-url URL]
     sessionstore apikey revoke KEY_ID [--redis-url URL]
+    sessionstore events tail --tenant acme-corp [--after EVENT_ID] [--redis-url URL]
 
-``--redis-url`` defaults to $SESSIONSTORE_REDIS_URL; without either, ``serve`` runs on the
-embedded in-process store (gone when the process ends).
+``--redis-url`` defaults to $SESSIONSTORE_REDIS_URL; without either, ``serve`` refuses to start
+unless ``--embedded`` or ``--demo`` asks for the in-process store (gone when the process ends).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -115,7 +117,9 @@ async def serve(args: argparse.Namespace) -> int:
         )
     store_metrics, api_metrics = _metrics(args)
     store = AsyncSessionStore.from_url(
-        args.redis_url, config=StoreConfig(prefix=args.prefix), metrics=store_metrics
+        args.redis_url,
+        config=StoreConfig(prefix=args.prefix, events=args.events or args.demo),
+        metrics=store_metrics,
     )
     try:
         await _answering(store, args.redis_url, args.wait)
@@ -216,6 +220,24 @@ async def apikey_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- events -----------------------------------------------------------------------------------
+
+
+async def events_tail(args: argparse.Namespace) -> int:
+    """One JSON object per line for each event of the tenant, as they come (Ctrl-C stops)."""
+    if args.redis_url is None:
+        raise InvalidArgument(
+            f"give --redis-url or set ${URL_VARIABLE}: events live in the Redis that records them"
+        )
+    store = AsyncSessionStore.from_url(
+        args.redis_url, config=StoreConfig(prefix=args.prefix, events=True)
+    )
+    async with store:
+        async for event in store.tail(args.tenant, after=args.after):
+            print(json.dumps(event.to_dict(), separators=(",", ":")), flush=True)
+    return 0
+
+
 # -- arguments --------------------------------------------------------------------------------
 
 
@@ -278,6 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _option(
         serve_parser,
+        "--events",
+        False,
+        "record session events (created, revoked, evicted, expired, mfa_verified) and serve "
+        "them at /admin/events",
+        action="store_true",
+    )
+    _option(
+        serve_parser,
         "--metrics-port",
         0,
         "serve Prometheus metrics at http://HOST:PORT/metrics (0: off)",
@@ -313,6 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(run=apikey_revoke)
     for action in (create, listing, revoke):
         _store_options(action)
+
+    events = commands.add_parser("events", help="read session events")
+    event_actions = events.add_subparsers(required=True, metavar="ACTION")
+    tail = event_actions.add_parser(
+        "tail", help="print each new event of a tenant as one JSON line, as it comes"
+    )
+    tail.add_argument("--tenant", required=True)
+    tail.add_argument("--after", default=None, help="an event id: start after it (default: now)")
+    _store_options(tail)
+    tail.set_defaults(run=events_tail)
     return parser
 
 

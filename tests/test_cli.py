@@ -7,12 +7,15 @@ API keys must outlive the command that mints them, so these run on the real back
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sessionstore import AsyncSessionStore
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
 from sessionstore.admin import apikeys
 from sessionstore.admin.apikeys import ApiKeys
 from sessionstore.admin.ratelimit import Rate
@@ -154,5 +157,27 @@ def test_serve_help_names_each_variable(capsys: pytest.CaptureFixture[str]) -> N
     shown = " ".join(capsys.readouterr().out.split())
     for variable in ("REDIS_URL", "PREFIX", "HOST", "PORT", "WAIT", "DEMO", "RATE_PER_KEY",
                      "RATE_PER_TENANT", "RATE_FAILED_AUTH", "LOG_LEVEL", "LOG_FORMAT", "EMBEDDED",
-                     "METRICS_PORT"):  # fmt: skip
+                     "METRICS_PORT", "EVENTS"):  # fmt: skip
         assert f"$SESSIONSTORE_{variable}" in shown
+
+
+def test_events_tail_prints_each_new_event_as_a_json_line(redis_url: str, prefix: str) -> None:
+    store = SessionStore.from_url(redis_url, config=StoreConfig(prefix=prefix, events=True))
+    store.create("acme-corp", 1, ip_address="203.0.113.7", user_agent="pytest")
+    (before,) = store.events("acme-corp").data
+    command = [sys.executable, "-m", "sessionstore.cli", "events", "tail", "--tenant"]
+    command += ["acme-corp", "--after", before.id, "--redis-url", redis_url, "--prefix", prefix]
+    tail = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        session, _ = store.create("acme-corp", 2, ip_address="203.0.113.7", user_agent="pytest")
+        store.revoke("acme-corp", 2, session.id, actor="support-desk")
+        assert tail.stdout is not None
+        lines = [json.loads(tail.stdout.readline()) for _ in range(2)]
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
+        store.close()
+    assert [(line["type"], line["sessionId"], line["actor"]) for line in lines] == [
+        ("session.created", session.id, "user"),
+        ("session.revoked", session.id, "support-desk"),
+    ]

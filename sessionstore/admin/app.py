@@ -37,6 +37,7 @@ from .ratelimit import Limiter, RateLimits, retry_after
 log = logging.getLogger("sessionstore.api")
 
 NOT_FOUND = "No such resource."
+ADMIN_KEY = "sessionstore.admin_key"
 UNAVAILABLE_RETRY_AFTER = "1"
 _LIMIT_TEXT = re.compile(r"[1-9][0-9]{0,3}")
 
@@ -91,6 +92,7 @@ class AdminGate:
             return too_many_requests(wait)
         if request.path_params["tenant"] != key.tenant:
             return problem_response(404, NOT_FOUND)
+        request.scope[ADMIN_KEY] = key.id  # the actor of what this request changes
         return None
 
     def unauthenticated(self, request: Request, *, presented: bool) -> Response:
@@ -138,6 +140,11 @@ def _query(request: Request, allowed: frozenset[str] = frozenset()) -> dict[str,
     return dict(request.query_params)
 
 
+def _actor(request: Request) -> str:
+    """Who changes sessions through this request, as their events record it."""
+    return f"admin:{request.scope[ADMIN_KEY]}"
+
+
 def _user(request: Request) -> tuple[str, int]:
     _query(request)
     return request.path_params["tenant"], inputs.user_id_text(request.path_params["user_id"])
@@ -151,7 +158,7 @@ class UserSessions(HTTPEndpoint):
 
     async def delete(self, request: Request) -> Response:
         tenant, user_id = _user(request)
-        revoked = await _store(request).revoke_all(tenant, user_id)
+        revoked = await _store(request).revoke_all(tenant, user_id, actor=_actor(request))
         return JSONResponse({"revoked": revoked})
 
 
@@ -161,7 +168,10 @@ class UserSession(HTTPEndpoint):
         session_id = request.path_params["session_id"]
         # Not even a session id: certainly none of this user's, so no lookup is needed.
         well_formed = tokens.SESSION_ID.fullmatch(session_id) is not None
-        if not (well_formed and await _store(request).revoke(tenant, user_id, session_id)):
+        revoked = well_formed and await _store(request).revoke(
+            tenant, user_id, session_id, actor=_actor(request)
+        )
+        if not revoked:
             return problem_response(404, "This user has no such active session.")
         return JSONResponse({"id": session_id, "revoked": True})
 
@@ -201,8 +211,32 @@ class TenantSessions(HTTPEndpoint):
             user_id=None if user_id is None else inputs.user_id_text(user_id),
             ip_address=ip_address,
             all_sessions=everything == "true",
+            actor=_actor(request),
         )
         return JSONResponse({"revoked": revoked})
+
+
+class TenantEvents(HTTPEndpoint):
+    PARAMETERS = frozenset({"after", "type", "userId", "limit"})
+
+    async def get(self, request: Request) -> Response:
+        params = _query(request, self.PARAMETERS)
+        store = _store(request)
+        if not store.config.events:
+            return problem_response(
+                404, "This server records no session events; start it with --events."
+            )
+        user_id = params.get("userId")
+        kinds = params.get("type")
+        limit = params.get("limit", str(inputs.DEFAULT_LIMIT))
+        page = await store.events(
+            request.path_params["tenant"],
+            after=params.get("after"),
+            limit=inputs.limit(int(limit) if _LIMIT_TEXT.fullmatch(limit) else None),
+            types=None if kinds is None else kinds.split(","),
+            user_id=None if user_id is None else inputs.user_id_text(user_id),
+        )
+        return JSONResponse(page.to_dict())
 
 
 async def openapi_document(request: Request) -> Response:
@@ -260,6 +294,7 @@ _ROUTES = [
             "/t/{tenant}/api/v1/admin/users/{user_id}/sessions/{session_id}",
         ),
         (r"/t/[^/]+/api/v1/admin/sessions", "/t/{tenant}/api/v1/admin/sessions"),
+        (r"/t/[^/]+/api/v1/admin/events", "/t/{tenant}/api/v1/admin/events"),
         (r"/t/[^/]+/api/v1/openapi\.json", "/t/{tenant}/api/v1/openapi.json"),
         (r"/openapi\.json", "/openapi.json"),
         (r"/console(/.*)?", "/console"),
@@ -351,6 +386,7 @@ def create_app(
             Route("/users/{user_id}/sessions", UserSessions),
             Route("/users/{user_id}/sessions/{session_id}", UserSession),
             Route("/sessions", TenantSessions),
+            Route("/events", TenantEvents),
         ],
         redirect_slashes=False,
     )

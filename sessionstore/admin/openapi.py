@@ -6,10 +6,15 @@ is the same API seen from one tenant, its base URL ``/t/acme-corp/api/v1``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .. import inputs, tokens
+from ..events import TYPES
 from .problems import CONTENT_TYPE as PROBLEM
+
+EVENT_TYPES = tuple(TYPES.values())
+_ANY_TYPE = "|".join(re.escape(kind) for kind in EVENT_TYPES)
 
 ADMIN = "/admin"
 
@@ -146,6 +151,50 @@ SCHEMAS: dict[str, Any] = {
         "required": ["revoked"],
         "properties": {"revoked": {"type": "integer", "minimum": 0}},
     },
+    "Event": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "type", "sessionId", "userId", "ipAddress", "actor", "reason", "at"],
+        "properties": {
+            "id": {
+                "type": "string",
+                "description": "Ordered (time, sequence, bucket); pass as `after` to read on.",
+            },
+            "type": {"enum": list(EVENT_TYPES)},
+            "sessionId": {"type": "string", "pattern": f"^{tokens.SESSION_ID.pattern}$"},
+            "userId": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": inputs.MAX_USER_ID,
+                "description": "null only for a session whose data was gone when its end was "
+                "found (README: Events).",
+            },
+            "ipAddress": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+            "actor": {
+                "type": "string",
+                "description": "`user`, `system`, `admin:<key id>` or the embedding service's.",
+            },
+            "reason": {
+                **_NULLABLE_STRING,
+                "description": "`revoke_all`, `bulk` (revoked); `cap` (evicted).",
+            },
+            "at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "EventList": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["data", "hasMore", "nextCursor"],
+        "properties": {
+            "data": {"type": "array", "items": _ref("schemas", "Event")},
+            "hasMore": {"type": "boolean"},
+            "nextCursor": {
+                **_NULLABLE_STRING,
+                "description": "Pass as `after` for the next page; null when no more are "
+                "stored now (new ones come after the last id seen).",
+            },
+        },
+    },
     "Problem": {
         "description": "RFC 9457 problem details.",
         "type": "object",
@@ -200,6 +249,21 @@ PARAMETERS = {
         "in": "query",
         "description": "`true` to revoke every session of the tenant when no filter is given.",
         "schema": {"type": "boolean", "enum": [True]},
+    },
+    "After": {
+        "name": "after",
+        "in": "query",
+        "description": "An event id (or `nextCursor`): only events after it.",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,15}-[0-9]{1,19}-[0-9a-z]{2}$"},
+    },
+    "EventType": {
+        "name": "type",
+        "in": "query",
+        "description": "Only these types, comma-separated.",
+        "schema": {
+            "type": "string",
+            "pattern": f"^({_ANY_TYPE})(,({_ANY_TYPE}))*$",
+        },
     },
     "Limit": {
         "name": "limit",
@@ -288,6 +352,15 @@ def _paths(scope: list[str]) -> dict[str, Any]:
                 "step; the call returns when all are done.",
                 _json(_ref("schemas", "RevokedCount"), "How many sessions were revoked."),
                 parameters=[*scope, "UserIdFilter", "IpAddressFilter", "All"],
+            ),
+        },
+        f"{ADMIN}/events": {
+            "get": _operation(
+                "listEvents",
+                "The tenant's session events, oldest first, after a cursor: created, revoked, "
+                "evicted, expired, mfa_verified. 404 when the server records none (--events).",
+                _json(_ref("schemas", "EventList"), "A page of events, oldest first."),
+                parameters=[*scope, "After", "EventType", "UserIdFilter", "Limit"],
             ),
         },
     }

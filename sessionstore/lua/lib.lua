@@ -63,12 +63,16 @@ end
 local function emit(bucket, kind, entry, whose, actor, reason, now)
   if RETENTION == 0 then return end
   local stream = bucket .. 'e'
+  local fields = {'t', kind, 's', random_of(entry), 'u', whose or '', 'ip',
+    string.sub(entry, POSITION + 2), 'a', actor, 'r', reason, 'at', now}
   local stamp = tonumber(now)
-  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
-  if last then stamp = math.max(stamp, tonumber(string.match(last[1], '^(%d+)'))) end
-  redis.call('XADD', stream, 'MINID', stamp - RETENTION, stamp .. '-*', 't', kind,
-    's', random_of(entry), 'u', whose or '', 'ip', string.sub(entry, POSITION + 2),
-    'a', actor, 'r', reason, 'at', now)
+  local added = redis.pcall('XADD', stream, 'MINID', stamp - RETENTION, stamp .. '-*', unpack(fields))
+  if type(added) == 'table' and added.err then
+    -- A caller whose clock is behind the stream's last event: take that time instead.
+    local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1][1]
+    stamp = tonumber(string.match(last, '^(%d+)'))
+    redis.call('XADD', stream, 'MINID', stamp - RETENTION, stamp .. '-*', unpack(fields))
+  end
   redis.call('PEXPIRE', stream, RETENTION)
 end
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from sessionstore import AsyncSessionStore
+from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore.admin import create_app
 from sessionstore.admin.apikeys import ApiKeys
 from sessionstore.admin.ratelimit import RateLimits
@@ -15,6 +15,12 @@ from tests import backends
 from tests.api.helpers import CLIENT_ADDRESS, REAL_BACKENDS, TENANT_A, TENANT_B, Live, ServerProcess
 
 # -- in-process ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config(prefix: str) -> StoreConfig:
+    """The admin API's store records events: the events endpoint answers from them."""
+    return StoreConfig(prefix=prefix, events=True)
 
 
 @pytest.fixture

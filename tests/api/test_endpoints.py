@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
-from sessionstore import AsyncSessionStore
+from sessionstore import AsyncSessionStore, StoreConfig
+from sessionstore.admin import create_app
 from tests import backends
 from tests.api.helpers import TENANT_A, admin, bearer, is_problem
 
@@ -198,3 +201,49 @@ async def test_bulk_revocation_narrows_by_user_and_needs_a_filter_or_all(
     everything = await api.delete(admin(TENANT_A, "/sessions?all=true"), headers=auth)
     assert everything.json() == {"revoked": 1}
     assert await astore.validate(TENANT_A, theirs) is None
+
+
+async def test_events_record_who_revoked_and_page_in_order(
+    api: httpx.AsyncClient, astore: AsyncSessionStore, keys: dict, clock: backends.Clock
+) -> None:
+    first, _ = await _create(astore, 42)
+    clock.advance(1)
+    second, _ = await _create(astore, 43)
+    auth = bearer(keys[TENANT_A])
+    clock.advance(1)  # a tenant's events are in time order (ties: by bucket)
+    await api.delete(admin(TENANT_A, f"/users/42/sessions/{first.id}"), headers=auth)
+    clock.advance(1)
+    await api.delete(admin(TENANT_A, "/sessions?userId=43"), headers=auth)
+    key_id = keys[TENANT_A][8:24]
+
+    seen, cursor = [], None
+    while True:
+        query = "/events?limit=2" + (f"&after={cursor}" if cursor else "")
+        page = (await api.get(admin(TENANT_A, query), headers=auth)).json()
+        seen += page["data"]
+        if not page["hasMore"]:
+            break
+        cursor = page["nextCursor"]
+    assert [(e["type"], e["sessionId"], e["actor"]) for e in seen] == [
+        ("session.created", first.id, "user"),
+        ("session.created", second.id, "user"),
+        ("session.revoked", first.id, f"admin:{key_id}"),
+        ("session.revoked", second.id, f"admin:{key_id}"),
+    ]
+    revoked = await api.get(admin(TENANT_A, "/events?type=session.revoked&userId=43"), headers=auth)
+    assert [(e["sessionId"], e["reason"]) for e in revoked.json()["data"]] == [(second.id, "bulk")]
+    for query in ("?type=session.deleted", "?after=yesterday", "?limit=0", "?userId=x"):
+        assert is_problem(await api.get(admin(TENANT_A, f"/events{query}"), headers=auth), 422)
+
+
+async def test_events_are_404_when_the_server_records_none(
+    backend: str, fake_server: Any, prefix: str, keys: dict
+) -> None:
+    store = AsyncSessionStore(
+        backends.async_client(backend, fake_server), config=StoreConfig(prefix=prefix)
+    )
+    transport = httpx.ASGITransport(app=create_app(store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        answer = await client.get(admin(TENANT_A, "/events"), headers=bearer(keys[TENANT_A]))
+    assert is_problem(answer, 404) and "--events" in answer.json()["detail"]
+    await store.aclose()
