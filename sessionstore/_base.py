@@ -11,6 +11,7 @@ from ._core import Core
 from .config import StoreConfig
 from .flows import Command
 from .geo import LocationResolver
+from .nearcache import NearCacheStats
 
 if TYPE_CHECKING:
     from .metrics import StoreMetrics
@@ -37,6 +38,16 @@ class BaseStore:
         if metrics is not None:
             self._core.validated = metrics.validated
         connection.refuse_unsupported(self._client, self._core.config)
+        self._subscriber: Any = None
+        self._follow_changes()
+
+    def _follow_changes(self) -> None:
+        """With a near cache, start following the changes that invalidate it."""
+
+    def near_cache_stats(self) -> NearCacheStats:
+        """Hits, misses, invalidations and resets of the near cache (zeros when it is off)."""
+        cache = self._core.near
+        return NearCacheStats(0, 0, 0, 0, 0, False) if cache is None else cache.stats()
 
     @classmethod
     def from_url(

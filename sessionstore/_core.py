@@ -31,6 +31,7 @@ from .flows import Batch, Call, Command, Flow, ScriptCall, T
 from .geo import LocationResolver, no_location
 from .keys import LAYOUT, KeySpace, ip_key, random_part
 from .model import Page, Session, from_ms, to_ms
+from .nearcache import NearCache
 from .scripts import Script
 from .tokens import BUCKET, ParsedToken, new_session, parse_token, session_id
 
@@ -72,6 +73,7 @@ class Core:
         self.clock = clock
         self.layout_checked = False
         self.fixed = FixedParts(FIXED_PARTS)
+        self.near = NearCache(config.near_cache_size) if config.near_cache_size else None
         # Told how each validate ended (metrics.VALIDATE_OUTCOMES), when a store counts them.
         self.validated: Callable[[str], None] = _ignore
         self.events_system = events.script_argument(self, "system")
@@ -96,6 +98,23 @@ class Core:
         if parsed is None:
             self.validated("malformed")
             return None
+        near = self.near
+        if near is None:
+            return (yield from self._validate(tenant, parsed))
+        key = self.keys.session(tenant, parsed.session_id)
+        cached = near.get(key, parsed.secret_hash, self.now_ms(), self.config.touch_interval_ms)
+        if cached is not None:
+            self.validated("valid")
+            return cached
+        read_from = near.generation()
+        session = yield from self._validate(tenant, parsed)
+        if session is None:
+            near.discard(key)
+        else:
+            near.put(key, session, parsed.secret_hash, read_from)
+        return session
+
+    def _validate(self, tenant: str, parsed: ParsedToken) -> Flow[Session | None]:
         if not self.layout_checked:
             yield from self.check_layout()
         sid = parsed.session_id

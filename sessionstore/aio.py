@@ -13,6 +13,7 @@ from ._base import BaseStore
 from .events import Event, EventPage
 from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
+from .nearcache import AsyncSubscriber
 from .store import _args
 
 
@@ -21,7 +22,14 @@ class AsyncSessionStore(BaseStore):
 
     _connect = staticmethod(connection.async_client)
 
+    def _follow_changes(self) -> None:
+        cache = self._core.near
+        if cache is not None:
+            self._subscriber = AsyncSubscriber(cache, self._client, self.config.prefix)
+
     async def aclose(self) -> None:
+        if self._subscriber is not None:
+            await self._subscriber.stop()
         await self._client.aclose()
         # redis-py leaves a pool it was handed open; the pools from connection.py are ours.
         pool = getattr(self._client, "connection_pool", None)
@@ -62,6 +70,8 @@ class AsyncSessionStore(BaseStore):
 
     async def validate(self, tenant: str, token: object) -> Session | None:
         """The token's live session, recording activity; None if unknown, expired or revoked."""
+        if self._subscriber is not None:
+            self._subscriber.ensure_running()
         return await self._drive(self._core.validate(tenant, token))
 
     async def get(self, tenant: str, session_id: str) -> Session | None:

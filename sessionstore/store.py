@@ -13,6 +13,7 @@ from ._base import BaseStore
 from .events import Event, EventPage
 from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
+from .nearcache import Subscriber
 
 
 class SessionStore(BaseStore):
@@ -27,7 +28,16 @@ class SessionStore(BaseStore):
 
     _connect = staticmethod(connection.sync_client)
 
+    def _follow_changes(self) -> None:
+        cache = self._core.near
+        if cache is not None:
+            self._subscriber = Subscriber(cache, self._client, self.config.prefix)
+            self._subscriber.start()
+
     def close(self) -> None:
+        if self._subscriber is not None:
+            self._subscriber.stop()
+            self._subscriber.join(timeout=5)
         self._client.close()
         # redis-py leaves a pool it was handed open; the pools from connection.py are ours.
         pool = getattr(self._client, "connection_pool", None)

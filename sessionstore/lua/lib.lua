@@ -76,6 +76,12 @@ local function emit(bucket, kind, entry, whose, actor, reason, now)
   redis.call('PEXPIRE', stream, RETENTION)
 end
 
+-- Tell every process that keeps sessions in memory (nearcache.py) that this one changed: one
+-- message per change on the prefix's channel `P:changes`, carrying the session's key.
+local function announce(session_key)
+  redis.call('PUBLISH', string.match(session_key, '^(.-):{') .. ':changes', session_key)
+end
+
 -- End a session: its hash and every index entry, whatever state it was in. Returns its user
 -- id while the hash still says it.
 local function drop(bucket, entry)
@@ -85,6 +91,7 @@ local function drop(bucket, entry)
   if owner then
     redis.call('ZREM', bucket .. 'u:' .. owner, random)
     redis.call('DEL', session)
+    announce(session)
   end
   redis.call('ZREM', bucket .. 't', entry)
   redis.call('ZREM', bucket .. 'i', ip_entry(entry))
@@ -116,6 +123,7 @@ local function drop_all(bucket, entries)
       ip_entries[#ip_entries + 1] = ip_entry(entry)
     end
     redis.call('DEL', unpack(sessions))
+    for _, session in ipairs(sessions) do announce(session) end
     redis.call('ZREM', bucket .. 't', unpack(chunk))
     redis.call('ZREM', bucket .. 'i', unpack(ip_entries))
     redis.call('ZREM', bucket .. 'x', unpack(chunk))

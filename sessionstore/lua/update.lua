@@ -11,6 +11,7 @@ if not is_live(bucket, random_in(KEYS[1]), view, tonumber(ARGV[1])) then
   return 0
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+announce(KEYS[1])
 for at = 3, #ARGV - 1, 2 do
   if ARGV[at] == 'm' and ARGV[at + 1] == '1' and view[AT.m] ~= '1' then
     emit(bucket, 'm', entry_of(random_in(KEYS[1]), view[AT.c], view[AT.ip]), view[AT.u], ACTOR, '', ARGV[1])

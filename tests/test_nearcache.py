@@ -1,0 +1,214 @@
+"""The near cache: hot sessions validate from memory, and every change reaches every process.
+
+Two stores on one backend stand for two processes: ``cached`` keeps a near cache, ``other``
+changes sessions behind its back. Bounds here are generous (1 s) so they cannot flake; the
+real distribution is measured by the benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore.model import Session
+from sessionstore.nearcache import TRUSTED_FOR, NearCache
+from tests import backends
+
+TENANT = "acme-corp"
+IP = "203.0.113.7"
+VISIBLE_WITHIN = 1.0  # seconds: the tests' bound; the benchmark reports the real one
+
+
+@pytest.fixture
+def cached(client: Any, prefix: str, clock: backends.Clock) -> Iterator[SessionStore]:
+    config = StoreConfig(prefix=prefix, near_cache_size=100, max_sessions_per_user=3)
+    store = SessionStore(client, config=config, clock=clock)
+    wait_until(lambda: store.near_cache_stats().trusted)
+    yield store
+    store._subscriber.stop()
+
+
+@pytest.fixture
+def other(client: Any, prefix: str, clock: backends.Clock) -> SessionStore:
+    return SessionStore(
+        client, config=StoreConfig(prefix=prefix, max_sessions_per_user=3), clock=clock
+    )
+
+
+def wait_until(condition: Callable[[], object], within: float = VISIBLE_WITHIN) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {within} s")
+        time.sleep(0.005)
+
+
+def round_trips(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    sent: list[int] = []
+    run = store._run
+
+    def counted(batch: list[Any]) -> list[Any]:
+        sent.append(len(batch))
+        return run(batch)
+
+    monkeypatch.setattr(store, "_run", counted)
+    return sent
+
+
+def login(store: SessionStore, user_id: int = 7) -> tuple[Session, str]:
+    return store.create(TENANT, user_id, ip_address=IP, user_agent="pytest")
+
+
+def test_a_hot_session_validates_from_memory(
+    cached: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, token = login(cached)
+    assert cached.validate(TENANT, token) == session  # asks Redis, then remembers
+    sent = round_trips(cached, monkeypatch)
+    for _ in range(50):
+        assert cached.validate(TENANT, token) == session
+    assert sent == []
+    stats = cached.near_cache_stats()
+    assert (stats.hits, stats.size) == (50, 1)
+
+
+def test_a_wrong_secret_is_never_answered_from_memory(cached: SessionStore) -> None:
+    _, token = login(cached)
+    cached.validate(TENANT, token)
+    forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert cached.validate(TENANT, forged) is None
+    assert cached.validate(TENANT, token) is not None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "revoke",
+        "revoke_all",
+        "revoke_sessions",
+        "the cap",
+    ],
+)
+def test_every_ending_reaches_the_cache(
+    cached: SessionStore, other: SessionStore, clock: backends.Clock, change: str
+) -> None:
+    session, token = login(cached)
+    assert cached.validate(TENANT, token) is not None
+    if change == "revoke":
+        assert other.revoke(TENANT, 7, session.id)
+    elif change == "revoke_all":
+        assert other.revoke_all(TENANT, 7) == 1
+    elif change == "revoke_sessions":
+        assert other.revoke_sessions(TENANT, ip_address=IP) == 1
+    else:
+        for _ in range(3):
+            clock.advance(1)  # the cap of 3 evicts the session that ends first: this one
+            login(other)
+    wait_until(lambda: cached.validate(TENANT, token) is None)
+    assert cached.near_cache_stats().invalidations >= 1
+
+
+def test_an_mfa_update_and_a_touch_elsewhere_are_seen(
+    cached: SessionStore, other: SessionStore, clock: backends.Clock
+) -> None:
+    session, token = login(cached)
+    cached.validate(TENANT, token)
+    other.mark_mfa_verified(TENANT, session.id)
+    wait_until(lambda: cached.validate(TENANT, token).mfa_verified)  # type: ignore[union-attr]
+    clock.advance(61)
+    touched = other.validate(TENANT, token)  # a touch by another process
+    assert touched is not None
+    wait_until(
+        lambda: cached.validate(TENANT, token).last_active_at == touched.last_active_at  # type: ignore[union-attr]
+    )
+
+
+def test_expiry_and_the_touch_interval_are_kept(
+    cached: SessionStore, clock: backends.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, token = login(cached)
+    cached.validate(TENANT, token)
+    clock.advance(61)  # a touch is due: Redis records it
+    sent = round_trips(cached, monkeypatch)
+    touched = cached.validate(TENANT, token)
+    assert sent and touched is not None
+    assert touched.last_active_at.timestamp() == pytest.approx(clock.now, abs=0.001)
+    clock.advance(2 * 86400)  # past its end: never answered from memory
+    assert cached.validate(TENANT, token) is None
+
+
+def test_a_broken_channel_empties_the_cache_and_it_is_bypassed(
+    cached: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, token = login(cached)
+    cached.validate(TENANT, token)
+    resets = cached.near_cache_stats().resets
+    cached._subscriber.stop()  # the subscriber stops: nothing vouches for the cache any more
+    cached._subscriber.join(timeout=5)
+    time.sleep(TRUSTED_FOR)
+    sent = round_trips(cached, monkeypatch)
+    assert cached.validate(TENANT, token) is not None
+    assert sent  # asked Redis
+    stats = cached.near_cache_stats()
+    assert (stats.size, stats.trusted) == (0, False) and stats.resets > resets
+
+
+def test_a_read_in_flight_during_a_change_does_not_refill_the_cache() -> None:
+    cache = NearCache(10)
+    cache.ponged(time.monotonic())
+    session = Session.__new__(Session)
+    read_from = cache.generation()
+    cache.announced("k")  # the change arrives while the read is on its way
+    object.__setattr__(session, "last_active_at", _epoch())
+    object.__setattr__(session, "expires_at", _epoch())
+    cache.put("k", session, b"h", read_from)
+    assert cache.stats().size == 0
+    cache.put("k", session, b"h", cache.generation())
+    assert cache.stats().size == 1
+    before_reset = cache.generation()
+    cache.reset()  # the channel broke: what was read before cannot be vouched for
+    cache.ponged(time.monotonic())
+    cache.put("k", session, b"h", before_reset)
+    assert cache.stats().size == 0
+    cache.put("k", session, b"h", cache.generation())
+    assert cache.stats().size == 1
+
+
+def _epoch() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+async def test_the_async_store_caches_and_sees_revocations(
+    backend: str, fake_server: Any, prefix: str, other: SessionStore
+) -> None:
+    config = StoreConfig(prefix=prefix, near_cache_size=100)
+    store = AsyncSessionStore(backends.async_client(backend, fake_server), config=config)
+    session, token = await store.create(TENANT, 7, ip_address=IP, user_agent="pytest")
+    assert await store.validate(TENANT, token) is not None
+    deadline = time.monotonic() + VISIBLE_WITHIN
+    while not store.near_cache_stats().trusted:  # the subscriber starts with the first validate
+        assert time.monotonic() < deadline
+        await store.validate(TENANT, token)
+        await _pause()
+    await store.validate(TENANT, token)
+    hits = store.near_cache_stats().hits
+    assert await store.validate(TENANT, token) is not None
+    assert store.near_cache_stats().hits == hits + 1
+    other.revoke(TENANT, 7, session.id)
+    deadline = time.monotonic() + VISIBLE_WITHIN
+    while await store.validate(TENANT, token) is not None:
+        assert time.monotonic() < deadline
+        await _pause()
+    await store.aclose()
+
+
+async def _pause() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.005)
