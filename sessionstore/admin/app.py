@@ -29,7 +29,7 @@ from ..aio import AsyncSessionStore
 from ..errors import InvalidArgument, InvalidTenant, StoreUnavailable
 from ..metrics import ApiMetrics
 from ..model import Page
-from . import openapi
+from . import console, openapi
 from .apikeys import ApiKeys
 from .problems import CONTENT_TYPE, problem_bytes
 from .ratelimit import Limiter, RateLimits, retry_after
@@ -407,6 +407,7 @@ def create_app(
         routes=[
             Route("/openapi.json", openapi_document),
             Mount("/t/{tenant}/api/v1", app=tenant),
+            *console.routes(store, limits=limits, clock=clock),  # the admin console, /console
         ],
         middleware=[Middleware(AccessLog, metrics=metrics)],
         exception_handlers={

@@ -1,0 +1,286 @@
+"""Who is signed in to the console, held server-side, and where requests may come from.
+
+Signing in checks an admin API key; the console then holds a *console session*: a random
+opaque value (256 bits) in an HttpOnly, SameSite=Strict cookie names a record in Redis,
+``<prefix>:console:<SHA-256 of the value>``, so neither a Redis dump nor a log ever holds a
+usable cookie. The record holds the tenant, the API key's id and SHA-256 (the same digest
+Redis already keeps for the key; never the key), the session's CSRF token and its absolute
+expiry. Its TTL is the idle timeout, renewed by every request (``GETEX``); the absolute
+lifetime is checked in the process. Every request also reads the API key's record: a
+revoked key ends its console sessions at once.
+
+The cookie is ``Secure`` with the ``__Host-`` prefix (Path=/, no Domain: no sibling domain
+can set or shadow it), except for a browser on plain http to a loopback host
+(``http://127.0.0.1:8080``, ``http://localhost:8080``, as ``serve --demo`` runs): there it is
+``sessionstore-console`` without Secure, with Path at the console, so the demo works in every
+browser (Safari keeps no Secure cookie from http). "Plain http to loopback" means: the request
+is http, its Host is a loopback name or address, it comes from a loopback address, and it
+carries no proxy header (``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP``); a TLS proxy in front
+of the server must pass the original Host or such a header, as proxies usually do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ... import connection
+from ...keys import KeySpace
+from ..apikeys import ApiKey, digest
+
+COOKIE: Final = "__Host-sessionstore-console"
+LOCAL_COOKIE: Final = "sessionstore-console"
+_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """How long a console session lasts: ``lifetime`` in all, ``idle_timeout`` unused."""
+
+    lifetime: float = 8 * 3600
+    idle_timeout: float = 30 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A signed-in console: the tenant it acts for and the API key it signed in with."""
+
+    tenant: str
+    key_id: str
+    csrf: str
+    flash: str | None
+    record_key: str = field(repr=False)
+    record: dict[str, Any] = field(repr=False, compare=False)
+
+
+class ConsoleSessions:
+    """Start, load and end console sessions in the store's Redis, under its prefix."""
+
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        *,
+        settings: ConsoleSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._api_keys = KeySpace(prefix, 1)  # only its API key names are used
+        self._settings = settings or ConsoleSettings()
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return "ConsoleSessions()"
+
+    def record_key(self, value: str) -> str:
+        return f"{self._prefix}:console:{hashlib.sha256(value.encode()).hexdigest()}"
+
+    @property
+    def _idle_ms(self) -> int:
+        return max(1, round(self._settings.idle_timeout * 1000))
+
+    async def start(self, key: ApiKey, presented: str) -> str:
+        """A new console session for a verified key; returns the cookie value."""
+        value = secrets.token_urlsafe(32)
+        record = {
+            "tenant": key.tenant,
+            "keyId": key.id,
+            "keyDigest": digest(presented).hex(),
+            "csrf": secrets.token_urlsafe(32),
+            "expires": round((self._clock() + self._settings.lifetime) * 1000),
+        }
+        with _translated():
+            await self._client.set(self.record_key(value), _dump(record), px=self._idle_ms)
+        return value
+
+    async def load(self, value: str | None) -> ConsoleSession | None:
+        """The live console session of a cookie value; None when signed out, expired, idle
+        too long, or when its API key was revoked since (the record is then deleted)."""
+        if value is None or not _VALUE.fullmatch(value):
+            return None  # junk costs Redis nothing
+        name = self.record_key(value)
+        with _translated():
+            raw = await self._client.getex(name, px=self._idle_ms)
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+            session = ConsoleSession(
+                tenant=str(record["tenant"]),
+                key_id=str(record["keyId"]),
+                csrf=str(record["csrf"]),
+                flash=record.get("flash"),
+                record_key=name,
+                record=record,
+            )
+            expires = int(record["expires"])
+            key_digest = bytes.fromhex(record["keyDigest"])
+        except (ValueError, KeyError, TypeError):
+            expires, key_digest, session = 0, b"", None
+        if session is None or expires <= self._clock() * 1000:
+            await self._delete(name)
+            return None
+        with _translated():
+            stored, tenant = await self._client.hmget(
+                self._api_keys.api_key(session.key_id), "hash", "tenant"
+            )
+        live = (
+            stored is not None
+            and tenant is not None
+            and tenant.decode() == session.tenant
+            and hmac.compare_digest(bytes(stored), key_digest)
+        )
+        if not live:
+            await self._delete(name)
+            return None
+        return session
+
+    async def end(self, session: ConsoleSession) -> None:
+        await self._delete(session.record_key)
+
+    async def set_flash(self, session: ConsoleSession, text: str) -> None:
+        """A message for the next page this console session sees (then gone)."""
+        await self._rewrite(session, {**session.record, "flash": text})
+
+    async def take_flash(self, session: ConsoleSession) -> str | None:
+        if session.flash is None:
+            return None
+        record = dict(session.record)
+        record.pop("flash", None)
+        await self._rewrite(session, record)
+        return session.flash
+
+    async def _rewrite(self, session: ConsoleSession, record: dict[str, Any]) -> None:
+        # XX: never brings back a session that ended meanwhile; KEEPTTL: no renewal here.
+        with _translated():
+            await self._client.set(session.record_key, _dump(record), xx=True, keepttl=True)
+
+    async def _delete(self, name: str) -> None:
+        with _translated():
+            await self._client.delete(name)
+
+
+def _dump(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"))
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except RedisError as error:
+        raise connection.translate(error) from error
+
+
+# -- cookies ------------------------------------------------------------------------------------
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_PROXY_HEADERS: Final = (
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+)
+
+
+def plain_http_on_loopback(request: Request) -> bool:
+    """Whether a local browser is on ``http://`` to a loopback host (the one cookie without
+    Secure). Not the Origin: under ``Referrer-Policy: no-referrer`` a browser sends
+    ``Origin: null`` even with the console's own forms."""
+    if request.url.scheme != "http" or any(name in request.headers for name in _PROXY_HEADERS):
+        return False
+    client = request.client.host if request.client else None
+    return is_loopback(request.url.hostname) and is_loopback(client)
+
+
+def _cookie(headers: list[str], name: str) -> str | None:
+    """The value of cookie ``name``; None when absent, empty or given more than once (a
+    cookie sent twice, say one tossed in by a sibling domain, is trusted in neither copy)."""
+    found = []
+    for header in headers:
+        for pair in re.split(r"[;,]", header):
+            key, sep, value = pair.partition("=")
+            if sep and key.strip() == name:
+                found.append(value.strip().strip('"'))
+    if len(found) != 1:
+        return None
+    return found[0] or None
+
+
+def cookie_value(request: Request) -> str | None:
+    """The console cookie's value; the local cookie counts only on plain http to loopback."""
+    headers = request.headers.getlist("cookie")
+    value = _cookie(headers, COOKIE)
+    if value is None and plain_http_on_loopback(request):
+        value = _cookie(headers, LOCAL_COOKIE)
+    return value
+
+
+def set_cookie(response: Response, request: Request, value: str, base: str) -> None:
+    """A session cookie (no Max-Age: gone with the browser; the record expires on its own)."""
+    if plain_http_on_loopback(request):
+        response.set_cookie(
+            LOCAL_COOKIE, value, path=base or "/", secure=False, httponly=True, samesite="strict"
+        )
+    else:
+        response.set_cookie(COOKIE, value, path="/", secure=True, httponly=True, samesite="strict")
+
+
+def clear_cookies(response: Response, base: str) -> None:
+    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    response.delete_cookie(LOCAL_COOKIE, path=base or "/", httponly=True, samesite="strict")
+
+
+# -- where a form comes from --------------------------------------------------------------------
+
+
+def cross_site(request: Request) -> bool:
+    """A state-changing request that a browser says came from elsewhere.
+
+    ``Sec-Fetch-Site`` (sent by every current browser) must be ``same-origin``, and an
+    ``Origin`` must name this host. Under the console's ``Referrer-Policy: no-referrer``,
+    browsers send ``Origin: null`` with its own forms, so a null Origin is left to
+    ``Sec-Fetch-Site``, the CSRF token and the SameSite=Strict cookie; so is a request with
+    neither header (an old browser, a script). Only host and port of an Origin are compared,
+    not the scheme: behind a TLS proxy the server cannot tell http from https.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site != "same-origin":
+        return True
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return False
+    host = request.headers.get("host", "").lower()
+    return not host or urlsplit(origin).netloc.lower() != host
+
+
+def same_token(presented: str, expected: str) -> bool:
+    return hmac.compare_digest(presented.encode(), expected.encode())

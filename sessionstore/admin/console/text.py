@@ -1,0 +1,73 @@
+"""How the console puts things into words: times, devices, places, counts, input errors.
+
+``relative`` has a twin in ``static/console.js`` (same units, same rounding down), which
+refreshes the text while a page stays open.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+from ... import inputs
+from ...model import Device, Location
+
+_UNITS: Final = (
+    (365 * 86400, "year"),
+    (30 * 86400, "month"),
+    (86400, "day"),
+    (3600, "hour"),
+    (60, "minute"),
+)
+
+AUTH_METHODS: Final = {"password": "Password", "social": "Social login", "sso": "SSO"}
+
+TENANT_HELP: Final = "Enter a tenant: lower-case letters, digits and hyphens, such as acme-corp."
+USER_ID_HELP: Final = (
+    f"Enter a user id: a whole number from 0 to {inputs.MAX_USER_ID}, such as 456."
+)
+IP_HELP: Final = "Enter an IPv4 or IPv6 address, such as 203.0.113.45 or 2001:db8::1."
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    """``5 minutes ago``, ``in 23 hours``, ``just now``: whole units, rounded down."""
+    seconds = (moment - now).total_seconds()
+    span = abs(seconds)
+    if span < 60:
+        return "in less than a minute" if seconds > 0 else "just now"
+    for size, unit in _UNITS:
+        if span >= size:
+            count = int(span // size)
+            words = plural(count, unit)
+            return f"in {words}" if seconds > 0 else f"{words} ago"
+    raise AssertionError("unreachable: a minute or more always has a unit")
+
+
+def absolute(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def device(value: Device) -> str:
+    known = [part for part in (value.browser, value.os) if part and part != "Other"]
+    if len(known) == 2:
+        return f"{known[0]} on {known[1]}"
+    return known[0] if known else "Unknown device"
+
+
+def device_type(value: Device) -> str:
+    return value.type.capitalize()
+
+
+def location(value: Location | None) -> str:
+    if value is None:
+        return "Unknown"
+    known = [part for part in (value.city, value.country) if part]
+    return ", ".join(known) if known else "Unknown"
+
+
+def auth_method(value: str) -> str:
+    return AUTH_METHODS.get(value, value)
