@@ -1,0 +1,117 @@
+"""Fixtures for the console: a live server per backend, headless Chromium, a page per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+from starlette.applications import Starlette
+
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore.admin import create_app
+from sessionstore.admin.ratelimit import Rate, RateLimits
+from tests import backends
+from tests.console.helpers import CHROMIUM, Live, ThreadedServer, unavailable
+
+
+@pytest.fixture(scope="module", params=backends.BACKENDS)
+def live(request: pytest.FixtureRequest) -> Iterator[Live]:
+    """One console server per backend for the module; each test works in its own tenant."""
+    backend = str(request.param)
+    fake_server = fakeredis.FakeServer() if backend == "fake" else None
+    client = backends.sync_client(backend, fake_server)
+    config = StoreConfig(prefix=backends.new_prefix())
+    clock = backends.Clock()
+    stores: list[AsyncSessionStore] = []
+
+    def make_app() -> Starlette:
+        # Built on the server's own thread and loop, as `sessionstore serve` builds it.
+        astore = AsyncSessionStore(backends.async_client(backend, fake_server), config=config)
+        stores.append(astore)
+        # Tests fail sign-ins on purpose, from one address; none of them is about the throttle.
+        limits = RateLimits(failed_auth_per_ip=Rate(1000, 1))
+        return create_app(astore, limits=limits, close_store=True)
+
+    server = ThreadedServer(make_app)
+    try:
+        yield Live(
+            backend,
+            server,
+            stores[0],
+            SessionStore(client, config=config, clock=clock),
+            clock,
+            client,
+        )
+    finally:
+        server.stop()
+        backends.delete_prefix(client, config.prefix)
+        client.close()
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A tenant of this test alone, so counts on every page are exact."""
+    return "t-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (never its own browser download)."""
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is absent: apt-get install chromium (.ci/run installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ModuleNotFoundError:
+        unavailable("playwright is not installed: pip install -e '.[test]'")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield chromium
+        chromium.close()
+
+
+class Problems:
+    """What the browser reports going wrong: script errors and Content-Security-Policy refusals
+    (an inline script or style would show up here)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def console(self, message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            self.seen.append(message.text)
+
+    def page_error(self, error: Any) -> None:
+        self.seen.append(str(error))
+
+
+def open_page(browser: Any, live: Live, **options: Any) -> tuple[Any, Any, Problems]:
+    context = browser.new_context(
+        base_url=live.url, viewport={"width": 1366, "height": 860}, **options
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    problems = Problems()
+    page.on("console", problems.console)
+    page.on("pageerror", problems.page_error)
+    return context, page, problems
+
+
+@pytest.fixture
+def page(browser: Any, live: Live) -> Iterator[Any]:
+    """A fresh browser context (no cookies) and page on the live console."""
+    context, page, problems = open_page(browser, live)
+    yield page
+    context.close()
+    assert problems.seen == []
+
+
+@pytest.fixture
+def no_js_page(browser: Any, live: Live) -> Iterator[Any]:
+    """The same with JavaScript off: every screen must work with plain forms and links."""
+    context, page, problems = open_page(browser, live, java_script_enabled=False)
+    yield page
+    context.close()
+    assert problems.seen == []
