@@ -90,8 +90,8 @@ async def seed_demo(store: AsyncSessionStore, base_url: str) -> None:
     print(
         f"Try: curl {base_url}/t/{DEMO_TENANT}/api/v1/admin/users/{DEMO_USER}/sessions "
         f'-H "Authorization: Bearer {key}"',
-        flush=True,
     )
+    print(f"Console: {base_url}/console/ (tenant {DEMO_TENANT}, the key above)", flush=True)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -118,7 +118,11 @@ async def serve(args: argparse.Namespace) -> int:
     store_metrics, api_metrics = _metrics(args)
     store = AsyncSessionStore.from_url(
         args.redis_url,
-        config=StoreConfig(prefix=args.prefix, events=args.events or args.demo),
+        config=StoreConfig(
+            prefix=args.prefix,
+            events=args.events or args.demo,
+            near_cache_size=args.near_cache_size,
+        ),
         metrics=store_metrics,
     )
     try:
@@ -305,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
         "record session events (created, revoked, evicted, expired, mfa_verified) and serve "
         "them at /admin/events",
         action="store_true",
+    )
+    _option(
+        serve_parser,
+        "--near-cache-size",
+        0,
+        "validate up to N hot sessions from memory, kept in step by Redis pub/sub (0: off)",
+        type=int,
     )
     _option(
         serve_parser,

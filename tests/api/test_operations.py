@@ -96,3 +96,17 @@ def test_the_embedded_store_serves_only_when_asked_and_says_so(tmp_path: Path) -
     finally:
         server.stop()
     assert "embedded store" in server.stderr and "this one process" in server.stderr
+
+
+def test_the_demo_serves_from_a_near_cache_and_names_its_console(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, "--demo", "--near-cache-size", "100")
+    try:
+        key = _demo_key(server)
+        path = server.url + admin(TENANT_A, "/users/456/sessions")
+        assert httpx.get(path, headers=bearer(key)).status_code == 200
+        # With --port 0 the printed URL says PORT; the path is what it names.
+        assert re.search(r"Console: http://127\.0\.0\.1:\S+/console/", server.stdout)
+        signin = httpx.get(server.url + "/console/", follow_redirects=True)
+        assert signin.status_code == 200 and "API key" in signin.text
+    finally:
+        server.stop()
