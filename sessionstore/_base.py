@@ -37,6 +37,7 @@ class BaseStore:
         self._metrics = metrics
         if metrics is not None:
             self._core.validated = metrics.validated
+            self._core.near_cache_answered = metrics.near_cache
         connection.refuse_unsupported(self._client, self._core.config)
         self._subscriber: Any = None
         self._follow_changes()

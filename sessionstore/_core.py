@@ -48,6 +48,10 @@ def _ignore(outcome: str) -> None:
     pass
 
 
+def _ignore_answer(hit: bool) -> None:
+    pass
+
+
 class _Ended(enum.Enum):
     STORED = "a known session that ended and is still stored: the script drops it"
 
@@ -76,6 +80,7 @@ class Core:
         self.near = NearCache(config.near_cache_size) if config.near_cache_size else None
         # Told how each validate ended (metrics.VALIDATE_OUTCOMES), when a store counts them.
         self.validated: Callable[[str], None] = _ignore
+        self.near_cache_answered: Callable[[bool], None] = _ignore_answer
         self.events_system = events.script_argument(self, "system")
 
     def __repr__(self) -> str:
@@ -103,6 +108,7 @@ class Core:
             return (yield from self._validate(tenant, parsed))
         key = self.keys.session(tenant, parsed.session_id)
         cached = near.get(key, parsed.secret_hash, self.now_ms(), self.config.touch_interval_ms)
+        self.near_cache_answered(cached is not None)
         if cached is not None:
             self.validated("valid")
             return cached

@@ -40,6 +40,7 @@ class StoreMetrics:
     ``sessionstore_operations_total{operation, outcome}``: every store call by its outcome.
     ``sessionstore_operation_duration_seconds{operation}``: its latency, Redis round trips
     included. ``sessionstore_redis_errors_total{kind}``: Redis failures by error class.
+    ``sessionstore_near_cache_validations_total{result}``: hit or miss, with a near cache.
     """
 
     def __init__(
@@ -73,6 +74,14 @@ class StoreMetrics:
             ["kind"],
             registry=registry,
         )
+        near = Counter(
+            "sessionstore_near_cache_validations",
+            "Validations answered from the near cache (hit) or from Redis (miss), when a store "
+            "keeps one.",
+            ["result"],
+            registry=registry,
+        )
+        self._near_hit, self._near_miss = near.labels("hit"), near.labels("miss")
         self._tracer = _tracer(tracer_provider) if tracing else None
         # Bound children: the hot path pays a dict lookup, not label parsing.
         self._validated = {
@@ -82,6 +91,9 @@ class StoreMetrics:
 
     def validated(self, outcome: str) -> None:
         self._validated[outcome].inc()
+
+    def near_cache(self, hit: bool) -> None:
+        (self._near_hit if hit else self._near_miss).inc()
 
     @contextmanager
     def operation(self, name: str) -> Iterator[None]:

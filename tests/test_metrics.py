@@ -6,6 +6,7 @@ counts are exactly this test's. Latencies are only checked to have been recorded
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -194,3 +195,21 @@ def test_spans_name_the_operation_and_carry_no_token(
     spans = exporter.get_finished_spans()
     assert [span.name for span in spans] == ["sessionstore.create", "sessionstore.validate"]
     assert all(token not in repr(dict(span.attributes or {})) for span in spans)
+
+
+def test_near_cache_answers_are_counted(
+    client: Any, config: StoreConfig, registry: CollectorRegistry
+) -> None:
+    config = StoreConfig(prefix=config.prefix, near_cache_size=10)
+    store = SessionStore(client, config=config, metrics=StoreMetrics(registry, tracing=False))
+    deadline = time.monotonic() + 5
+    while not store.near_cache_stats().trusted:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    _, token = login(store)
+    for _ in range(3):
+        store.validate(TENANT, token)
+    name = "sessionstore_near_cache_validations_total"
+    assert registry.get_sample_value(name, {"result": "miss"}) == 1
+    assert registry.get_sample_value(name, {"result": "hit"}) == 2
+    store.close()
