@@ -19,7 +19,8 @@ from sessionstore import (
     StoreConfig,
     StoreUnavailable,
 )
-from tests.reliability.servers import RedisProcess
+from sessionstore.nearcache import TRUSTED_FOR
+from tests.reliability.servers import RedisProcess, wait_for
 
 TENANT = "acme-corp"
 USER = 42
@@ -172,3 +173,33 @@ async def test_async_a_dropped_connection_is_retried(
     drop_client_connections(redis_server)
     assert (await store.validate(TENANT, token)) is not None
     await store.aclose()
+
+
+def test_a_near_cache_fails_closed_too(
+    aof_server: RedisProcess, prefix: str, fault: str, measure: Callable[[str, float], None]
+) -> None:
+    """A cached session is no excuse: once the channel goes quiet, validate asks Redis."""
+    config = StoreConfig(prefix=prefix, near_cache_size=100)
+    store = SessionStore.from_url(aof_server.url, config=config)
+    deadline = time.monotonic() + HANG_DETECTOR_SECONDS
+    while not store.near_cache_stats().trusted:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    live, live_token = create(store)
+    store.validate(TENANT, live_token)
+    assert store.validate(TENANT, live_token) is not None
+    assert store.near_cache_stats().hits == 1  # answered from memory
+
+    inject(aof_server, fault)
+    time.sleep(TRUSTED_FOR * 2)  # no PONG since: the cache no longer vouches for anything
+    measure(
+        f"{fault}: near-cached validate",
+        assert_fails_closed(lambda: store.validate(TENANT, live_token)),
+    )
+    assert store.near_cache_stats().size == 0
+
+    heal(aof_server, fault)
+    wait_for(lambda: store.near_cache_stats().trusted)
+    session = store.validate(TENANT, live_token)
+    assert session is not None and session.id == live.id
+    store.close()
