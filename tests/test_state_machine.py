@@ -84,6 +84,9 @@ class Model:
 
     def __init__(self) -> None:
         self.sessions: dict[tuple[str, str], Modelled] = {}
+        # Every change the contract makes, as (tenant, session id, event type), in order.
+        self.history: list[tuple[str, str, str]] = []
+        self.ended: dict[tuple[str, str], int] = {}  # when each ended session stopped living
 
     def live(self, tenant: str, session_id: str, now: int) -> Modelled | None:
         session = self.sessions.get((tenant, session_id))
@@ -99,11 +102,19 @@ class Model:
     def add(self, session: Modelled, now: int) -> None:
         """Store it; over the cap, evict the others that would end first (ties: by random part)."""
         others = self.of_user(session.tenant, session.user_id, now)
+        self.history.append((session.tenant, session.id, "session.created"))
         while len(others) + 1 > CAP:
             evicted = min(others, key=lambda s: (s.expires, random_part(s.id)))
             others.remove(evicted)
-            del self.sessions[(evicted.tenant, evicted.id)]
+            self._end(evicted, "session.evicted", now)
         self.sessions[(session.tenant, session.id)] = session
+
+    def _end(self, session: Modelled, kind: str, now: int) -> None:
+        """Remove it; a live one's end is recorded as ``kind``, an expired one's may be found."""
+        del self.sessions[(session.tenant, session.id)]
+        self.ended[(session.tenant, session.id)] = min(session.expires, now)
+        if session.expires > now:
+            self.history.append((session.tenant, session.id, kind))
 
     def validate(self, tenant: str, session: Modelled, now: int) -> Modelled | None:
         live = self.live(tenant, session.id, now)
@@ -121,7 +132,7 @@ class Model:
         session = self.sessions.get((tenant, session_id))
         if session is None or session.user_id != user_id:
             return False
-        del self.sessions[(tenant, session_id)]
+        self._end(session, "session.revoked", now)
         return session.expires > now
 
     def revoke_all(self, tenant: str, user_id: int, keep: str | None, now: int) -> int:
@@ -130,9 +141,10 @@ class Model:
             for s in self.sessions.values()
             if (s.tenant, s.user_id) == (tenant, user_id) and s.id != keep
         ]
+        live = sum(session.expires > now for session in doomed)
         for session in doomed:
-            del self.sessions[(tenant, session.id)]
-        return sum(session.expires > now for session in doomed)
+            self._end(session, "session.revoked", now)
+        return live
 
 
 class SessionMachine(RuleBasedStateMachine):
@@ -150,6 +162,7 @@ class SessionMachine(RuleBasedStateMachine):
             idle_timeout=IDLE,
             touch_interval=TOUCH,
             max_sessions_per_user=CAP,
+            events=True,
         )
         self.store = SessionStore(client, config=config, clock=self.clock)
         self.model = Model()
@@ -246,6 +259,8 @@ class SessionMachine(RuleBasedStateMachine):
     @rule(session=sessions)
     def mark_mfa_verified(self, session: Modelled) -> None:
         live = self.model.live(session.tenant, session.id, self.now)
+        if live is not None and not live.mfa:
+            self.model.history.append((session.tenant, session.id, "session.mfa_verified"))
         if live is not None:
             live.mfa = True
         assert self.store.mark_mfa_verified(session.tenant, session.id) is (live is not None)
@@ -332,6 +347,36 @@ class SessionMachine(RuleBasedStateMachine):
                 found[kind].add((tenant, f"sess_{bucket}{random.decode()}"))
         assert found["u"] == found["t"] == found["i"], found
         return found["t"]
+
+    @invariant()
+    def events_match_the_history(self) -> None:
+        """Each session's events are the model's, in order; an expiry is recorded at most once,
+        only after the session's end, and only for one that ended by time."""
+        recorded: dict[tuple[str, str], list[Any]] = {}
+        for tenant in TENANTS:
+            cursor = None
+            while True:
+                page = self.store.events(tenant, after=cursor, limit=1000)
+                for event in page.data:
+                    recorded.setdefault((tenant, event.session_id), []).append(event)
+                if not page.has_more:
+                    break
+                cursor = page.next_cursor
+        expected: dict[tuple[str, str], list[str]] = {}
+        for tenant, session_id, kind in self.model.history:
+            expected.setdefault((tenant, session_id), []).append(kind)
+        for key in set(recorded) | set(expected):
+            events = recorded.get(key, [])
+            changes = [e.type for e in events if e.type != "session.expired"]
+            assert changes == expected.get(key, []), (key, events)
+            expired = [e for e in events if e.type == "session.expired"]
+            assert len(expired) <= 1, events
+            if expired:
+                assert "session.revoked" not in changes and "session.evicted" not in changes
+                ended = self.model.ended.get(key)
+                live = self.model.sessions.get(key)
+                end = ended if ended is not None else live.expires if live else None
+                assert end is not None and _ms(expired[0].at) >= end, (key, events)
 
     @invariant()
     def indexes_hold_every_live_session_and_nothing_revoked(self) -> None:
