@@ -31,13 +31,13 @@ class SessionStore(BaseStore):
     def _follow_changes(self) -> None:
         cache = self._core.near
         if cache is not None:
-            self._subscriber = Subscriber(cache, self._client, self.config.prefix)
-            self._subscriber.start()
+            self._subscriber = Subscriber.start_all(cache, self._client, self.config.prefix)
 
     def close(self) -> None:
-        if self._subscriber is not None:
-            self._subscriber.stop()
-            self._subscriber.join(timeout=5)
+        for subscriber in self._subscriber or ():
+            subscriber.stop()
+        for subscriber in self._subscriber or ():
+            subscriber.join(timeout=5)
         self._client.close()
         # redis-py leaves a pool it was handed open; the pools from connection.py are ours.
         pool = getattr(self._client, "connection_pool", None)

@@ -29,7 +29,7 @@ def cached(client: Any, prefix: str, clock: backends.Clock) -> Iterator[SessionS
     store = SessionStore(client, config=config, clock=clock)
     wait_until(lambda: store.near_cache_stats().trusted)
     yield store
-    store._subscriber.stop()
+    stop_following(store)
 
 
 @pytest.fixture
@@ -37,6 +37,13 @@ def other(client: Any, prefix: str, clock: backends.Clock) -> SessionStore:
     return SessionStore(
         client, config=StoreConfig(prefix=prefix, max_sessions_per_user=3), clock=clock
     )
+
+
+def stop_following(store: SessionStore) -> None:
+    for subscriber in store._subscriber:
+        subscriber.stop()
+    for subscriber in store._subscriber:
+        subscriber.join(timeout=5)
 
 
 def wait_until(condition: Callable[[], object], within: float = VISIBLE_WITHIN) -> None:
@@ -147,8 +154,7 @@ def test_a_broken_channel_empties_the_cache_and_it_is_bypassed(
     _, token = login(cached)
     cached.validate(TENANT, token)
     resets = cached.near_cache_stats().resets
-    cached._subscriber.stop()  # the subscriber stops: nothing vouches for the cache any more
-    cached._subscriber.join(timeout=5)
+    stop_following(cached)  # the subscribers stop: nothing vouches for the cache any more
     time.sleep(TRUSTED_FOR)
     sent = round_trips(cached, monkeypatch)
     assert cached.validate(TENANT, token) is not None
@@ -212,3 +218,21 @@ async def _pause() -> None:
     import asyncio
 
     await asyncio.sleep(0.005)
+
+
+def test_on_a_cluster_every_primarys_lane_must_vouch() -> None:
+    cache = NearCache(10)
+    cache.lanes = 3  # one subscriber per primary
+    now = time.monotonic()
+    cache.ponged(now, 0)
+    cache.ponged(now, 1)
+    assert not cache.trusted()
+    cache.ponged(now, 2)
+    assert cache.trusted()
+    cache.reset()  # any lane breaking takes them all out
+    assert not cache.trusted()
+
+
+def test_a_cluster_store_listens_on_every_primary(backend: str, cached: SessionStore) -> None:
+    primaries = len(cached.client.get_primaries()) if backend == "cluster" else 1
+    assert len(cached._subscriber) == primaries == cached._core.near.lanes  # type: ignore[union-attr]
