@@ -426,7 +426,9 @@ class Console:
             raise ConsoleError(
                 400, "Not a session", "That form did not name a session to revoke."
             ) from None
-        revoked = await self.store.revoke(session.tenant, user_id, session_id)
+        revoked = await self.store.revoke(
+            session.tenant, user_id, session_id, actor=_actor(session)
+        )
         log.info(
             "console: revoke %s of user %d (tenant %s, key %s): %s",
             session_id, user_id, session.tenant, session.key_id, revoked,
@@ -477,7 +479,7 @@ class Console:
     async def revoke_all(self, request: Request) -> Response:
         session, _ = await self.authorised_post(request)
         user_id = _path_user_id(request)
-        revoked = await self.store.revoke_all(session.tenant, user_id)
+        revoked = await self.store.revoke_all(session.tenant, user_id, actor=_actor(session))
         log.info(
             "console: revoke all %d of user %d (tenant %s, key %s)",
             revoked, user_id, session.tenant, session.key_id,
@@ -513,7 +515,9 @@ class Console:
             errors.setdefault("ip", text.IP_HELP)
             context = {"ip": ip_text, "errors": errors, "address": None, "page": None}
             return await self.page(request, session, "confirm_ip.html", context, status=422)
-        revoked = await self.store.revoke_sessions(session.tenant, ip_address=ip)
+        revoked = await self.store.revoke_sessions(
+            session.tenant, ip_address=ip, actor=_actor(session)
+        )
         log.info(
             "console: revoke %d from %s (tenant %s, key %s)",
             revoked, ip, session.tenant, session.key_id,
@@ -586,6 +590,12 @@ _SERVER_ERROR: Final = (
     "<p>The console hit an unexpected error; it has been logged. Try again, or go back."
     "</p></body></html>"
 )
+
+
+def _actor(session: ConsoleSession) -> str:
+    """Who revokes, as the events record it: the console session's API key, the same actor
+    as the admin API records for that key."""
+    return f"admin:{session.key_id}"
 
 
 def _user_id(value: str, errors: dict[str, str], name: str) -> int | None:
