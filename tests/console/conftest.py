@@ -23,7 +23,8 @@ def live(request: pytest.FixtureRequest) -> Iterator[Live]:
     backend = str(request.param)
     fake_server = fakeredis.FakeServer() if backend == "fake" else None
     client = backends.sync_client(backend, fake_server)
-    config = StoreConfig(prefix=backends.new_prefix())
+    # Events on, as `sessionstore serve --events` runs it: the timeline has something to show.
+    config = StoreConfig(prefix=backends.new_prefix(), events=True)
     clock = backends.Clock()
     stores: list[AsyncSessionStore] = []
 

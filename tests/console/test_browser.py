@@ -383,3 +383,106 @@ def test_a_revoked_api_key_ends_the_console_session(page: Any, live: Live, tenan
     page.reload()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert not live.client.exists(record)  # ended at its next request, not left to expire
+
+
+def event_rows(page: Any) -> list[tuple[str, str]]:
+    """(type, session id) of each row of the timeline, in the order shown."""
+    return [
+        (row.get_attribute("data-event-type"), row.locator(".session-id").inner_text())
+        for row in page.locator("tr[data-event-type]").all()
+    ]
+
+
+def test_the_timeline_shows_who_revoked_and_filters_by_user(
+    page: Any, live: Live, tenant: str
+) -> None:
+    first, _ = live.create(tenant, 42, "198.51.100.1", minutes_ago=30)
+    second, second_token = live.create(tenant, 42, "198.51.100.2", minutes_ago=20)
+    other, _ = live.create(tenant, 43, "198.51.100.3", minutes_ago=10, user_agent=LINUX_FIREFOX)
+    key_id, key = live.mint(tenant)
+    sign_in(page, tenant, key)
+    page.get_by_role("button", name=f"Revoke session {second.id} of user 42").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Revoked session {second.id}")
+    assert not live.validates(tenant, second_token)
+
+    page.get_by_role("link", name="Events", exact=True).click()
+    expect(page.get_by_role("heading", name=f"Events of {tenant}")).to_be_visible()
+    expect(page.get_by_role("link", name="Events", exact=True)).to_have_attribute(
+        "aria-current", "page"
+    )
+    # Oldest first: the three sign-ins, then the console's revocation.
+    assert event_rows(page) == [
+        ("session.created", first.id),
+        ("session.created", second.id),
+        ("session.created", other.id),
+        ("session.revoked", second.id),
+    ]
+    expect(page.locator("#events-count")).to_contain_text("4 events on this page")
+    created = page.locator("tr[data-event-type='session.created']").first
+    expect(created).to_contain_text("Created")
+    expect(created).to_contain_text("30 minutes ago")
+    expect(created.locator("time")).to_have_attribute("datetime", re.compile(r"Z$"))
+    expect(created.locator(".actor")).to_have_text("user")
+    revoked = page.locator("tr[data-event-type='session.revoked']")
+    expect(revoked).to_contain_text("Revoked")
+    expect(revoked).to_contain_text("198.51.100.2")
+    expect(revoked).to_contain_text("just now")
+    expect(revoked.locator(".actor")).to_have_text(f"admin:{key_id}")  # who: this console's key
+    expect(revoked).to_contain_text(f"API key {key_id}")
+    screenshot(page, live.backend, "events")
+
+    # The user column leads to the user; the user's page leads to their events.
+    revoked.get_by_role("link", name="User 42: all sessions").click()
+    expect(page.get_by_role("heading", name="User 42")).to_be_visible()
+    page.get_by_role("link", name="Events of user 42").click()
+    expect(page.get_by_label("User id")).to_have_value("42")
+    assert event_rows(page) == [
+        ("session.created", first.id),
+        ("session.created", second.id),
+        ("session.revoked", second.id),
+    ]
+    expect(page.locator("#events-count")).to_contain_text("3 events on this page of user 42")
+
+    # The filter form: another user, then only revocations.
+    page.get_by_label("User id").fill("43")
+    page.get_by_role("button", name="Filter").click()
+    assert event_rows(page) == [("session.created", other.id)]
+    page.get_by_label("User id").fill("")
+    page.get_by_label("Event type").select_option(label="Revoked")
+    page.get_by_role("button", name="Filter").click()
+    assert event_rows(page) == [("session.revoked", second.id)]
+    expect(page.get_by_label("Event type")).to_have_value("session.revoked")
+
+
+def test_timeline_filters_answer_bad_input_next_to_the_field_without_javascript(
+    no_js_page: Any, live: Live, tenant: str
+) -> None:
+    page = no_js_page
+    session, _ = live.create(tenant, 7, "192.0.2.7")
+    _, key = live.mint(tenant)
+    sign_in(page, tenant, key)
+    page.get_by_role("link", name="Events", exact=True).click()
+    assert event_rows(page) == [("session.created", session.id)]
+
+    page.get_by_label("User id").fill("seven")
+    with page.expect_response(re.compile(r"/console/events\?")) as answer:
+        page.get_by_role("button", name="Filter").click()
+    assert answer.value.status == 422
+    field = page.locator("#user")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_attribute("aria-describedby", "user-error")
+    expect(page.locator("#user + .field__error")).to_contain_text("Enter a user id")
+    expect(page.get_by_label("User id")).to_have_value("seven")
+    assert page.get_by_role("table").count() == 0
+    screenshot(page, live.backend, "events-field-error")
+
+    # A type the console does not know (only reachable by editing the address).
+    answer = page.goto("/console/events?type=session.hijacked")
+    assert answer.status == 422
+    expect(page.get_by_label("Event type")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#type + .field__error")).to_contain_text("Choose an event type")
+
+    page.goto("/console/events?after=not-a-cursor")
+    expect(page.get_by_role("alert")).to_contain_text("no longer valid")
+    page.get_by_role("link", name="First page").click()
+    assert event_rows(page) == [("session.created", session.id)]

@@ -1,8 +1,9 @@
 """The console and session events, in-process on every backend: each revocation made from the
-console is recorded with its API key as the actor."""
+console is recorded with its API key as the actor, and the timeline answers in words."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore.admin import create_app
 from sessionstore.admin.apikeys import ApiKeys
+from sessionstore.admin.console.app import CONTENT_SECURITY_POLICY
 from tests.console.test_security import LOCAL, TENANT, client_for, csrf_of, sign_in
 
 SAME = {"Sec-Fetch-Site": "same-origin"}
@@ -34,6 +36,11 @@ async def console(
     async with client_for(create_app(astore), LOCAL) as client:
         assert (await sign_in(client, key_and_id[1])).status_code == 303
         yield client
+
+
+def order(event_id: str) -> tuple[int, int, str]:
+    ms, sequence, bucket = event_id.split("-")
+    return int(ms), int(sequence), bucket
 
 
 async def revocations(astore: AsyncSessionStore) -> list[tuple[str, str, str | None]]:
@@ -79,3 +86,99 @@ async def test_every_console_revocation_records_its_api_key_as_the_actor(
     )
     assert done.status_code == 303
     assert await new_revocations() == {(by_ip.id, actor, "bulk")}
+
+    # The timeline shows them, with the actor, oldest first.
+    timeline = await console.get("/console/events", params={"type": "session.revoked"})
+    assert timeline.status_code == 200
+    shown = re.findall(r'data-event-id="[^"]+" data-event-type="([^"]+)"', timeline.text)
+    assert shown == ["session.revoked"] * 4
+    assert timeline.text.count(f'<code class="actor">{actor}</code>') == 4
+    for words in ("All of the user&#39;s sessions", "Bulk revocation (by IP)"):
+        assert words in timeline.text
+
+
+async def test_the_timeline_filters_by_user_and_type_and_pages_on(
+    astore: AsyncSessionStore, console: httpx.AsyncClient
+) -> None:
+    made = [
+        (await astore.create(TENANT, user, ip_address="192.0.2.1", user_agent="curl/8"))[0]
+        for user in [1] * 55 + [2] * 3
+    ]
+    await astore.mark_mfa_verified(TENANT, made[-1].id)
+
+    first = await console.get("/console/events")
+    ids = re.findall(r'data-event-id="([^"]+)"', first.text)
+    assert len(ids) == 50
+    assert "Next page (newer)" in first.text
+    after = re.search(r'href="/console/events\?after=([^"]+)"', first.text)
+    assert after is not None
+    second = await console.get("/console/events", params={"after": after[1]})
+    more = re.findall(r'data-event-id="([^"]+)"', second.text)
+    assert len(more) == 9 and not set(ids) & set(more)
+    assert ids + more == sorted(ids + more, key=order)
+    assert "Next page (newer)" not in second.text and "First page" in second.text
+
+    mine = await console.get("/console/events", params={"user": "2"})
+    assert len(re.findall(r'data-event-id="', mine.text)) == 4
+    assert 'href="/console/users/2"' in mine.text
+    mfa = await console.get("/console/events", params={"user": "2", "type": "session.mfa_verified"})
+    assert re.findall(r'data-event-type="([^"]+)"', mfa.text) == ["session.mfa_verified"]
+    assert "MFA verified" in mfa.text
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "words"),
+    [
+        ({"user": "abc"}, "user", "Enter a user id"),
+        ({"user": "-1"}, "user", "whole number"),
+        ({"type": "session.hacked"}, "type", "Choose an event type"),
+    ],
+)
+async def test_bad_filters_are_answered_next_to_the_field(
+    console: httpx.AsyncClient, params: dict[str, str], field: str, words: str
+) -> None:
+    answer = await console.get("/console/events", params=params)
+    assert answer.status_code == 422
+    assert f'aria-describedby="{field}-error" aria-invalid="true"' in answer.text
+    error = re.search(rf'<p class="field__error" id="{field}-error">(.*?)</p>', answer.text)
+    assert error is not None and words in error[1]
+    assert "<table" not in answer.text
+
+
+async def test_a_bad_cursor_is_answered_in_words(console: httpx.AsyncClient) -> None:
+    answer = await console.get("/console/events", params={"after": "garbage"})
+    assert answer.status_code == 422
+    assert "no longer valid" in answer.text
+
+
+async def test_the_timeline_is_hardened_like_every_page(
+    astore: AsyncSessionStore, console: httpx.AsyncClient
+) -> None:
+    await astore.create(TENANT, 5, ip_address="192.0.2.5", user_agent="curl/8")
+    page = await console.get("/console/events", params={"user": "5"})
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert page.headers["cache-control"] == "no-store"
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page.text)
+    assert "<style" not in page.text and " style=" not in page.text
+    assert not re.search(r"\son[a-z]+=", page.text)
+    assert '<label for="type">Event type</label>' in page.text
+    assert '<label for="user">User id</label>' in page.text
+    assert (await console.post("/console/events")).status_code == 405
+
+    console.cookies.clear()
+    signed_out = await console.get("/console/events")
+    assert signed_out.status_code == 303 and signed_out.headers["location"] == "/console/signin"
+
+
+async def test_without_events_the_timeline_says_how_to_turn_them_on(
+    prefix: str, backend: str, astore: AsyncSessionStore, key_and_id: tuple[str, str]
+) -> None:
+    off = AsyncSessionStore(astore.client, config=StoreConfig(prefix=prefix))
+    async with client_for(create_app(off), LOCAL) as client:
+        await sign_in(client, key_and_id[1])
+        answer = await client.get("/console/events")
+    assert answer.status_code == 200
+    assert "This server records no session events" in answer.text
+    assert "sessionstore serve --events" in answer.text and "--demo" in answer.text
+    assert "<table" not in answer.text

@@ -41,6 +41,7 @@ log = logging.getLogger("sessionstore.console")
 
 PAGE_SIZE: Final = 25
 PREVIEW: Final = 10
+EVENTS_PAGE: Final = 50
 MAX_FORM_BYTES: Final = 4096
 _FORM_TYPE: Final = "application/x-www-form-urlencoded"
 # A place to go back to after an action: a path of this console, never another site's.
@@ -167,6 +168,9 @@ def _environment() -> jinja2.Environment:
         device_type=text.device_type,
         location=text.location,
         auth_method=text.auth_method,
+        event_type=text.event_type,
+        reason=text.reason,
+        actor=text.actor,
     )
     env.globals.update(plural=text.plural, relative=text.relative)
     return env
@@ -211,6 +215,7 @@ class Console:
                 Route("/users/{user_id}/revoke-all", self.revoke_all, methods=["POST"]),
                 Route("/ip/revoke", self.revoke_ip_page, methods=["GET"]),
                 Route("/ip/revoke", self.revoke_ip, methods=["POST"]),
+                Route("/events", self.events, methods=["GET"]),
                 Mount(
                     "/static",
                     app=StaticFiles(packages=[("sessionstore.admin.console", "static")]),
@@ -526,6 +531,50 @@ class Console:
             session, f"Revoked {text.plural(revoked, 'session')} from {ip}."
         )
         return redirect(request, "/sessions", ip=ip)
+
+    # -- the timeline of events -----------------------------------------------------------------
+
+    async def events(self, request: Request) -> Response:
+        """The tenant's session events, oldest first (the order the store reads them in), a
+        page at a time after an event id; filtered by user and by type."""
+        session = await self.signed_in(request)
+        user_text = request.query_params.get("user", "").strip()
+        type_text = request.query_params.get("type", "").strip()
+        after = request.query_params.get("after") or None
+        errors: dict[str, str] = {}
+        user_id = _user_id(user_text, errors, "user") if user_text else None
+        if type_text and type_text not in text.EVENT_TYPES:
+            errors["type"] = text.EVENT_TYPE_HELP
+        context: dict[str, Any] = {
+            "recording": self.store.config.events,
+            "user": user_text,
+            "type": type_text,
+            "types": text.EVENT_TYPES,
+            "user_id": user_id,
+            "after": after,
+            "page_size": EVENTS_PAGE,
+            "errors": errors,
+            "page": None,
+            "problem": None,
+        }
+        if errors:
+            return await self.page(request, session, "events.html", context, status=422)
+        if not self.store.config.events:
+            return await self.page(request, session, "events.html", context)
+        try:
+            context["page"] = await self.store.events(
+                session.tenant,
+                after=after,
+                limit=EVENTS_PAGE,
+                types=[type_text] if type_text else None,
+                user_id=user_id,
+            )
+        except InvalidCursor:
+            context["problem"] = (
+                "That page link is no longer valid: start again from the first page."
+            )
+            return await self.page(request, session, "events.html", context, status=422)
+        return await self.page(request, session, "events.html", context)
 
     # -- errors, in words -----------------------------------------------------------------------
 

@@ -28,6 +28,25 @@ USER_ID_HELP: Final = (
 )
 IP_HELP: Final = "Enter an IPv4 or IPv6 address, such as 203.0.113.45 or 2001:db8::1."
 
+# Each event type in words, in the order the timeline's filter offers them.
+EVENT_TYPES: Final = {
+    "session.created": "Created",
+    "session.revoked": "Revoked",
+    "session.evicted": "Evicted",
+    "session.expired": "Expired",
+    "session.mfa_verified": "MFA verified",
+}
+EVENT_TYPE_HELP: Final = (
+    "Choose an event type from the list: "
+    + ", ".join(name.lower() for name in EVENT_TYPES.values())
+    + ", or all types."
+)
+REASONS: Final = {
+    "revoke_all": "All of the user's sessions",
+    "bulk": "Bulk revocation (by IP)",
+    "cap": "Over the per-user session cap",
+}
+
 
 def relative(moment: datetime, now: datetime) -> str:
     """``5 minutes ago``, ``in 23 hours``, ``just now``: whole units, rounded down."""
@@ -71,3 +90,18 @@ def location(value: Location | None) -> str:
 
 def auth_method(value: str) -> str:
     return AUTH_METHODS.get(value, value)
+
+
+def event_type(value: str) -> str:
+    return EVENT_TYPES.get(value, value)
+
+
+def reason(value: str | None) -> str:
+    return "" if value is None else REASONS.get(value, value)
+
+
+def actor(value: str) -> str:
+    """Who made a change, in words: the raw actor is shown beside it."""
+    if value.startswith("admin:"):
+        return f"API key {value[6:]}"
+    return {"user": "The user", "system": "The store"}.get(value, "A service")
