@@ -54,7 +54,7 @@ def _trusted(store: SessionStore) -> None:
         time.sleep(0.01)
 
 
-def _cleanup(url: str, prefix: str) -> None:
+def cleanup(url: str, prefix: str) -> None:
     client = connection.sync_client(url)
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     for first in range(0, len(keys), 500):
@@ -66,7 +66,9 @@ def _cleanup(url: str, prefix: str) -> None:
 # -- 1. hits against Flask-Session -------------------------------------------------------------
 
 
-def hits(url: str, prefix: str, sessions: int = 1000, ops: int = 20_000, runs: int = 5) -> dict:
+def hits(
+    url: str, prefix: str, sessions: int = 1000, ops: int = 20_000, runs: int = 5
+) -> dict[str, float]:
     from flask import Flask
     from flask_session.redis import RedisSessionInterface
 
@@ -208,7 +210,7 @@ def mixed(url: str, prefix: str, users: int = 10_000, requests: int = 50_000) ->
             "hit rate": stats.hits / max(stats.hits + stats.misses, 1) if near else 0.0,
         }
         store.close()
-        _cleanup(url, f"{prefix}-{near}")
+        cleanup(url, f"{prefix}-{near}")
     return results
 
 
@@ -228,9 +230,9 @@ def main() -> None:
         print("3. mixed:", mixed(args.redis_url, f"{prefix}-mix"))
     finally:
         for part in ("hits", "vis"):
-            _cleanup(args.redis_url, f"{prefix}-{part}")
+            cleanup(args.redis_url, f"{prefix}-{part}")
         if args.cluster_url:
-            _cleanup("redis+cluster://" + args.cluster_url.split("://", 1)[-1], f"{prefix}-cvis")
+            cleanup("redis+cluster://" + args.cluster_url.split("://", 1)[-1], f"{prefix}-cvis")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,32 @@ def _backend(name: str, results: dict[str, Any]) -> list[str]:
         lines += _device(results["device"])
     if results.get("peers"):
         lines += _peers(results["peers"])
+    if results.get("near_cache"):
+        lines += _near_cache(results["near_cache"])
+    return lines
+
+
+def _near_cache(near: dict[str, Any]) -> list[str]:
+    hits, seen, mixed = near["hits"], near["visibility"], near["mixed"]
+    lines = _table(
+        "near cache: a hot session validated from memory, and Flask-Session's load by id",
+        ["measure", "ops/s"],
+        [[name, f"{value:,.0f}"] for name, value in hits.items() if name != "hit share"],
+    )
+    lines += _table(
+        f"near cache: revocation visible in another process ({seen['seen']} of "
+        f"{seen['trials']} sessions; it validated {seen['B validations/s']:,.0f} times a second)",
+        ["p50 ms", "p99 ms", "max ms"],
+        [[f"{seen['p50 ms']:.2f}", f"{seen['p99 ms']:.2f}", f"{seen['max ms']:.2f}"]],
+    )
+    lines += _table(
+        "near cache: mixed load (10,000 users, Zipf requests, 1% revocations)",
+        ["near cache", "requests/s", "hit rate"],
+        [
+            [name, f"{row['requests/s']:,.0f}", f"{row['hit rate']:.1%}"]
+            for name, row in mixed.items()
+        ],
+    )
     return lines
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from .bench import Backend, Bench
 from .plan import Plan
 from .progress import Progress
-from .suites import adversarial, create, device, memory, peers, redis_cpu, validate
+from .suites import adversarial, create, device, memory, near_cache, peers, redis_cpu, validate
 from .suites.scaling import Scaling
 from .targets import evaluate
 
@@ -29,6 +29,7 @@ SECTIONS = (
     "peers",
     "redis_cpu",
     "scaling",
+    "near_cache",
 )
 
 
@@ -49,6 +50,9 @@ def run_backend(
                 f"adversarial listing: one user logs in {bench.plan.adversary_logins:,} times"
             )
             results["adversarial"] = adversarial.run(bench)
+        if "near_cache" in sections and backend.real:
+            progress.phase("near cache: hits, revocation visibility, mixed load")
+            results["near_cache"] = near_cache.run(bench)
         if sections & {"validate", "create", "peers", "redis_cpu", "scaling"}:
             results.update(_with_data(bench, sections))
         results["targets"] = [target.to_dict() for target in evaluate(results)]

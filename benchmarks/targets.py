@@ -32,6 +32,10 @@ MEMORY_BUDGET_BYTES = 700
 # The first admin page of a tenant an adversary shaped, over a clean tenant's (medians).
 ADVERSARIAL_PAGE_FACTOR = 2.0
 CACHED_PARSE_BUDGET_US = 5.0
+# The near cache: a hot session validated from memory over Flask-Session's load by id (ops/s),
+# and the p99 of how long another process still accepts a revoked token.
+NEAR_CACHE_FACTOR = 10.0
+NEAR_CACHE_VISIBILITY_MS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,33 @@ def evaluate(results: dict[str, Any]) -> list[Target]:
         targets += _adversarial(results["adversarial"])
     if results.get("device"):
         targets.append(_device(results["device"]))
+    if results.get("near_cache"):
+        targets += _near_cache(results["near_cache"])
     return targets
+
+
+def _near_cache(near: dict[str, Any]) -> list[Target]:
+    hits, seen = near["hits"], near["visibility"]
+    ours, flask = hits["near cache validate ops/s"], hits["Flask-Session load ops/s"]
+    p99 = seen["p99 ms"]
+    return [
+        Target(
+            "near cache: hot validate vs Flask-Session load by id",
+            f"{ours:,.0f} ops/s",
+            f"{flask:,.0f} ops/s",
+            ours / flask,
+            f">= {NEAR_CACHE_FACTOR:g}x",
+            ours / flask >= NEAR_CACHE_FACTOR,
+        ),
+        Target(
+            "near cache: revocation visible in another process, p99",
+            f"{p99:.2f} ms",
+            f"{NEAR_CACHE_VISIBILITY_MS:g} ms budget",
+            p99 / NEAR_CACHE_VISIBILITY_MS,
+            "<= 1x",
+            p99 <= NEAR_CACHE_VISIBILITY_MS,
+        ),
+    ]
 
 
 def _validate(validate: dict[str, Any]) -> list[Target]:
