@@ -99,6 +99,15 @@ local function drop(bucket, entry)
   return owner
 end
 
+-- A session hash reads as missing: did its session end, or has its slot only half moved? A
+-- script that Redis sends to the node importing the slot (ASKING) sees only the keys that
+-- moved already. Asking for the hash together with the index it was found through (one slot,
+-- one key missing) is refused there ("non local key"), and the store runs the call again once
+-- the slot has moved; on a settled node it just counts.
+local function confirm_gone(session_key, index_key)
+  redis.call('EXISTS', session_key, index_key)
+end
+
 -- End a session that ran out of time, and record that it did.
 local function expire(bucket, entry, now)
   emit(bucket, 'x', entry, drop(bucket, entry), 'system', '', now)
@@ -144,8 +153,10 @@ end
 local function sweep(bucket, now, budget)
   local dropped = 0
   for _, entry in ipairs(redis.call('ZRANGE', bucket .. 't', '-', '+', 'BYLEX', 'LIMIT', 0, budget)) do
-    local expires = redis.call('HGET', bucket .. 's:' .. random_of(entry), 'x')
+    local session = bucket .. 's:' .. random_of(entry)
+    local expires = redis.call('HGET', session, 'x')
     if expires and tonumber(expires) > now then break end
+    if not expires then confirm_gone(session, bucket .. 't') end
     expire(bucket, entry, now)
     dropped = dropped + 1
   end

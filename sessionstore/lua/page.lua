@@ -34,6 +34,7 @@ for _, member in ipairs(entries) do
   if ip ~= '' then entry = ip_entry_back(member) end
   local random = random_of(entry)
   local expires, owner = unpack(redis.call('HMGET', bucket .. 's:' .. random, 'x', 'u'))
+  if not expires then confirm_gone(bucket .. 's:' .. random, index) end
   examined = examined + 1
   last = string.sub(entry, 1, POSITION)
   if expires and tonumber(expires) > now

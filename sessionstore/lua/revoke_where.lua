@@ -25,8 +25,10 @@ end
 for _, member in ipairs(seeds) do
   local entry = member
   if ip ~= '' then entry = ip_entry_back(member) end
-  local owner = redis.call('HGET', bucket .. 's:' .. random_of(entry), 'u')
+  local session = bucket .. 's:' .. random_of(entry)
+  local owner = redis.call('HGET', session, 'u')
   if not owner then
+    confirm_gone(session, bucket .. 't')
     strays[#strays + 1] = entry
   elseif not seen[owner] then
     seen[owner] = true
