@@ -1,0 +1,388 @@
+"""Delivery over real HTTP to a receiver on loopback: order, signatures, filters, retries,
+redirects, refused destinations, removal, late events and giving up after 24 hours.
+
+Every backend. Retries are a fraction of a second apart (helpers.FAST); the 24 hours are reached by
+moving the deliverer's clock, never by waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from sessionstore import AsyncSessionStore
+from sessionstore.webhooks import GIVE_UP_AFTER, Backoff, Webhooks
+from tests import backends
+from tests.webhooks.conftest import DelivererFactory
+from tests.webhooks.helpers import (
+    OTHER,
+    SHORT,
+    TENANT,
+    every_event_id,
+    recorded,
+    register,
+    session_events,
+    wait_until,
+)
+from tests.webhooks.receiver import Answer, Receiver, Request
+
+
+async def test_every_event_is_delivered_in_order_and_signed(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+) -> None:
+    webhook = await register(hooks, receiver)
+    ids = await session_events(astore, clock, 4)
+    deliverer = deliverers()
+
+    assert await deliverer.run_once() == len(ids) == 8
+    requests = receiver.attempts("/hook")
+    assert [request.webhook_id for request in requests] == ids
+    for request in requests:
+        assert request.verified is True
+        assert request.method == "POST"
+        assert request.headers["content-type"] == "application/json"
+        body = json.loads(request.body)
+        assert set(body) == {"type", "timestamp", "data"}
+        assert body["data"]["id"] == request.webhook_id
+        assert body["type"] == body["data"]["type"]
+        assert body["timestamp"] == body["data"]["at"]
+    kinds = Counter(json.loads(request.body)["type"] for request in requests)
+    assert kinds == {"session.created": 4, "session.revoked": 4}
+
+    log = await hooks.log(TENANT, webhook.id)
+    assert log is not None
+    assert [(a.event_id, a.outcome, a.status, a.error) for a in log] == [
+        (event_id, "delivered", 200, None) for event_id in reversed(ids)
+    ]
+    assert [a.event_id for a in await hooks.log(TENANT, webhook.id, limit=3) or []] == ids[:-4:-1]
+    after = await hooks.get(TENANT, webhook.id)
+    assert after is not None and after.cursor == ids[-1] and after.failing_since is None
+
+    assert await deliverer.run_once() == 0  # nothing twice
+    more = await session_events(astore, clock, 1, first_user=10)
+    assert await deliverer.run_once() == 2
+    assert [r.webhook_id for r in receiver.attempts("/hook")] == ids + more
+
+
+async def test_only_events_after_registration_are_delivered(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+) -> None:
+    before = await session_events(astore, clock, 2)
+    await register(hooks, receiver)
+    every = await session_events(astore, clock, 2, first_user=10)
+    assert await deliverers().run_once() == 4
+    assert receiver.delivered("/hook") == every
+    assert not set(before) & set(every)
+
+
+async def test_types_filter_what_an_endpoint_receives(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+) -> None:
+    revoked = await register(hooks, receiver, "/revoked", types=["session.revoked"])
+    await register(hooks, receiver, "/all")
+    await session_events(astore, clock, 3)
+    await astore.create(TENANT, 99, ip_address="203.0.113.9", user_agent="pytest")
+    ids = await every_event_id(astore)
+
+    assert await deliverers().run_once() == 3 + len(ids)
+    got = [json.loads(r.body)["type"] for r in receiver.attempts("/revoked")]
+    assert got == ["session.revoked"] * 3
+    assert receiver.delivered("/all") == ids
+    # The cursor passes the events it does not take, up to the newest.
+    after = await hooks.get(TENANT, revoked.id)
+    assert after is not None and after.cursor == ids[-1]
+
+
+async def test_tenants_receive_only_their_own_events(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+) -> None:
+    await register(hooks, receiver, "/acme")
+    await register(hooks, receiver, "/globex", tenant=OTHER)
+    acme = await session_events(astore, clock, 2)
+    globex = await session_events(astore, clock, 1, tenant=OTHER)
+    await deliverers().run_once()
+    assert receiver.delivered("/acme") == acme
+    assert receiver.delivered("/globex") == globex
+
+
+async def test_retries_after_500_and_a_timeout_carry_the_same_id(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+) -> None:
+    """Each event: 500, then no answer (the attempt times out), then 200."""
+    seen: Counter[str] = Counter()
+
+    async def script(request: Request) -> Answer:
+        seen[request.webhook_id] += 1
+        return {1: Answer(500), 2: Answer(hang=True)}.get(seen[request.webhook_id], Answer())
+
+    receiver.script = script
+    webhook = await register(hooks, receiver)
+    ids = await session_events(astore, clock, 3)
+    async with deliverers(**SHORT).running():
+        await wait_until(lambda: receiver.delivered("/hook") == ids, "every event delivered")
+        await recorded(hooks, webhook.id, ids[-1])
+
+    requests = receiver.attempts("/hook")
+    # Nothing later is sent before an earlier event is delivered: the tries of each, in turn
+    # (three, or more should a busy machine make an answer late).
+    sent = [r.webhook_id for r in requests]
+    assert sent == sorted(sent, key=ids.index)
+    assert all(sent.count(event_id) >= 3 for event_id in ids)
+    assert all(request.verified for request in requests)
+    log = await hooks.log(TENANT, webhook.id)
+    assert log is not None
+    for event_id in ids:
+        tries = [a for a in reversed(log) if a.event_id == event_id]
+        assert [(a.outcome, a.status) for a in tries[:2] + tries[-1:]] == [
+            ("failed", 500),
+            ("failed", None),
+            ("delivered", 200),
+        ]
+        assert tries[0].error == "HTTP 500"
+        assert tries[1].error == f"no answer within {SHORT['timeout']:g} s"
+    after = await hooks.get(TENANT, webhook.id)
+    assert after is not None and after.failing_since is None and after.attempts == 0
+
+
+async def test_redirects_are_not_followed(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+) -> None:
+    async def script(request: Request) -> Answer:
+        if request.path == "/hook":
+            return Answer(307, {"Location": receiver.url + "/elsewhere"})
+        return Answer()
+
+    receiver.script = script
+    webhook = await register(hooks, receiver)
+    ids = await session_events(astore, clock, 1)
+    deliverer = deliverers(backoff=Backoff(first=3600))
+
+    assert await deliverer.run_once() == 1
+    assert [r.path for r in receiver.requests] == ["/hook"]  # never /elsewhere
+    log = await hooks.log(TENANT, webhook.id)
+    assert log is not None
+    assert [(a.event_id, a.outcome, a.status, a.error) for a in log] == [
+        (ids[0], "failed", 307, "HTTP 307 (redirects are not followed)")
+    ]
+    after = await hooks.get(TENANT, webhook.id)
+    assert after is not None
+    assert after.cursor == webhook.cursor and after.failing_since is not None
+    assert after.next_attempt_at is not None
+    assert await deliverer.run_once() == 0  # the retry is an hour away
+
+
+async def test_private_destinations_are_refused_when_delivering(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+) -> None:
+    """Registered where the operator allowed it; a deliverer without the allowance refuses."""
+    webhook = await register(hooks, receiver)
+    await session_events(astore, clock, 1)
+    assert await deliverers(allow_private=False).run_once() == 1
+    assert receiver.requests == []
+    log = await hooks.log(TENANT, webhook.id)
+    assert log is not None and log[0].outcome == "failed" and log[0].status is None
+    assert "127.0.0.1, a loopback address" in (log[0].error or "")
+
+
+@pytest.mark.parametrize(
+    ("addresses", "refused"),
+    [
+        (["93.184.215.14", "10.0.0.7"], "10.0.0.7, a private or reserved address"),
+        (["169.254.169.254"], "169.254.169.254, a link-local address"),
+        (["2606:2800:220:1::", "::1"], "::1, a loopback address"),
+    ],
+)
+async def test_every_resolved_address_is_checked(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    deliverers: DelivererFactory,
+    addresses: list[str],
+    refused: str,
+) -> None:
+    """A name is no loophole: one private address among its addresses refuses it."""
+    asked: list[tuple[str, int]] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return addresses
+
+    webhook, _ = await Webhooks(astore).add(TENANT, "https://hooks.test/sessions")
+    await session_events(astore, clock, 1)
+    assert await deliverers(allow_private=False, resolver=resolver).run_once() == 1
+    assert asked == [("hooks.test", 443)]
+    log = await hooks.log(TENANT, webhook.id)
+    assert log is not None and refused in (log[0].error or "")
+
+
+async def test_the_checked_address_is_the_one_connected_to(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+) -> None:
+    """``hooks.test`` resolves nowhere but through the deliverer's resolver: the request can
+    only have reached the address that was checked, with the name kept for Host."""
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if host == "hooks.test" else []
+
+    webhook, secret = await hooks.add(TENANT, f"http://hooks.test:{receiver.port}/hook")
+    receiver.secrets["/hook"] = secret
+    ids = await session_events(astore, clock, 1)
+    assert await deliverers(resolver=resolver).run_once() == 2
+    assert receiver.delivered("/hook") == ids
+    assert {r.headers["host"] for r in receiver.requests} == {f"hooks.test:{receiver.port}"}
+    assert all(request.verified for request in receiver.requests)
+    assert webhook.id
+
+
+async def test_an_unresolvable_host_is_a_failed_attempt(
+    astore: AsyncSessionStore, clock: backends.Clock, hooks: Webhooks, deliverers: DelivererFactory
+) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    webhook, _ = await hooks.add(TENANT, "https://nowhere.test/")
+    await session_events(astore, clock, 1)
+    assert await deliverers(resolver=resolver).run_once() == 1
+    log = await hooks.log(TENANT, webhook.id)
+    assert log is not None and "cannot resolve nowhere.test" in (log[0].error or "")
+
+
+async def test_a_webhook_removed_mid_delivery_leaves_nothing_behind(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+    client: Any,
+    prefix: str,
+) -> None:
+    hold = asyncio.Event()
+
+    async def script(request: Request) -> Answer:
+        return Answer(hold=hold)
+
+    receiver.script = script
+    webhook = await register(hooks, receiver)
+    await session_events(astore, clock, 3)
+    async with deliverers().running():
+        await wait_until(lambda: len(receiver.requests) == 1, "a delivery in flight")
+        assert await hooks.remove(TENANT, webhook.id)
+        hold.set()
+        await wait_until(lambda: not receiver.in_flight.get("/hook"), "the answer")
+        await asyncio.sleep(0.2)  # a few polls: nothing more goes out
+    assert len(receiver.requests) == 1
+    left = [key.decode() for key in backends.keys_of(client, prefix) if b":webhook" in key]
+    assert left == []
+
+
+async def test_recent_events_wait_to_settle(
+    astore: AsyncSessionStore,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+    clock: backends.Clock,
+) -> None:
+    """An event is sent once it is ``settle`` seconds old by the deliverer's clock: an event
+    written by a slightly slower clock elsewhere can still be stored before it."""
+    await register(hooks, receiver)
+    ids = await session_events(astore, clock, 1)
+    deliverer = deliverers(clock=clock, settle=2.0)  # the store's clock: the events are "now"
+    assert await deliverer.run_once() == 0
+    clock.advance(1.5)
+    assert await deliverer.run_once() == 0
+    clock.advance(1.0)
+    assert await deliverer.run_once() == 2
+    assert receiver.delivered("/hook") == ids
+
+
+async def test_an_endpoint_failing_for_24_hours_is_disabled(
+    astore: AsyncSessionStore,
+    hooks: Webhooks,
+    receiver: Receiver,
+    deliverers: DelivererFactory,
+    clock: backends.Clock,
+) -> None:
+    """Always 500: retried with backoff (5 s doubling to 1 h), by a clock the test moves to
+    each retry; disabled at the first failure 24 hours after the first, and logged."""
+
+    async def script(request: Request) -> Answer:
+        return Answer(500)
+
+    receiver.script = script
+    webhook = await register(hooks, receiver)
+    ids = await session_events(astore, clock, 2)
+    deliverer = deliverers(clock=clock, backoff=Backoff())
+    started = clock.now
+    made = []
+    while True:
+        made.append(await deliverer.run_once())
+        state = await hooks.get(TENANT, webhook.id)
+        assert state is not None
+        if state.state == "disabled":
+            break
+        assert clock.now - started < GIVE_UP_AFTER.total_seconds()
+        assert state.next_attempt_at is not None
+        assert state.failing_since is not None  # since the first failure, never reset
+        assert abs(state.failing_since.timestamp() - started) < 0.001
+        clock.now = state.next_attempt_at.timestamp()  # straight to the retry
+    assert clock.now - started >= GIVE_UP_AFTER.total_seconds()
+
+    # The schedule: 5, 10, 20 ... s, then hourly, until a failure 24 hours after the first.
+    expected, at, failures = 1, 0.0, 1
+    while at < GIVE_UP_AFTER.total_seconds():
+        at += Backoff().delay(failures)
+        failures += 1
+        expected += 1
+    assert made == [1] * expected
+    assert {r.webhook_id for r in receiver.requests} == {ids[0]}  # nothing after it was sent
+
+    assert state.disabled_at is not None and state.disabled_reason is not None
+    assert "for more than 24 hours; last: HTTP 500" in state.disabled_reason
+    log = await hooks.log(TENANT, webhook.id)
+    assert log is not None
+    assert (log[0].outcome, log[0].event_id, log[0].error) == (
+        "disabled",
+        ids[0],
+        state.disabled_reason,
+    )
+    assert [(a.outcome, a.status) for a in log[1:]] == [("failed", 500)] * expected
+
+    clock.advance(7 * 86400)
+    assert await deliverer.run_once() == 0  # disabled: never tried again
+    assert [w.state for w in await hooks.list(TENANT)] == ["disabled"]
