@@ -295,6 +295,15 @@ _ROUTES = [
         ),
         (r"/t/[^/]+/api/v1/admin/sessions", "/t/{tenant}/api/v1/admin/sessions"),
         (r"/t/[^/]+/api/v1/admin/events", "/t/{tenant}/api/v1/admin/events"),
+        (r"/t/[^/]+/api/v1/admin/webhooks", "/t/{tenant}/api/v1/admin/webhooks"),
+        (
+            r"/t/[^/]+/api/v1/admin/webhooks/[^/]+",
+            "/t/{tenant}/api/v1/admin/webhooks/{webhook_id}",
+        ),
+        (
+            r"/t/[^/]+/api/v1/admin/webhooks/[^/]+/deliveries",
+            "/t/{tenant}/api/v1/admin/webhooks/{webhook_id}/deliveries",
+        ),
         (r"/t/[^/]+/api/v1/openapi\.json", "/t/{tenant}/api/v1/openapi.json"),
         (r"/openapi\.json", "/openapi.json"),
         (r"/console(/.*)?", "/console"),
@@ -375,18 +384,24 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     close_store: bool = False,
     metrics: ApiMetrics | None = None,
+    allow_private_destinations: bool = False,
 ) -> Starlette:
     """The admin API over ``store``; API keys live in the same Redis, under the same prefix.
 
     With ``close_store``, the app closes the store when the server shuts it down; with
-    ``metrics``, every request is counted by route template and status.
+    ``metrics``, every request is counted by route template and status. Webhooks may be
+    registered at private, loopback and link-local addresses only with
+    ``allow_private_destinations``.
     """
+    from .webhooks import routes as webhook_routes  # here: that module imports this one
+
     admin = Router(
         [
             Route("/users/{user_id}/sessions", UserSessions),
             Route("/users/{user_id}/sessions/{session_id}", UserSession),
             Route("/sessions", TenantSessions),
             Route("/events", TenantEvents),
+            *webhook_routes(),
         ],
         redirect_slashes=False,
     )
@@ -420,4 +435,5 @@ def create_app(
     )
     app.router.redirect_slashes = False
     app.state.store = store
+    app.state.allow_private_destinations = allow_private_destinations
     return app

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import inputs, tokens
 from ..events import TYPES
+from ..webhooks import MAX_PER_TENANT, MAX_URL_LENGTH, URL_PATTERN
 from .problems import CONTENT_TYPE as PROBLEM
 
 EVENT_TYPES = tuple(TYPES.values())
@@ -67,6 +68,9 @@ RESPONSES = {
         "client address.",
         **{"Retry-After": _RETRY_AFTER},
     ),
+    "Conflict": _problem(
+        f"The tenant already has {MAX_PER_TENANT} webhooks, the most it may have."
+    ),
     "Unavailable": _problem(
         "The session store (Redis) cannot be reached or refuses writes.",
         **{"Retry-After": _RETRY_AFTER},
@@ -74,6 +78,41 @@ RESPONSES = {
 }
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+_WEBHOOK_FIELDS = [
+    "id",
+    "url",
+    "types",
+    "state",
+    "createdAt",
+    "cursor",
+    "failingSince",
+    "disabledAt",
+    "disabledReason",
+]
+_WEBHOOK_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "pattern": "^wh_[0-9A-Za-z]{16}$"},
+    "url": {"type": "string"},
+    "types": {
+        "type": ["array", "null"],
+        "items": {"enum": list(EVENT_TYPES)},
+        "description": "The event types it receives; null: every type.",
+    },
+    "state": {
+        "enum": ["enabled", "disabled"],
+        "description": "`disabled` after 24 hours of failed attempts; nothing more is sent.",
+    },
+    "createdAt": {"type": "string", "format": "date-time"},
+    "cursor": {
+        **_NULLABLE_STRING,
+        "description": "The last event delivered (or passed over by the type filter); the "
+        "next delivery is the first matching event after it.",
+    },
+    "failingSince": {**_NULLABLE_TIME, "description": "The first failed attempt in a row."},
+    "disabledAt": _NULLABLE_TIME,
+    "disabledReason": _NULLABLE_STRING,
+}
 
 SCHEMAS: dict[str, Any] = {
     "Session": {
@@ -195,6 +234,91 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    **{
+        "WebhookRegistration": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url"],
+            "properties": {
+                "url": {
+                    "type": "string",
+                    "maxLength": MAX_URL_LENGTH,
+                    "pattern": f"^{URL_PATTERN}$",
+                    "description": "Where to POST: http or https, a host name or IPv4 address. "
+                    "A private, loopback or link-local address is refused (422) unless the "
+                    "server allows them (--allow-private-destinations); names are resolved and "
+                    "checked again at each delivery.",
+                    "example": "https://hooks.example.com/sessions",
+                },
+                "types": {
+                    "type": ["array", "null"],
+                    "minItems": 1,
+                    "items": {"enum": list(EVENT_TYPES)},
+                    "description": "Only these event types; absent or null: every type.",
+                },
+            },
+        },
+        "Webhook": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": _WEBHOOK_FIELDS,
+            "properties": _WEBHOOK_PROPERTIES,
+        },
+        "NewWebhook": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [*_WEBHOOK_FIELDS, "secret"],
+            "properties": {
+                **_WEBHOOK_PROPERTIES,
+                "secret": {
+                    "type": "string",
+                    "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$",
+                    "description": "The signing secret, shown this once (Standard Webhooks: "
+                    "HMAC-SHA256 keyed by the base64-decoded part after whsec_).",
+                },
+            },
+        },
+        "WebhookList": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["data"],
+            "properties": {"data": {"type": "array", "items": _ref("schemas", "Webhook")}},
+        },
+        "RemovedWebhook": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "removed"],
+            "properties": {"id": {"type": "string"}, "removed": {"const": True}},
+        },
+        "DeliveryAttempt": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["eventId", "outcome", "status", "error", "durationMs", "at"],
+            "properties": {
+                "eventId": {"type": "string", "description": "The event (and webhook-id)."},
+                "outcome": {
+                    "enum": ["delivered", "failed", "disabled"],
+                    "description": "`disabled`: the endpoint was disabled after this event's "
+                    "last failed attempt (failing for 24 hours).",
+                },
+                "status": {
+                    "type": ["integer", "null"],
+                    "description": "The HTTP status answered; null when there was none.",
+                },
+                "error": {**_NULLABLE_STRING, "description": "Why it failed; null if not."},
+                "durationMs": {"type": "number", "minimum": 0},
+                "at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "DeliveryList": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["data"],
+            "properties": {
+                "data": {"type": "array", "items": _ref("schemas", "DeliveryAttempt")},
+            },
+        },
+    },
     "Problem": {
         "description": "RFC 9457 problem details.",
         "type": "object",
@@ -274,6 +398,13 @@ PARAMETERS = {
             "maximum": inputs.MAX_LIMIT,
             "default": inputs.DEFAULT_LIMIT,
         },
+    },
+    "WebhookId": {
+        "name": "webhook_id",
+        "in": "path",
+        "required": True,
+        "description": "A webhook id (wh_...); anything else is simply not found.",
+        "schema": {"type": "string"},
     },
     "Cursor": {
         "name": "cursor",
@@ -361,6 +492,62 @@ def _paths(scope: list[str]) -> dict[str, Any]:
                 "evicted, expired, mfa_verified. 404 when the server records none (--events).",
                 _json(_ref("schemas", "EventList"), "A page of events, oldest first."),
                 parameters=[*scope, "After", "EventType", "UserIdFilter", "Limit"],
+            ),
+        },
+        **_webhook_paths(scope),
+    }
+
+
+def _webhook_paths(scope: list[str]) -> dict[str, Any]:
+    one = [*scope, "WebhookId"]
+    webhook = _json(_ref("schemas", "Webhook"), "The webhook (never its secret).")
+    created = _json(_ref("schemas", "NewWebhook"), "Registered; the secret is shown this once.")
+    create = _operation(
+        "createWebhook",
+        "Register an endpoint for the tenant's session events (Standard Webhooks: signed, "
+        "in order, at least once, retried for 24 hours). It receives the events recorded "
+        "from now on.",
+        created,
+        parameters=scope,
+    )
+    del create["responses"]["200"]
+    create["responses"] = dict(
+        sorted(
+            {**create["responses"], "201": created, "409": _ref("responses", "Conflict")}.items()
+        )
+    )
+    create["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": _ref("schemas", "WebhookRegistration")}},
+    }
+    return {
+        f"{ADMIN}/webhooks": {
+            "get": _operation(
+                "listWebhooks",
+                "The tenant's webhooks, oldest first.",
+                _json(_ref("schemas", "WebhookList"), "Every webhook of the tenant."),
+                parameters=scope,
+            ),
+            "post": create,
+        },
+        f"{ADMIN}/webhooks/{{webhook_id}}": {
+            "get": _operation(
+                "getWebhook", "One webhook and its delivery state.", webhook, parameters=one
+            ),
+            "delete": _operation(
+                "deleteWebhook",
+                "Remove a webhook at once (a delivery already in flight may still arrive).",
+                _json(_ref("schemas", "RemovedWebhook"), "It was removed."),
+                parameters=one,
+            ),
+        },
+        f"{ADMIN}/webhooks/{{webhook_id}}/deliveries": {
+            "get": _operation(
+                "listWebhookDeliveries",
+                "The webhook's delivery log, newest first: each attempt's event, status code "
+                "or error, duration and time (about the last 1000 are kept).",
+                _json(_ref("schemas", "DeliveryList"), "Delivery attempts, newest first."),
+                parameters=[*one, "Limit"],
             ),
         },
     }

@@ -16,6 +16,11 @@ OPERATIONS = {
     ("get", "/admin/sessions"),
     ("delete", "/admin/sessions"),
     ("get", "/admin/events"),
+    ("get", "/admin/webhooks"),
+    ("post", "/admin/webhooks"),
+    ("get", "/admin/webhooks/{webhook_id}"),
+    ("delete", "/admin/webhooks/{webhook_id}"),
+    ("get", "/admin/webhooks/{webhook_id}/deliveries"),
 }
 
 
