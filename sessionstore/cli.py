@@ -5,6 +5,9 @@
     sessionstore apikey list --tenant acme-corp [--redis-url URL]
     sessionstore apikey revoke KEY_ID [--redis-url URL]
     sessionstore events tail --tenant acme-corp [--after EVENT_ID] [--redis-url URL]
+    sessionstore webhooks add --tenant acme-corp --url URL [--types TYPE ...] [--redis-url URL]
+    sessionstore webhooks list|remove|log --tenant acme-corp [WEBHOOK_ID] [--redis-url URL]
+    sessionstore webhooks run [--allow-private-destinations] [--redis-url URL]
 
 ``--redis-url`` defaults to $SESSIONSTORE_REDIS_URL; without either, ``serve`` refuses to start
 unless ``--embedded`` or ``--demo`` asks for the in-process store (gone when the process ends).
@@ -14,13 +17,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
@@ -32,6 +38,11 @@ from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable
 from .metrics import ApiMetrics, StoreMetrics
 from .model import Location, isoformat
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from .webhooks import Deliverer
 
 log = logging.getLogger("sessionstore.serve")
 
@@ -134,8 +145,19 @@ async def serve(args: argparse.Namespace) -> int:
             per_tenant=args.rate_per_tenant,
             failed_auth_per_ip=args.rate_failed_auth,
         )
+        app = create_app(
+            store,
+            limits=limits,
+            close_store=True,
+            metrics=api_metrics,
+            allow_private_destinations=args.allow_private_destinations,
+        )
+        if store.config.events:
+            from .webhooks import Deliverer
+
+            _delivering(app, Deliverer(store, allow_private=args.allow_private_destinations))
         config = uvicorn.Config(
-            create_app(store, limits=limits, close_store=True, metrics=api_metrics),
+            app,
             host=args.host,
             port=args.port,
             log_config=None,  # logging as configured in main()
@@ -148,6 +170,20 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         await store.aclose()  # if serving never started; closing twice is harmless
     return 0
+
+
+def _delivering(app: Starlette, deliverer: Deliverer) -> None:
+    """Run the webhook deliverer while the app runs: started after the app's own start-up,
+    stopped (its leases given back) before the app's shutdown closes the store."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with inner(app), deliverer.running():
+            log.info("delivering webhooks as %s", deliverer.name)
+            yield
+
+    app.router.lifespan_context = lifespan
 
 
 def _metrics(args: argparse.Namespace) -> tuple[StoreMetrics | None, ApiMetrics | None]:
@@ -242,6 +278,111 @@ async def events_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- webhooks -----------------------------------------------------------------------------------
+
+
+def _webhook_store(args: argparse.Namespace) -> AsyncSessionStore:
+    if args.redis_url is None:
+        raise InvalidArgument(
+            f"give --redis-url or set ${URL_VARIABLE}: webhooks live in the Redis that records "
+            "the events"
+        )
+    return AsyncSessionStore.from_url(
+        args.redis_url, config=StoreConfig(prefix=args.prefix, events=True)
+    )
+
+
+async def webhooks_add(args: argparse.Namespace) -> int:
+    from .webhooks import Webhooks
+
+    kinds = None
+    if args.types is not None:
+        kinds = [kind for text in args.types for kind in text.split(",") if kind]
+    async with _webhook_store(args) as store:
+        registry = Webhooks(store, allow_private=args.allow_private_destinations)
+        webhook, secret = await registry.add(args.tenant, args.url, types=kinds)
+    print(f"{webhook.id}\t{secret}")
+    print(
+        f"Webhook {webhook.id} for tenant {webhook.tenant}: {webhook.url}. Its signing secret "
+        "is shown once: store it now.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def webhooks_list(args: argparse.Namespace) -> int:
+    from .webhooks import Webhooks
+
+    async with _webhook_store(args) as store:
+        found = await Webhooks(store).list(args.tenant)
+    for webhook in found:
+        kinds = ",".join(sorted(webhook.types)) if webhook.types else "*"
+        state = webhook.state
+        if webhook.disabled_reason:
+            state += f" ({webhook.disabled_reason})"
+        elif webhook.failing_since is not None:
+            state += f" (failing since {isoformat(webhook.failing_since)})"
+        print(f"{webhook.id}\t{webhook.url}\t{kinds}\t{webhook.cursor or '-'}\t{state}")
+    return 0
+
+
+async def webhooks_remove(args: argparse.Namespace) -> int:
+    from .webhooks import Webhooks
+
+    async with _webhook_store(args) as store:
+        removed = await Webhooks(store).remove(args.tenant, args.webhook_id)
+    if not removed:
+        print(
+            f"sessionstore webhooks: tenant {args.tenant} has no webhook {args.webhook_id}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"removed {args.webhook_id}")
+    return 0
+
+
+async def webhooks_log(args: argparse.Namespace) -> int:
+    """The latest delivery attempts, newest first: time, event, outcome, status, duration,
+    error."""
+    from .webhooks import Webhooks
+
+    async with _webhook_store(args) as store:
+        attempts = await Webhooks(store).log(args.tenant, args.webhook_id, limit=args.limit)
+    if attempts is None:
+        print(
+            f"sessionstore webhooks: tenant {args.tenant} has no webhook {args.webhook_id}",
+            file=sys.stderr,
+        )
+        return 1
+    for attempt in attempts:
+        status = "-" if attempt.status is None else attempt.status
+        print(
+            f"{isoformat(attempt.at)}\t{attempt.event_id}\t{attempt.outcome}\t{status}\t"
+            f"{attempt.duration_ms:g}ms\t{attempt.error or ''}".rstrip("\t")
+        )
+    return 0
+
+
+async def webhooks_run(args: argparse.Namespace) -> int:
+    """Deliver until SIGINT or SIGTERM; then give the leases back, so another deliverer
+    continues at once."""
+    from .webhooks import Deliverer
+
+    async with _webhook_store(args) as store:
+        await _answering(store, args.redis_url, 0)
+        deliverer = Deliverer(
+            store, allow_private=args.allow_private_destinations, timeout=args.timeout
+        )
+        task = asyncio.create_task(deliverer.run())
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, task.cancel)
+        log.info("delivering webhooks as %s", deliverer.name)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return 0
+
+
 # -- arguments --------------------------------------------------------------------------------
 
 
@@ -265,6 +406,58 @@ def _option(
 def _store_options(parser: argparse.ArgumentParser) -> None:
     _option(parser, "--redis-url", None, "redis://, rediss://, unix:// or redis+cluster:// URL")
     _option(parser, "--prefix", StoreConfig().prefix, "Redis key prefix")
+
+
+def _allow_private(parser: argparse.ArgumentParser) -> None:
+    _option(
+        parser,
+        "--allow-private-destinations",
+        False,
+        "let webhooks reach private, loopback and link-local addresses",
+        action="store_true",
+    )
+
+
+def _webhook_parsers(commands: Any) -> None:
+    webhooks = commands.add_parser(
+        "webhooks", help="POST session events to endpoints (Standard Webhooks)"
+    )
+    actions = webhooks.add_subparsers(required=True, metavar="ACTION")
+    add = actions.add_parser(
+        "add", help="register an endpoint; prints its id and signing secret (shown once)"
+    )
+    add.add_argument("--tenant", required=True)
+    add.add_argument("--url", required=True, help="http:// or https:// URL to POST to")
+    add.add_argument(
+        "--types",
+        nargs="+",
+        metavar="TYPE",
+        help="only these event types (default: every type), e.g. session.revoked",
+    )
+    _allow_private(add)
+    add.set_defaults(run=webhooks_add)
+    listing = actions.add_parser("list", help="a tenant's webhooks and their state")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(run=webhooks_list)
+    remove = actions.add_parser("remove", help="remove a webhook at once")
+    remove.add_argument("--tenant", required=True)
+    remove.add_argument("webhook_id")
+    remove.set_defaults(run=webhooks_remove)
+    attempts = actions.add_parser("log", help="a webhook's delivery attempts, newest first")
+    attempts.add_argument("--tenant", required=True)
+    attempts.add_argument("webhook_id")
+    attempts.add_argument("--limit", type=int, default=20, help="how many (default: 20)")
+    attempts.set_defaults(run=webhooks_log)
+    run = actions.add_parser(
+        "run", help="deliver every tenant's webhooks (beside others running, or serve --events)"
+    )
+    _allow_private(run)
+    _option(run, "--timeout", 10.0, "seconds per delivery attempt", type=float)
+    _option(run, "--log-level", "info", "debug, info, warning or error")
+    _option(run, "--log-format", "text", "text, or json", choices=("text", "json"))
+    run.set_defaults(run=webhooks_run)
+    for action in (add, listing, remove, attempts, run):
+        _store_options(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -306,10 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
         serve_parser,
         "--events",
         False,
-        "record session events (created, revoked, evicted, expired, mfa_verified) and serve "
-        "them at /admin/events",
+        "record session events (created, revoked, evicted, expired, mfa_verified), serve "
+        "them at /admin/events and deliver them to webhooks",
         action="store_true",
     )
+    _allow_private(serve_parser)
     _option(
         serve_parser,
         "--near-cache-size",
@@ -364,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--after", default=None, help="an event id: start after it (default: now)")
     _store_options(tail)
     tail.set_defaults(run=events_tail)
+    _webhook_parsers(commands)
     return parser
 
 
