@@ -1,4 +1,7 @@
-"""Every Redis key sessionstore writes, and the index entries inside them. Nothing else names keys.
+"""Every Redis key of the sessions, and the index entries inside them. Nothing else names them.
+
+(Webhooks, the console and the near cache name their own few keys and channel beside the code
+that uses them: webhooks.py, admin/console/auth.py, nearcache.py.)
 
 =====================================  ======  ============================================
 key                                    type    contents

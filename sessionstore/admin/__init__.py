@@ -1,7 +1,8 @@
 """The admin REST API and what it is built from.
 
 app (the Starlette app), apikeys (``sk_live_`` keys), ratelimit (in-memory token buckets),
-openapi (the OpenAPI document) and problems (RFC 9457 bodies, shared with the middleware).
+openapi (the OpenAPI document), problems (RFC 9457 bodies, shared with the middleware),
+webhooks (the webhook endpoints) and console/ (the browser console at ``/console``).
 Importing this package imports no web framework: ``create_app`` loads Starlette when called.
 """
 
