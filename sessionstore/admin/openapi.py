@@ -44,6 +44,11 @@ def _problem(description: str, **headers: str) -> dict[str, Any]:
 _RETRY_AFTER = "Seconds to wait before trying again."
 
 RESPONSES = {
+    "AmbiguousCredential": _problem(
+        "More than one credential: two Authorization fields, or one holding two. Which one the "
+        "client meant cannot be told, so nothing is read or changed.",
+        **{"WWW-Authenticate": 'Bearer error="invalid_request"'},
+    ),
     "Unauthorized": _problem(
         "No API key, or a malformed, unknown or revoked one. Never costs a lookup when the "
         "key's checksum is wrong.",
@@ -415,6 +420,7 @@ PARAMETERS = {
 }
 
 _ERRORS = {
+    "400": _ref("responses", "AmbiguousCredential"),
     "401": _ref("responses", "Unauthorized"),
     "404": _ref("responses", "NotFound"),
     "429": _ref("responses", "TooManyRequests"),
