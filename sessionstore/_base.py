@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from .metrics import StoreMetrics
 
 
+# Buckets one round trip of a background sweep asks about.
+SWEEP_CHUNK = 128
+
+
 class BaseStore:
     # How a store of this kind connects: connection.sync_client or connection.async_client.
     _connect: ClassVar[Callable[..., Any]]

@@ -59,6 +59,8 @@ class _Ended(enum.Enum):
 FIXED_PARTS = 10_000  # sessions whose fixed parts a store remembers (about 1 KB each)
 # Sessions that pick the users one bulk-revocation call ends (each with all its matches).
 REVOKE_BATCH = 200
+# Ended sessions one background sweep drops per bucket (more wait for the next sweep).
+SWEEP_BUDGET = 100
 
 
 class Core:
@@ -446,6 +448,19 @@ class Core:
         user_id: int | None = None,
     ) -> Flow[events.EventPage]:
         return (yield from events.read(self, tenant, after, limit, types, user_id))
+
+    def sweep_buckets(self, created_indexes: Sequence[str]) -> Flow[None]:
+        """Drop, and record as expired, what ended in these buckets (``t`` index keys, as a
+        SCAN finds them): up to SWEEP_BUDGET oldest of each, for sessions nobody asks about."""
+        yield from self.check_layout()
+        yield [
+            ScriptCall(
+                scripts.PAGE,
+                (index,),
+                (self.now_ms(), "", "", 1, SWEEP_BUDGET, 0, self.events_system),
+            )
+            for index in created_indexes
+        ]
 
     def newest_event(self, tenant: str) -> Flow[str | None]:
         return (yield from events.newest(self, tenant))

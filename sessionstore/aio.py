@@ -9,7 +9,7 @@ from typing import Any, Self
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import connection, inputs
-from ._base import BaseStore
+from ._base import SWEEP_CHUNK, BaseStore
 from .events import Event, EventPage
 from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
@@ -140,6 +140,22 @@ class AsyncSessionStore(BaseStore):
         return await self._drive(
             self._core.update(tenant, session_id, mfa_verified=True, actor=actor)
         )
+
+    async def sweep_expired(self) -> int:
+        """Drop, and record as ``session.expired``, the sessions that ended while nobody asked
+        about them, in every bucket of every tenant; returns the buckets swept. ``sessionstore
+        serve --events`` runs it every minute; an embedding service may run it likewise."""
+        swept, chunk = 0, []
+        async for key in self._client.scan_iter(
+            match=self._core.keys.every_created_index(), count=1000
+        ):
+            chunk.append(key.decode() if isinstance(key, bytes) else key)
+            if len(chunk) == SWEEP_CHUNK:
+                await self._drive(self._core.sweep_buckets(chunk))
+                swept, chunk = swept + len(chunk), []
+        if chunk:
+            await self._drive(self._core.sweep_buckets(chunk))
+        return swept + len(chunk)
 
     async def events(
         self,

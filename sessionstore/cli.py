@@ -156,6 +156,7 @@ async def serve(args: argparse.Namespace) -> int:
             from .webhooks import Deliverer
 
             _delivering(app, Deliverer(store, allow_private=args.allow_private_destinations))
+            _sweeping(app, store, args.sweep_every)
         config = uvicorn.Config(
             app,
             host=args.host,
@@ -182,6 +183,34 @@ def _delivering(app: Starlette, deliverer: Deliverer) -> None:
         async with inner(app), deliverer.running():
             log.info("delivering webhooks as %s", deliverer.name)
             yield
+
+    app.router.lifespan_context = lifespan
+
+
+def _sweeping(app: Starlette, store: AsyncSessionStore, every: float) -> None:
+    """Every ``every`` seconds, record the expiries nobody asked about (store.sweep_expired):
+    the bound on how late a session.expired event can come from a quiet bucket."""
+    inner = app.router.lifespan_context
+
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                swept = await store.sweep_expired()
+                log.debug("swept %d buckets for ended sessions", swept)
+            except StoreUnavailable as error:
+                log.warning("sweep for ended sessions skipped: %s", error)
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with inner(app):
+            task = asyncio.create_task(sweep_forever())
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app.router.lifespan_context = lifespan
 
@@ -504,6 +533,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
     )
     _allow_private(serve_parser)
+    _option(
+        serve_parser,
+        "--sweep-every",
+        60.0,
+        "with --events: seconds between sweeps that record expiries nobody asked about",
+        type=float,
+    )
     _option(
         serve_parser,
         "--near-cache-size",

@@ -94,6 +94,10 @@ class KeySpace:
         """The bucket's ``t`` index; scripts name the bucket's other keys from its prefix."""
         return f"{self._bucket(tenant, bucket)}t"
 
+    def every_created_index(self) -> str:
+        """A SCAN pattern for the ``t`` index of every bucket of every tenant."""
+        return f"{self._prefix}:{{*}}:t"
+
     def created_index_of(self, tenant: str, session_id: str) -> str:
         return self.created_index(tenant, session_id[BUCKET])
 

@@ -9,7 +9,7 @@ from typing import Any, Self
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import connection, inputs
-from ._base import BaseStore
+from ._base import SWEEP_CHUNK, BaseStore
 from .events import Event, EventPage
 from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
@@ -142,6 +142,20 @@ class SessionStore(BaseStore):
 
     def mark_mfa_verified(self, tenant: str, session_id: str, *, actor: str = "user") -> bool:
         return self._drive(self._core.update(tenant, session_id, mfa_verified=True, actor=actor))
+
+    def sweep_expired(self) -> int:
+        """Drop, and record as ``session.expired``, the sessions that ended while nobody asked
+        about them, in every bucket of every tenant; returns the buckets swept. ``sessionstore
+        serve --events`` runs it every minute; an embedding service may run it likewise."""
+        swept, chunk = 0, []
+        for key in self._client.scan_iter(match=self._core.keys.every_created_index(), count=1000):
+            chunk.append(key.decode() if isinstance(key, bytes) else key)
+            if len(chunk) == SWEEP_CHUNK:
+                self._drive(self._core.sweep_buckets(chunk))
+                swept, chunk = swept + len(chunk), []
+        if chunk:
+            self._drive(self._core.sweep_buckets(chunk))
+        return swept + len(chunk)
 
     def events(
         self,

@@ -157,7 +157,7 @@ def test_serve_help_names_each_variable(capsys: pytest.CaptureFixture[str]) -> N
     shown = " ".join(capsys.readouterr().out.split())
     for variable in ("REDIS_URL", "PREFIX", "HOST", "PORT", "WAIT", "DEMO", "RATE_PER_KEY",
                      "RATE_PER_TENANT", "RATE_FAILED_AUTH", "LOG_LEVEL", "LOG_FORMAT", "EMBEDDED",
-                     "METRICS_PORT", "EVENTS", "NEAR_CACHE_SIZE"):  # fmt: skip
+                     "METRICS_PORT", "EVENTS", "NEAR_CACHE_SIZE", "SWEEP_EVERY"):  # fmt: skip
         assert f"$SESSIONSTORE_{variable}" in shown
 
 

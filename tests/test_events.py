@@ -167,6 +167,23 @@ class TestExpiry:
             # Redis counts down from its own clock: allow a second of it.
             assert expected - 1000 < ttl_ms <= expected + 1
 
+    def test_the_background_sweep_records_what_nobody_asked_about(
+        self, store: SessionStore, clock: backends.Clock
+    ) -> None:
+        ended = [login(store, user)[0] for user in range(5)]
+        other_tenant, _ = store.create("globex", 1, ip_address=IP, user_agent="pytest")
+        clock.advance(2 * DAY)  # every one ends; no call touches their buckets afterwards
+        assert store.sweep_expired() >= 5
+        expired = every_event(store, types=["session.expired"])
+        assert sorted(e.session_id for e in expired) == sorted(s.id for s in ended)
+        assert {(e.user_id, e.actor) for e in expired} == {(s.user_id, "system") for s in ended}
+        assert store.events("globex", types=["session.expired"]).data[0].session_id == (
+            other_tenant.id
+        )
+        # Every index emptied with its sessions: a second sweep finds no bucket, records nothing.
+        assert store.sweep_expired() == 0
+        assert len(every_event(store, types=["session.expired"])) == 5
+
 
 class TestReading:
     def test_a_users_events_are_in_order_and_pages_miss_nothing(
@@ -210,6 +227,20 @@ def test_events_are_off_unless_asked_for(client: Any, prefix: str) -> None:
     store.revoke(TENANT, 7, session.id)
     assert store.events(TENANT).data == []
     assert not [key for key in backends.keys_of(client, prefix) if key.endswith(b":e")]
+
+
+async def test_the_async_store_sweeps_too(
+    backend: str, fake_server: Any, config: StoreConfig, clock: backends.Clock
+) -> None:
+    store = AsyncSessionStore(
+        backends.async_client(backend, fake_server), config=config, clock=clock
+    )
+    session, _ = await store.create(TENANT, 7, ip_address=IP, user_agent="pytest")
+    clock.advance(2 * DAY)
+    assert await store.sweep_expired() >= 1
+    page = await store.events(TENANT, types=["session.expired"])
+    assert [event.session_id for event in page.data] == [session.id]
+    await store.aclose()
 
 
 async def test_the_async_store_reads_and_tails_the_same_events(

@@ -7,10 +7,13 @@ import json
 import re
 import subprocess
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
+from sessionstore import SessionStore, StoreConfig
 from tests.api.helpers import TENANT_A, ServerProcess, admin, bearer, typo, unused_port
 
 
@@ -110,3 +113,28 @@ def test_the_demo_serves_from_a_near_cache_and_names_its_console(tmp_path: Path)
         assert signin.status_code == 200 and "API key" in signin.text
     finally:
         server.stop()
+
+
+def test_serve_records_expiries_nobody_asked_about(tmp_path: Path) -> None:
+    prefix = "sweep-" + tmp_path.name[-12:].replace("_", "-")
+    url = "redis://127.0.0.1:6379"
+    server = ServerProcess(
+        tmp_path, "--redis-url", url, "--prefix", prefix, "--events", "--sweep-every", "0.2"
+    )
+    # A service of the same deployment whose sessions last one second.
+    config = StoreConfig(prefix=prefix, events=True, lifetime=timedelta(seconds=1))
+    store = SessionStore.from_url(url, config=config)
+    try:
+        session, _ = store.create(TENANT_A, 7, ip_address="203.0.113.7", user_agent="pytest")
+        deadline = time.monotonic() + 15
+        expired: list = []
+        while not expired:
+            assert time.monotonic() < deadline, "no session.expired from the server's sweep"
+            time.sleep(0.1)
+            expired = store.events(TENANT_A, types=["session.expired"]).data
+        assert (expired[0].session_id, expired[0].user_id) == (session.id, 7)
+    finally:
+        server.stop()
+        for key in store.client.scan_iter(match=f"{prefix}:*"):
+            store.client.delete(key)
+        store.close()
