@@ -242,11 +242,7 @@ def _changing(
     request: Mapping[str, Any], check_origin: bool
 ) -> tuple[AsyncSessionStore, Policy, Exchange]:
     store, policy, exchange = _context(request)
-    exchange.check_open()
-    if check_origin:
-        reason = policy.cross_site(_origin(request))
-        if reason is not None:
-            raise policy.forbidden(reason)
+    policy.check_change(exchange, _origin(request) if check_origin else None)
     return store, policy, exchange
 
 

@@ -287,6 +287,15 @@ class Policy:
         """The 400 for a credential given twice: the same answer as the admin API's."""
         return _problem(error.status, str(error), (("www-authenticate", error.challenge),))
 
+    def check_change(self, exchange: Exchange, origin: Origin | None) -> None:
+        """What every helper that changes the session checks first, for both middlewares: the
+        response has not started, and (``origin`` given) the request came from this site."""
+        exchange.check_open()
+        if origin is not None:
+            reason = self.cross_site(origin)
+            if reason is not None:
+                raise self.forbidden(reason)
+
     def forbidden(self, reason: str) -> CrossSiteRequest:
         detail = f"Refused: {reason}; sign-in and sign-out only work from this site's own pages."
         return CrossSiteRequest(_problem(403, detail, ()), detail)

@@ -229,11 +229,7 @@ def _changing(
     environ: WSGIEnvironment, check_origin: bool
 ) -> tuple[SessionStore, Policy, Exchange]:
     store, policy, exchange = _context(environ)
-    exchange.check_open()
-    if check_origin:
-        reason = policy.cross_site(_origin(environ))
-        if reason is not None:
-            raise policy.forbidden(reason)
+    policy.check_change(exchange, _origin(environ) if check_origin else None)
     return store, policy, exchange
 
 
