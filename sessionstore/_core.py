@@ -79,7 +79,11 @@ class Core:
         self.clock = clock
         self.layout_checked = False
         self.fixed = FixedParts(FIXED_PARTS)
-        self.near = NearCache(config.near_cache_size) if config.near_cache_size else None
+        self.near = (
+            NearCache(config.near_cache_size, max_age=config.near_cache_max_age.total_seconds())
+            if config.near_cache_size
+            else None
+        )
         # Told how each validate ended (metrics.VALIDATE_OUTCOMES), when a store counts them.
         self.validated: Callable[[str], None] = _ignore
         self.near_cache_answered: Callable[[bool], None] = _ignore_answer

@@ -23,7 +23,9 @@ class StoreConfig:
     in per-bucket Redis Streams, written by the same script as the change, kept for
     ``event_retention`` (events.py).
     ``near_cache_size`` > 0 lets validate answer that many hot sessions from process memory,
-    kept in step with every change through Redis pub/sub (nearcache.py).
+    kept in step with every change through Redis pub/sub (nearcache.py); no cached answer is
+    older than ``near_cache_max_age``, which bounds what publishes nothing (an operator's DEL,
+    FLUSHDB, eviction).
     ``revoke_replicas`` > 0 makes revocations wait (``WAIT``) until that many replicas hold
     them, and raise RevocationNotDurable when they do not in ``revoke_replica_timeout``
     (standalone Redis with replicas; the revocation is applied on the primary either way).
@@ -39,6 +41,7 @@ class StoreConfig:
     revoke_replica_timeout: timedelta = timedelta(milliseconds=200)
     events: bool = False
     near_cache_size: int = 0
+    near_cache_max_age: timedelta = timedelta(seconds=5)
     event_retention: timedelta = timedelta(days=30)
 
     def __post_init__(self) -> None:
@@ -60,6 +63,8 @@ class StoreConfig:
             raise InvalidArgument("revoke_replica_timeout must be in 1 ms..10 s")
         if not 0 <= self.near_cache_size <= 1_000_000:
             raise InvalidArgument("near_cache_size must be in 0..1000000 (0: off)")
+        if not timedelta(milliseconds=1) <= self.near_cache_max_age <= timedelta(hours=1):
+            raise InvalidArgument("near_cache_max_age must be in 1 ms..1 hour")
         if not isinstance(self.events, bool):
             raise InvalidArgument("events must be a bool")
         if not timedelta(minutes=1) <= self.event_retention <= timedelta(days=366):

@@ -1,20 +1,30 @@
 """The near cache: validate hot sessions from the process's own memory, revocation included.
 
+Sans-I/O: this module decides what the cache may answer and what a subscriber's messages mean;
+``_subscribers.py`` holds the connections that feed it (the drivers' side).
+
 Every script that changes a session publishes the session's key on the prefix's channel
 ``P:changes`` in the same step (lua/lib.lua: ``announce``): revoke, revoke_all, bulk
 revocation, the cap, the MFA update, a touch, and the drop of an ended session. A process with
-a near cache keeps one subscriber connection on that channel and drops a session from memory
-as soon as its key arrives. Why pub/sub and not RESP3 client tracking: it works the same on
-standalone Redis, on a cluster (a classic PUBLISH reaches subscribers on every node) and on
-the embedded server, sync and async, and the tracking table of a busy Redis is not needed.
+a near cache keeps one subscriber connection per node on that channel and drops a session from
+memory as soon as its key arrives.
 
-A cached answer is trusted only while the channel is known to be whole. The subscriber sends a
-PING every ``PING_EVERY`` seconds; Redis answers it after every message published before it,
-so a PONG handled at time t means every change published before the PING was sent has been
-handled. The cache serves only while the last PONG was handled less than ``TRUSTED_FOR`` ago;
-otherwise (a dropped connection, a Redis restart or failover, a paused process) it is emptied
-and bypassed until the subscriber is back. Redis going silent therefore takes the cache out
-of play within ``TRUSTED_FOR``, after which validate fails closed exactly as without it.
+Two bounds, stated in the README:
+
+- **Changes made by the scripts** are seen within ``TRUSTED_FOR`` (250 ms) whatever breaks.
+  The subscriber PINGs every ``PING_EVERY``; Redis answers a PING after every message
+  published before it, so a PONG handled at time t vouches for every change published before
+  that PING was sent. The cache answers only while every lane's last PONG vouches for less
+  than ``TRUSTED_FOR`` ago. Any break empties it: a lane that goes silent, a connection that
+  drops, and a reconnect the client library makes on its own, which shows as a second
+  subscription confirmation on the same connection (``Lane.received``). Pings sent before a
+  break are forgotten with it, so no later PONG is credited to them.
+- **Changes made outside the scripts** (an operator's ``DEL``, ``FLUSHDB``, eviction, a
+  restore) publish nothing. No cached answer is older than ``max_age`` (default 5 s); where
+  the server has keyspace notifications on, the subscriber also follows them, and a ``DEL``,
+  expiry, eviction or restore is then seen as fast as a script change (``FLUSHDB`` emits no
+  per-key event, and an ``HSET`` or ``EXPIRE`` is what the scripts do on every touch: for
+  those ``max_age`` is the bound).
 
 A read that was in flight while its session's key was announced must not refill the cache with
 what it read: each read notes the cache's generation before it starts, and an entry is stored
@@ -23,29 +33,30 @@ only if its key was not announced since (and no reset happened).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
-import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio
-import redis.asyncio.cluster
-import redis.cluster
-
 from .model import Session, to_ms
-
-log = logging.getLogger("sessionstore.nearcache")
 
 PING_EVERY = 0.05  # seconds between the subscriber's PINGs
 TRUSTED_FOR = 0.25  # seconds a handled PONG vouches for the cache
 RECONNECT_AFTER = 0.2  # seconds between attempts to bring a broken channel back
+DEFAULT_MAX_AGE = 5.0  # seconds a cached answer may stand for changes that publish nothing
 _RECENT_KEYS = 100_000  # announced keys remembered to refuse in-flight refills
+_KEYSPACE_EVENTS = frozenset("Aghxe")  # notify-keyspace-events classes that name a DEL & co.
+# Keyspace events the scripts cause on every create and touch, and announce themselves: acting
+# on them again would only cost the next validate a miss. An operator's HSET or EXPIRE is
+# bounded by max_age. (Redis names PEXPIRE's event "expire"; the embedded server, the command.)
+_SCRIPTS_OWN_EVENTS = frozenset({"hset", "expire", "pexpire", "pexpireat"})
+
+
+class ChannelBroken(Exception):
+    """A lane can no longer vouch for what it has heard: the cache must start afresh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +65,13 @@ class _Entry:
     secret_hash: bytes
     last_active_ms: int
     expires_ms: int
+    stored_at: float  # the cache's clock when it was stored
 
 
 @dataclass(frozen=True, slots=True)
 class NearCacheStats:
+    """What ``store.near_cache_stats()`` reports: counters since start, and the cache now."""
+
     hits: int
     misses: int
     invalidations: int
@@ -67,10 +81,17 @@ class NearCacheStats:
 
 
 class NearCache:
-    """A bounded LRU of validated sessions, trusted while its subscriber keeps up."""
+    """A bounded LRU of validated sessions, trusted while its subscribers keep up."""
 
-    def __init__(self, capacity: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        max_age: float = DEFAULT_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.capacity = capacity
+        self.max_age = max_age
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
@@ -91,7 +112,8 @@ class NearCache:
         self, key: str, secret_hash: bytes, now_ms: int, touch_interval_ms: int
     ) -> Session | None:
         """The session, when the cache may answer for it: known, same secret, not ended, no
-        touch due, and the channel whole. Anything else is a miss (Redis decides)."""
+        touch due, younger than ``max_age``, and the channel whole. Anything else is a miss
+        (Redis decides)."""
         if not self.trusted():
             if self._entries:
                 self.reset()
@@ -106,6 +128,7 @@ class NearCache:
             or not hmac.compare_digest(entry.secret_hash, secret_hash)
             or now_ms >= entry.expires_ms
             or now_ms - entry.last_active_ms >= touch_interval_ms
+            or self._clock() - entry.stored_at >= self.max_age
         ):
             self.misses += 1
             return None
@@ -123,7 +146,11 @@ class NearCache:
             if not self.trusted():
                 return
             self._entries[key] = _Entry(
-                session, secret_hash, to_ms(session.last_active_at), to_ms(session.expires_at)
+                session,
+                secret_hash,
+                to_ms(session.last_active_at),
+                to_ms(session.expires_at),
+                self._clock(),
             )
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
@@ -133,7 +160,7 @@ class NearCache:
         with self._lock:
             self._entries.pop(key, None)
 
-    # -- the subscriber's side ---------------------------------------------------------------
+    # -- the subscribers' side ---------------------------------------------------------------
 
     def announced(self, key: str) -> None:
         with self._lock:
@@ -178,148 +205,59 @@ def channel(prefix: str) -> str:
     return f"{prefix}:changes"
 
 
-def subscriber_clients(client: Any) -> list[Any]:
-    """Clients the subscribers hold a connection of: the store's own, or for a cluster one
-    of each primary. A classic PUBLISH reaches every node, but over the cluster bus that adds
-    milliseconds (p99 17.7 ms here, against 1.9 ms on the publishing node): listening on
-    every primary hears each change from the node that made it."""
-    if isinstance(client, redis.asyncio.cluster.RedisCluster):
-        return [
-            redis.asyncio.Redis(
-                connection_pool=redis.asyncio.ConnectionPool(
-                    connection_class=node.connection_class, **node.connection_kwargs
-                )
-            )
-            for node in client.get_primaries()
-        ]
-    if isinstance(client, redis.cluster.RedisCluster):
-        cluster: Any = client  # redis-py's sync cluster methods carry no annotations
-        return [node.redis_connection for node in cluster.get_primaries()]
-    return [client]
+def keyspace_pattern(prefix: str, db: int) -> str:
+    """The keyspace-notification channels of the prefix's session hashes (keys.py: ``s:``)."""
+    escaped = "".join(f"\\{char}" if char in "*?[]\\" else char for char in prefix)
+    return f"__keyspace@{db}__:{escaped}:{{*}}:s:*"
 
 
-class Subscriber(threading.Thread):
-    """Keeps a sync store's near cache in step with ``P:changes``: one daemon thread per lane
-    (per cluster primary). ``start_all`` starts them."""
+def follows_keyspace(notify_keyspace_events: str) -> bool:
+    """Whether the server's ``notify-keyspace-events`` setting names deleted, expired and
+    evicted keys on keyspace channels (K plus a class that covers them)."""
+    return "K" in notify_keyspace_events and bool(_KEYSPACE_EVENTS & set(notify_keyspace_events))
 
-    def __init__(self, cache: NearCache, client: Any, prefix: str, lane: int = 0) -> None:
-        super().__init__(name=f"sessionstore-nearcache-{lane}", daemon=True)
+
+class Lane:
+    """What one subscriber connection has told the cache so far: sans-I/O, driven by the
+    sync and async subscribers alike. A fresh ``Lane`` for every connection: the pings of a
+    connection that broke are never credited to another."""
+
+    def __init__(self, cache: NearCache, number: int, subscriptions: int) -> None:
         self.cache = cache
-        self.client = client
-        self.lane = lane
-        self.channel = channel(prefix)
-        self.stopping = threading.Event()
+        self.number = number
+        self._subscriptions = subscriptions  # channels and patterns asked for, once each
+        self._confirmed = 0
+        self._pings: deque[float] = deque()
+        self._next_ping = 0.0
 
-    @classmethod
-    def start_all(cls, cache: NearCache, client: Any, prefix: str) -> list[Subscriber]:
-        cache.lanes = len(subscriber_clients(client))
-        lanes = [cls(cache, client, prefix, lane) for lane in range(cache.lanes)]
-        for subscriber in lanes:
-            subscriber.start()
-        return lanes
+    def ping_due(self, now: float) -> bool:
+        """Whether to send a PING now (and note it); ChannelBroken when Redis went silent."""
+        if now < self._next_ping:
+            return False
+        if self._pings and now - self._pings[0] > TRUSTED_FOR * 4:
+            raise ChannelBroken("no PONG from Redis")
+        self._pings.append(now)
+        self._next_ping = now + PING_EVERY
+        return True
 
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self._listen()
-            except Exception as error:  # any failure means the channel broke
-                if not self.stopping.is_set():
-                    log.warning("near cache channel broke (%s); bypassing it", type(error).__name__)
-            self.cache.reset()
-            self.stopping.wait(RECONNECT_AFTER)
-
-    def _listen(self) -> None:
-        pubsub = subscriber_clients(self.client)[self.lane].pubsub()
-        try:
-            pubsub.subscribe(self.channel)
-            pings: list[float] = []
-            next_ping = 0.0
-            while not self.stopping.is_set():
-                now = time.monotonic()
-                if now >= next_ping:
-                    pings.append(now)
-                    pubsub.ping()
-                    next_ping = now + PING_EVERY
-                    if len(pings) > 1 and now - pings[0] > TRUSTED_FOR * 4:
-                        raise TimeoutError("no PONG from Redis")
-                message = pubsub.get_message(timeout=PING_EVERY)
-                if message is not None:
-                    _handle(self.cache, message, pings, self.lane)
-        finally:
-            with contextlib.suppress(Exception):
-                pubsub.close()
-
-    def stop(self) -> None:
-        self.stopping.set()
+    def received(self, message: Mapping[str, Any]) -> None:
+        kind = _text(message.get("type") or "")
+        if kind in ("subscribe", "psubscribe"):
+            self._confirmed += 1
+            if self._confirmed > self._subscriptions:
+                # The client library lost the connection and subscribed again on its own:
+                # whatever was published in between is lost.
+                raise ChannelBroken("the connection was remade behind the subscriber's back")
+        elif kind == "message":
+            self.cache.announced(_text(message["data"]))
+        elif kind == "pmessage":
+            if _text(message["data"]) not in _SCRIPTS_OWN_EVENTS:
+                name = _text(message["channel"])
+                self.cache.announced(name[name.index("__:") + 3 :])
+        elif kind == "pong" or (not kind and _text(message.get("data")) == "PONG"):
+            if self._pings:
+                self.cache.ponged(self._pings.popleft(), self.number)
 
 
-class AsyncSubscriber:
-    """The same for an async store: one task per lane on the store's event loop, started by
-    its first validate (a cluster client knows its primaries only once it has run a command)."""
-
-    def __init__(self, cache: NearCache, client: Any, prefix: str) -> None:
-        self.cache = cache
-        self.client = client
-        self.channel = channel(prefix)
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def ensure_running(self) -> None:
-        if self.tasks and not any(task.done() for task in self.tasks):
-            return
-        for task in self.tasks:
-            task.cancel()
-        clients = subscriber_clients(self.client)
-        self.cache.lanes = len(clients)
-        loop = asyncio.get_running_loop()
-        self.tasks = [
-            loop.create_task(self._run(client, lane)) for lane, client in enumerate(clients)
-        ]
-
-    async def _run(self, client: Any, lane: int) -> None:
-        while True:
-            try:
-                await self._listen(client, lane)
-            except asyncio.CancelledError:
-                self.cache.reset()
-                raise
-            except Exception as error:  # any failure means the channel broke
-                log.warning("near cache channel broke (%s); bypassing it", type(error).__name__)
-            self.cache.reset()
-            await asyncio.sleep(RECONNECT_AFTER)
-
-    async def _listen(self, client: Any, lane: int) -> None:
-        pubsub = client.pubsub()
-        try:
-            await pubsub.subscribe(self.channel)
-            pings: list[float] = []
-            next_ping = 0.0
-            while True:
-                now = time.monotonic()
-                if now >= next_ping:
-                    pings.append(now)
-                    await pubsub.ping()
-                    next_ping = now + PING_EVERY
-                    if len(pings) > 1 and now - pings[0] > TRUSTED_FOR * 4:
-                        raise TimeoutError("no PONG from Redis")
-                message = await pubsub.get_message(timeout=PING_EVERY)
-                if message is not None:
-                    _handle(self.cache, message, pings, lane)
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-
-def _handle(cache: NearCache, message: dict[str, Any], pings: list[float], lane: int) -> None:
-    kind = message.get("type")
-    if kind in ("message", b"message"):
-        data = message["data"]
-        cache.announced(data.decode() if isinstance(data, bytes) else data)
-    elif kind in ("pong", b"pong") or (kind is None and message.get("data") in (b"PONG", "PONG")):
-        if pings:
-            cache.ponged(pings.pop(0), lane)
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -10,10 +10,10 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import connection, inputs
 from ._base import SWEEP_CHUNK, BaseStore
+from ._subscribers import Subscriber
 from .events import Event, EventPage
 from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
-from .nearcache import Subscriber
 
 
 class SessionStore(BaseStore):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore.flows import ScriptCall
 from sessionstore.model import Session
 from sessionstore.nearcache import TRUSTED_FOR, NearCache
 from tests import backends
@@ -236,3 +238,154 @@ def test_on_a_cluster_every_primarys_lane_must_vouch() -> None:
 def test_a_cluster_store_listens_on_every_primary(backend: str, cached: SessionStore) -> None:
     primaries = len(cached.client.get_primaries()) if backend == "cluster" else 1
     assert len(cached._subscriber) == primaries == cached._core.near.lanes  # type: ignore[union-attr]
+
+
+# -- a reconnect that redis-py hides is still a break ----------------------------------------
+
+
+def node_of(client: Any, key: str) -> Any:
+    """A plain client of the node that holds ``key`` (the client itself off a cluster)."""
+    if hasattr(client, "get_node_from_key"):
+        return client.get_node_from_key(key).redis_connection
+    return client
+
+
+def revoke_in_the_gap(other: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``other``'s next script run in one MULTI right after CLIENT KILL TYPE pubsub on the
+    session's node: its announcement is published while no subscriber is connected, and
+    redis-py reconnects and re-subscribes on its own a moment later."""
+    run_alone = other._call
+
+    def killing_first(call: Any) -> Any:
+        if not isinstance(call, ScriptCall):
+            return run_alone(call)
+        pipe = node_of(other.client, call.keys[0]).pipeline(transaction=True)
+        pipe.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        pipe.execute_command("EVAL", call.script.source, len(call.keys), *call.keys, *call.args)
+        return pipe.execute()[-1]
+
+    monkeypatch.setattr(other, "_call", killing_first)
+
+
+def test_a_revocation_published_while_a_lane_reconnects_is_not_missed(
+    cached: SessionStore, other: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, token = login(cached)
+    assert cached.validate(TENANT, token) is not None
+    revoke_in_the_gap(other, monkeypatch)
+    assert other.revoke(TENANT, 7, session.id)
+    wait_until(lambda: cached.validate(TENANT, token) is None)
+    # and the cache comes back: pings sent before the drop are not credited after it
+    wait_until(lambda: cached.near_cache_stats().trusted)
+
+
+async def test_the_async_store_misses_no_revocation_across_a_reconnect(
+    backend: str,
+    fake_server: Any,
+    prefix: str,
+    other: SessionStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = StoreConfig(prefix=prefix, near_cache_size=100)
+    store = AsyncSessionStore(backends.async_client(backend, fake_server), config=config)
+    try:
+        session, token = await store.create(TENANT, 7, ip_address=IP, user_agent="pytest")
+        deadline = time.monotonic() + VISIBLE_WITHIN
+        while not store.near_cache_stats().trusted:
+            assert time.monotonic() < deadline
+            await store.validate(TENANT, token)
+            await _pause()
+        assert await store.validate(TENANT, token) is not None
+        revoke_in_the_gap(other, monkeypatch)
+        assert other.revoke(TENANT, 7, session.id)
+        deadline = time.monotonic() + VISIBLE_WITHIN
+        while await store.validate(TENANT, token) is not None:
+            assert time.monotonic() < deadline, "a revoked session still validates"
+            await _pause()
+        deadline = time.monotonic() + VISIBLE_WITHIN
+        while not store.near_cache_stats().trusted:
+            assert time.monotonic() < deadline, "the cache never came back"
+            await store.validate(TENANT, token)
+            await _pause()
+    finally:
+        await store.aclose()
+
+
+# -- changes that publish nothing: max_age, and keyspace notifications where they are on ------
+
+
+def session_key(store: SessionStore, session: Session) -> str:
+    return store._core.keys.session(TENANT, session.id)
+
+
+def test_a_session_deleted_outside_the_scripts_is_not_answered_past_max_age(
+    client: Any, prefix: str, clock: backends.Clock
+) -> None:
+    config = StoreConfig(
+        prefix=prefix, near_cache_size=100, near_cache_max_age=timedelta(milliseconds=200)
+    )
+    store = SessionStore(client, config=config, clock=clock)
+    try:
+        wait_until(lambda: store.near_cache_stats().trusted)
+        session, token = login(store)
+        assert store.validate(TENANT, token) is not None
+        client.delete(session_key(store, session))  # an operator's DEL: nothing is published
+        wait_until(lambda: store.validate(TENANT, token) is None)
+    finally:
+        store.close()
+
+
+def test_no_cached_answer_outlives_the_default_max_age() -> None:
+    now = [100.0]
+    cache = NearCache(10, clock=lambda: now[0])
+    cache.ponged(now[0])
+    session = Session.__new__(Session)
+    object.__setattr__(session, "last_active_at", _epoch())
+    object.__setattr__(session, "expires_at", _epoch() + timedelta(hours=1))
+    cache.put("k", session, b"h", cache.generation())
+    now_ms = int(_epoch().timestamp() * 1000)
+    assert cache.get("k", b"h", now_ms, 60_000) is session
+    now[0] += StoreConfig().near_cache_max_age.total_seconds()
+    cache.ponged(now[0])
+    assert cache.get("k", b"h", now_ms, 60_000) is None
+
+
+# The cluster's nodes are shared: their keyspace notifications stay as they are.
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param("fake", marks=pytest.mark.fake), pytest.param("redis", marks=pytest.mark.redis)],
+)
+def test_with_keyspace_notifications_a_del_is_seen_at_once(
+    notifying_store: tuple[SessionStore, Any],
+) -> None:
+    store, client = notifying_store
+    session, token = login(store)
+    # the create's own notifications may arrive while the first validates are in flight
+    wait_until(lambda: store.validate(TENANT, token) and store.near_cache_stats().size == 1)
+    invalidations = store.near_cache_stats().invalidations
+    client.delete(session_key(store, session))
+    wait_until(lambda: store.near_cache_stats().invalidations > invalidations)
+    assert store.validate(TENANT, token) is None  # long before max_age (5 s)
+
+
+@pytest.fixture
+def notifying_store(
+    backend: str, client: Any, prefix: str, clock: backends.Clock, tmp_path: Any
+) -> Iterator[tuple[SessionStore, Any]]:
+    """A near-cached store whose server has keyspace notifications on: the embedded server of
+    this test, or a private redis-server (the shared ones keep their settings)."""
+    server = None
+    if backend == "redis":
+        from tests.reliability.servers import NO_PERSISTENCE, start_server
+
+        server = start_server(tmp_path / "redis", *NO_PERSISTENCE)
+        client = server.client()
+    client.config_set("notify-keyspace-events", "Kgx")
+    store = SessionStore(client, config=StoreConfig(prefix=prefix, near_cache_size=100))
+    try:
+        wait_until(lambda: store.near_cache_stats().trusted)
+        yield store, client
+    finally:
+        store.close()
+        if server is not None:
+            server.stop()
