@@ -23,6 +23,7 @@ from .errors import (
     IncompatibleLayout,
     IndexInconsistent,
     InvalidArgument,
+    OperationIncomplete,
     RevocationNotDurable,
     SessionConflict,
 )
@@ -59,6 +60,9 @@ class _Ended(enum.Enum):
 FIXED_PARTS = 10_000  # sessions whose fixed parts a store remembers (about 1 KB each)
 # Sessions that pick the users one bulk-revocation call ends (each with all its matches).
 REVOKE_BATCH = 200
+# Rounds one bulk revocation may take: every round takes at least REVOKE_BATCH entries out of
+# each bucket it calls, so this ends 2,000,000 sessions a bucket before it stops.
+MAX_REVOKE_ROUNDS = 10_000
 # Ended sessions one background sweep drops per bucket (more wait for the next sweep).
 SWEEP_BUDGET = 100
 
@@ -404,19 +408,30 @@ class Core:
             }
         yield from self.check_layout()
         revoked = 0
-        while pending:
+        for _round in range(MAX_REVOKE_ROUNDS):
             calls: Batch = [
                 ScriptCall(scripts.REVOKE_WHERE, keys, (self.now_ms(), ip, REVOKE_BATCH, recorded))
                 for keys in pending.values()
             ]
             replies = yield from self._durably_all(calls)
-            revoked += sum(int(count) for count, _ in replies)
+            revoked += sum(int(count) for count, _, _ in replies)
+            if any(more and not taken for _, more, taken in replies):
+                raise OperationIncomplete(
+                    "bulk revocation stopped: a bucket reports matches it cannot end",
+                    done=revoked,
+                )
             pending = {
                 bucket: keys
-                for (bucket, keys), (_, more) in zip(pending.items(), replies, strict=True)
+                for (bucket, keys), (_, more, _) in zip(pending.items(), replies, strict=True)
                 if more
             }
-        return revoked
+            if not pending:
+                return revoked
+        raise OperationIncomplete(
+            f"bulk revocation stopped after {MAX_REVOKE_ROUNDS} rounds with matches left; "
+            "call it again to go on",
+            done=revoked,
+        )
 
     def update(
         self, tenant: str, session_id: str, *, mfa_verified: bool, actor: str = "user"

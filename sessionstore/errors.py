@@ -74,5 +74,14 @@ class IndexInconsistent(StoreUnavailable):
     """
 
 
+class OperationIncomplete(StoreUnavailable):
+    """A call reached the bound on its round trips, or stopped making progress, with work
+    left; what it did stays done (``done`` says how much) and it is safe to call again."""
+
+    def __init__(self, message: str, *, done: int = 0) -> None:
+        super().__init__(message)
+        self.done = done
+
+
 class SessionConflict(SessionStoreError):
     """A freshly drawn session id was already taken (never expected with 128-bit ids)."""

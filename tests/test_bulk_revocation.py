@@ -14,6 +14,7 @@ from sessionstore import (
     AsyncSessionStore,
     InvalidArgument,
     InvalidIPAddress,
+    OperationIncomplete,
     SessionStore,
     StoreConfig,
     _core,
@@ -142,6 +143,60 @@ class TestBatches:
         # round asks the bucket that filled its batch, and finds nothing left.
         assert calls == [2, 1]
         assert live(store, tokens) == 0
+
+    @pytest.mark.parametrize("filter_", ["ip_address", "all_sessions"])
+    def test_sessions_whose_user_index_is_gone_end_and_the_call_returns(
+        self, store: SessionStore, client: Any, monkeypatch: pytest.MonkeyPatch, filter_: str
+    ) -> None:
+        # More orphans than a batch in each bucket: their user indexes deleted by hand.
+        [login(store, user, ATTACKER_IP) for user in range(12)]
+        office = [login(store, user, OFFICE_IP) for user in range(100, 104)]
+        for user in range(12):
+            client.delete(store._core.keys.user_index(TENANT, user))
+        calls = script_calls(store, monkeypatch)
+        monkeypatch.setattr(_core, "MAX_REVOKE_ROUNDS", 50, raising=False)
+        run = store._run
+
+        def bounded(batch: list[Any]) -> list[Any]:
+            assert len(calls) < 60, "bulk revocation is spinning"
+            return run(batch)
+
+        monkeypatch.setattr(store, "_run", bounded)
+        if filter_ == "ip_address":
+            assert store.revoke_sessions(TENANT, ip_address=ATTACKER_IP) == 0  # none was live
+            assert live(store, office) == 4
+        else:
+            assert store.revoke_sessions(TENANT, all_sessions=True) == 4
+        assert store.list_sessions(TENANT, ip_address=ATTACKER_IP).total_count == 0
+        assert len(calls) <= 12  # every call took a batch out
+
+    def test_a_bucket_that_makes_no_progress_raises_instead_of_spinning(
+        self, store: SessionStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        login(store, 1, ATTACKER_IP)
+        run = store._run
+
+        def stuck(batch: list[Any]) -> list[Any]:
+            replies = run(batch)
+            return [
+                [0, 1, 0] if getattr(call, "script", None) is _core.scripts.REVOKE_WHERE else reply
+                for call, reply in zip(batch, replies, strict=True)
+            ]
+
+        monkeypatch.setattr(store, "_run", stuck)
+        with pytest.raises(OperationIncomplete, match="cannot end"):
+            store.revoke_sessions(TENANT, ip_address=ATTACKER_IP)
+
+    def test_the_rounds_are_bounded(
+        self, store: SessionStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        [login(store, user, ATTACKER_IP) for user in range(12)]
+        monkeypatch.setattr(_core, "MAX_REVOKE_ROUNDS", 2)
+        with pytest.raises(OperationIncomplete, match="2 rounds") as raised:
+            store.revoke_sessions(TENANT, ip_address=ATTACKER_IP)
+        done = raised.value.done
+        assert 0 < done < 12  # two rounds of two users a bucket: what they ended stays ended
+        assert store.revoke_sessions(TENANT, ip_address=ATTACKER_IP) == 12 - done
 
 
 def script_calls(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:

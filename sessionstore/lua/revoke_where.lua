@@ -5,7 +5,8 @@
 -- ARGV[1] now_ms  ARGV[2] ip key ('' for any IP)
 --   ARGV[3] sessions that pick the users of a batch (bounds the time one call holds Redis)
 --   ARGV[4] events (lib.lua): each live session ended is recorded as revoked, reason bulk
--- returns {live sessions revoked, 1 when the bucket may hold more matches, else 0}.
+-- returns {live sessions revoked, 1 when the bucket may hold more matches, else 0, entries
+--   taken out of the bucket}.
 local now = tonumber(ARGV[1])
 local ip, batch = ARGV[2], tonumber(ARGV[3])
 local bucket = bucket_of(KEYS[1])
@@ -14,7 +15,7 @@ events_from(ARGV[4])
 -- The users whose matching sessions this call ends: the one asked for, or the owners of the
 -- first `batch` matching entries. An entry whose hash is gone (ended, never cleaned) is
 -- dropped on the way and counts as nothing.
-local user_indexes, seen, strays, seeds = {}, {}, {}, {}
+local user_indexes, seen, strays, seeds, found = {}, {}, {}, {}, {}
 if KEYS[2] then
   user_indexes[1] = KEYS[2]
 elseif ip == '' then
@@ -26,19 +27,22 @@ for _, member in ipairs(seeds) do
   local entry = member
   if ip ~= '' then entry = ip_entry_back(member) end
   local session = bucket .. 's:' .. random_of(entry)
-  local owner = redis.call('HGET', session, 'u')
+  local owner, expires = unpack(redis.call('HMGET', session, 'u', 'x'))
   if not owner then
     confirm_gone(session, bucket .. 't')
     strays[#strays + 1] = entry
-  elseif not seen[owner] then
-    seen[owner] = true
-    user_indexes[#user_indexes + 1] = bucket .. 'u:' .. owner
+  else
+    found[#found + 1] = {entry, owner, expires}
+    if not seen[owner] then
+      seen[owner] = true
+      user_indexes[#user_indexes + 1] = bucket .. 'u:' .. owner
+    end
   end
 end
 
 -- Read everything before the first write, as revoke_all does (a slot mid-migration fails the
 -- call before it changed anything).
-local revoked, doomed, unindexed, owners, kinds = 0, {}, {}, {}, {}
+local revoked, doomed, unindexed, owners, kinds, ending = 0, {}, {}, {}, {}, {}
 for _, user_index in ipairs(user_indexes) do
   local indexed = redis.call('ZRANGE', user_index, 0, -1, 'WITHSCORES')
   local members = {}
@@ -52,6 +56,7 @@ for _, user_index in ipairs(user_indexes) do
       doomed[#doomed + 1] = entry_of(random, created, session_ip)
       owners[#doomed] = string.match(user_index, '}:u:(.*)$')
       kinds[#doomed] = 'x'
+      ending[random] = true
       if tonumber(expires) > now and tonumber(indexed[at + 1]) > now then
         revoked = revoked + 1
         kinds[#doomed] = 'r'
@@ -61,11 +66,24 @@ for _, user_index in ipairs(user_indexes) do
   unindexed[#unindexed + 1] = {user_index, members}
 end
 
+-- A matching session its user's index does not list (the index was deleted by hand, or
+-- evicted) never validates, but would be found again by every call: it ends here, as
+-- revoke_all's orphans do, so each call takes at least its batch out of the bucket.
+for _, seed in ipairs(found) do
+  local entry, owner, expires = seed[1], seed[2], seed[3]
+  if not ending[random_of(entry)] then
+    doomed[#doomed + 1] = entry
+    owners[#doomed] = owner
+    kinds[#doomed] = 'x'
+    if tonumber(expires) > now then kinds[#doomed] = 'o' end
+  end
+end
+
 drop_all(bucket, strays)
 drop_all(bucket, doomed)
 for _, entry in ipairs(strays) do emit(bucket, 'x', entry, nil, 'system', '', now) end
 for at, entry in ipairs(doomed) do
-  if kinds[at] == 'r' then
+  if kinds[at] ~= 'x' then
     emit(bucket, 'r', entry, owners[at], ACTOR, 'bulk', now)
   else
     emit(bucket, 'x', entry, owners[at], 'system', '', now)
@@ -80,4 +98,4 @@ end
 
 local more = 0
 if #seeds == batch then more = 1 end
-return {revoked, more}
+return {revoked, more, #strays + #doomed}
