@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 
 MAX_ROUNDS = 4
 SLACK = 16  # ended sessions a bucket may drop per call beyond the live ones it was asked for
+# A bucket whose matching entries are at most this many checks each one for its count, so the
+# count leaves out sessions that ended out of order (a hash deleted or evicted, a shorter
+# lifetime set by another process), which the sweep does not reach; a larger range counts
+# its entries, less what the sweep and the page drop.
+COUNT_CHECKED = 32
 
 _CURSOR = re.compile(r"(\d{1,15}):([0-9A-Za-z]{" + str(RANDOM_LEN) + "})")
 
@@ -160,7 +165,7 @@ def _page_call(
             bucket.below,
             wanted,
             wanted + SLACK,
-            1 if count else 0,
+            COUNT_CHECKED if count else 0,
             core.events_system,
         ),
     )

@@ -2,7 +2,8 @@
 -- KEYS[1] the bucket's `t` index (names the bucket)
 -- ARGV[1] now_ms  ARGV[2] ip key ('' for every session)  ARGV[3] start below this position
 --   ('' for the newest)  ARGV[4] live sessions wanted  ARGV[5] entries to examine at most
---   ARGV[6] 1 to count the matching live sessions  ARGV[7] events (lib.lua)
+--   ARGV[6] 0, or N to count the matching live sessions (exactly when at most N entries
+--   match: each is checked)  ARGV[7] events (lib.lua)
 -- returns {done, last position examined, count, position, position, ...}: done is 1 when
 --   nothing older is left in the bucket; count is -1 unless asked for. The sessions' views are
 --   read afterwards, only for the positions that make the page.
@@ -14,6 +15,18 @@ local budget = tonumber(ARGV[5])
 local bucket = bucket_of(KEYS[1])
 events_from(ARGV[7])
 
+-- Whether the session behind an index entry is live: its hash says it has not ended, and its
+-- user's index lists it (the last word, as for validate).
+local function live(bucket, random, now, index)
+  local session = bucket .. 's:' .. random
+  local expires, owner = unpack(redis.call('HMGET', session, 'x', 'u'))
+  if not expires then
+    confirm_gone(session, index)
+    return false
+  end
+  return tonumber(expires) > now and redis.call('ZSCORE', bucket .. 'u:' .. owner, random)
+end
+
 sweep(bucket, now, budget)
 
 local index, low, high = bucket .. 't', '-', '+'
@@ -24,21 +37,34 @@ if ip ~= '' then
 end
 if below ~= '' then high = '(' .. ip .. below end
 
+-- A session that ended out of order (a shorter lifetime set by another process, a hash
+-- deleted or evicted) is not reached by the sweep: a small range is checked one by one and
+-- what has ended is dropped, so the count is exact there.
 local count = -1
-if ARGV[6] == '1' then count = redis.call('ZLEXCOUNT', index, low, '[' .. ip .. '\255') end
+local checked = tonumber(ARGV[6])
+if checked > 0 then
+  local top = '[' .. ip .. '\255'
+  count = redis.call('ZLEXCOUNT', index, low, top)
+  if count <= checked then
+    for _, member in ipairs(redis.call('ZRANGE', index, low, top, 'BYLEX')) do
+      local entry = member
+      if ip ~= '' then entry = ip_entry_back(member) end
+      if not live(bucket, random_of(entry), now, index) then
+        expire(bucket, entry, now)
+        count = count - 1
+      end
+    end
+  end
+end
 
 local found, last, examined = {}, '', 0
 local entries = redis.call('ZRANGE', index, high, low, 'BYLEX', 'REV', 'LIMIT', 0, budget)
 for _, member in ipairs(entries) do
   local entry = member
   if ip ~= '' then entry = ip_entry_back(member) end
-  local random = random_of(entry)
-  local expires, owner = unpack(redis.call('HMGET', bucket .. 's:' .. random, 'x', 'u'))
-  if not expires then confirm_gone(bucket .. 's:' .. random, index) end
   examined = examined + 1
   last = string.sub(entry, 1, POSITION)
-  if expires and tonumber(expires) > now
-      and redis.call('ZSCORE', bucket .. 'u:' .. owner, random) then
+  if live(bucket, random_of(entry), now, index) then
     found[#found + 1] = last
     if #found >= wanted then break end
   else
