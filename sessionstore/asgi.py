@@ -27,6 +27,7 @@ from .web import (
     EXCHANGE,
     GATE,
     SCOPE_SESSION,
+    USER,
     Exchange,
     Gate,
     Origin,
@@ -169,7 +170,7 @@ async def login(
     store, policy, exchange = _changing(request, check_origin)
     previous = exchange.session
     if previous is not None:
-        await store.revoke(policy.tenant, previous.user_id, previous.id)
+        await store.revoke(policy.tenant, previous.user_id, previous.id, actor=USER)
     session, token = await store.create(
         policy.tenant,
         user_id,
@@ -190,7 +191,9 @@ async def logout(request: Mapping[str, Any], *, check_origin: bool = True) -> bo
     """Revoke this request's session and clear its cookie; False if it had none to revoke."""
     store, policy, exchange = _changing(request, check_origin)
     session = exchange.session
-    revoked = session is not None and await store.revoke(policy.tenant, session.user_id, session.id)
+    revoked = session is not None and await store.revoke(
+        policy.tenant, session.user_id, session.id, actor=USER
+    )
     exchange.change(None, None, policy.clearing_cookie())
     _publish(_scope(request), None)
     return revoked
@@ -202,7 +205,9 @@ async def sign_out_other_devices(request: Mapping[str, Any], *, check_origin: bo
     current = exchange.session
     if current is None:
         return 0
-    return await store.revoke_all(policy.tenant, current.user_id, except_session_id=current.id)
+    return await store.revoke_all(
+        policy.tenant, current.user_id, except_session_id=current.id, actor=USER
+    )
 
 
 async def sign_out_device(
@@ -213,7 +218,7 @@ async def sign_out_device(
     current = exchange.session
     if current is None:
         return False
-    return await store.revoke(policy.tenant, current.user_id, session_id)
+    return await store.revoke(policy.tenant, current.user_id, session_id, actor=USER)
 
 
 async def list_my_sessions(request: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -49,6 +49,8 @@ COOKIE_NAME = "sessionstore"
 SECURE_COOKIE_NAME = "__Host-sessionstore"
 
 # The address recorded when the connection has none (a Unix socket, say).
+# Who ends a session through the login/logout/devices helpers, as its events record it.
+USER = "user"
 UNKNOWN_IP = "0.0.0.0"  # noqa: S104 (recorded, never bound)
 
 # RFC 6265 cookie-name: an HTTP token.

@@ -26,6 +26,7 @@ from .web import (
     ENVIRON_SESSION,
     EXCHANGE,
     GATE,
+    USER,
     Exchange,
     Gate,
     Origin,
@@ -156,7 +157,7 @@ def login(
     store, policy, exchange = _changing(environ, check_origin)
     previous = exchange.session
     if previous is not None:
-        store.revoke(policy.tenant, previous.user_id, previous.id)
+        store.revoke(policy.tenant, previous.user_id, previous.id, actor=USER)
     session, token = store.create(
         policy.tenant,
         user_id,
@@ -177,7 +178,9 @@ def logout(environ: WSGIEnvironment, *, check_origin: bool = True) -> bool:
     """Revoke this request's session and clear its cookie; False if it had none to revoke."""
     store, policy, exchange = _changing(environ, check_origin)
     session = exchange.session
-    revoked = session is not None and store.revoke(policy.tenant, session.user_id, session.id)
+    revoked = session is not None and store.revoke(
+        policy.tenant, session.user_id, session.id, actor=USER
+    )
     exchange.change(None, None, policy.clearing_cookie())
     environ[ENVIRON_SESSION] = None
     return revoked
@@ -189,7 +192,9 @@ def sign_out_other_devices(environ: WSGIEnvironment, *, check_origin: bool = Tru
     current = exchange.session
     if current is None:
         return 0
-    return store.revoke_all(policy.tenant, current.user_id, except_session_id=current.id)
+    return store.revoke_all(
+        policy.tenant, current.user_id, except_session_id=current.id, actor=USER
+    )
 
 
 def sign_out_device(
@@ -200,7 +205,7 @@ def sign_out_device(
     current = exchange.session
     if current is None:
         return False
-    return store.revoke(policy.tenant, current.user_id, session_id)
+    return store.revoke(policy.tenant, current.user_id, session_id, actor=USER)
 
 
 def list_my_sessions(environ: WSGIEnvironment) -> list[dict[str, Any]]:

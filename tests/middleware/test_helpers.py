@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sessionstore import SessionStore
+from sessionstore import SessionStore, StoreConfig
 from tests.middleware.apps import TENANT
 from tests.middleware.conftest import COOKIE, LAPTOP, PHONE, PLAIN_COOKIE, session_cookie
 
@@ -185,3 +185,28 @@ async def test_helpers_when_signed_out_change_nothing(make_web: Any) -> None:
     assert (await device.post("/sessions/sess_0000000000aaaaaaaaaaaaaaaaaaaaaa/revoke")).json() == {
         "revoked": False
     }
+
+
+class TestTheUsersOwnSignOuts:
+    """What a user does through the helpers is recorded as the user's (README: Events)."""
+
+    @pytest.fixture
+    def config(self, prefix: str) -> StoreConfig:
+        return StoreConfig(prefix=prefix, events=True)
+
+    async def test_are_recorded_with_actor_user(self, make_web: Any, store: SessionStore) -> None:
+        web = make_web(exclude_paths=["/login"])
+        laptop, phone, tablet = web.device(LAPTOP), web.device(PHONE), web.device()
+        await laptop.login(USER)
+        await laptop.login(USER)  # signing in again ends the session the request had
+        await phone.login(USER)
+        await tablet.login(USER)
+        (phone_session,) = [
+            s for s in await my_sessions(laptop) if s["userAgent"] == PHONE and not s["current"]
+        ]
+        await laptop.post(f"/sessions/{phone_session['id']}/revoke")  # sign out one device
+        await laptop.post("/sessions/others/revoke")  # sign out the others (the tablet)
+        await laptop.post("/logout")
+        revoked = store.events(TENANT, types=["session.revoked"]).data
+        assert len(revoked) == 4
+        assert [event.actor for event in revoked] == ["user"] * 4
