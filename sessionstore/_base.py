@@ -92,6 +92,15 @@ class BaseStore:
         return self._core.config
 
     @property
+    def metrics(self) -> StoreMetrics | None:
+        """The metrics this store counts in (None: it counts nothing)."""
+        return self._metrics
+
+    def _redis_failed(self, error: Exception) -> None:
+        if self._metrics is not None:
+            self._metrics.redis_failed(error)
+
+    @property
     def client(self) -> Any:
         """The redis-py (or fakeredis) client the store runs on."""
         return self._client

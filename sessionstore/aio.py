@@ -146,13 +146,13 @@ class AsyncSessionStore(BaseStore):
         about them, in every bucket of every tenant; returns the buckets swept. ``sessionstore
         serve --events`` runs it every minute; an embedding service may run it likewise."""
         swept, chunk = 0, []
-        async for key in self._client.scan_iter(
-            match=self._core.keys.every_created_index(), count=1000
-        ):
-            chunk.append(key.decode() if isinstance(key, bytes) else key)
-            if len(chunk) == SWEEP_CHUNK:
-                await self._drive(self._core.sweep_buckets(chunk))
-                swept, chunk = swept + len(chunk), []
+        pattern = self._core.keys.every_created_index()
+        with connection.translated(self._redis_failed):  # the SCAN; each chunk counts itself
+            async for key in self._client.scan_iter(match=pattern, count=1000):
+                chunk.append(key.decode() if isinstance(key, bytes) else key)
+                if len(chunk) == SWEEP_CHUNK:
+                    await self._drive(self._core.sweep_buckets(chunk))
+                    swept, chunk = swept + len(chunk), []
         if chunk:
             await self._drive(self._core.sweep_buckets(chunk))
         return swept + len(chunk)
@@ -166,7 +166,10 @@ class AsyncSessionStore(BaseStore):
         types: Sequence[str] | None = None,
         user_id: int | None = None,
     ) -> EventPage:
-        """A page of the tenant's session events after the cursor ``after``, oldest first."""
+        """A page of the tenant's session events after the cursor ``after``, oldest first.
+
+        A page reads at most events.PAGE_BUDGET stream entries: with a sparse filter it may
+        hold fewer than ``limit`` events (even none) and a ``next_cursor`` to go on from."""
         return await self._drive(
             self._core.events(tenant, after=after, limit=limit, types=types, user_id=user_id)
         )
@@ -182,7 +185,9 @@ class AsyncSessionStore(BaseStore):
             for event in page.data:
                 yield event
                 cursor = event.id
-            if not page.has_more:
+            if page.next_cursor is not None:
+                cursor = page.next_cursor  # past what the page read, even when it read no event
+            else:
                 await asyncio.sleep(poll)
 
     # -- I/O ----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from redis.exceptions import RedisError
 
@@ -36,7 +36,7 @@ from .admin.ratelimit import Rate, RateLimits
 from .aio import AsyncSessionStore
 from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable
-from .metrics import ApiMetrics, StoreMetrics
+from .metrics import ApiMetrics, DeliveryMetrics, StoreMetrics
 from .model import Location, isoformat
 
 if TYPE_CHECKING:
@@ -152,10 +152,17 @@ async def serve(args: argparse.Namespace) -> int:
             metrics=api_metrics,
             allow_private_destinations=args.allow_private_destinations,
         )
+        app.state.allow_metadata_destinations = args.allow_metadata_destinations  # webhooks
         if store.config.events:
             from .webhooks import Deliverer
 
-            _delivering(app, Deliverer(store, allow_private=args.allow_private_destinations))
+            deliverer = Deliverer(
+                store,
+                allow_private=args.allow_private_destinations,
+                allow_metadata=args.allow_metadata_destinations,
+                metrics=DeliveryMetrics() if store_metrics is not None else None,
+            )
+            _delivering(app, deliverer)
             _sweeping(app, store, args.sweep_every)
         config = uvicorn.Config(
             app,
@@ -328,7 +335,11 @@ async def webhooks_add(args: argparse.Namespace) -> int:
     if args.types is not None:
         kinds = [kind for text in args.types for kind in text.split(",") if kind]
     async with _webhook_store(args) as store:
-        registry = Webhooks(store, allow_private=args.allow_private_destinations)
+        registry = Webhooks(
+            store,
+            allow_private=args.allow_private_destinations,
+            allow_metadata=args.allow_metadata_destinations,
+        )
         webhook, secret = await registry.add(args.tenant, args.url, types=kinds)
     print(f"{webhook.id}\t{secret}")
     print(
@@ -400,7 +411,10 @@ async def webhooks_run(args: argparse.Namespace) -> int:
     async with _webhook_store(args) as store:
         await _answering(store, args.redis_url, 0)
         deliverer = Deliverer(
-            store, allow_private=args.allow_private_destinations, timeout=args.timeout
+            store,
+            allow_private=args.allow_private_destinations,
+            allow_metadata=args.allow_metadata_destinations,
+            timeout=args.timeout,
         )
         task = asyncio.create_task(deliverer.run())
         loop = asyncio.get_running_loop()
@@ -417,6 +431,24 @@ async def webhooks_run(args: argparse.Namespace) -> int:
 
 def rate(text: str) -> Rate:
     return Rate.parse(text)
+
+
+def interval(text: str) -> float:
+    """Seconds between two runs of a background job: a busy loop is never what was meant."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number of seconds") from None
+    if not 1 <= seconds <= 86_400:
+        raise argparse.ArgumentTypeError("at least 1 second and at most a day")
+    return seconds
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every usage mistake is one line on stderr and exit status 2, like the others here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
 
 
 def _option(
@@ -442,7 +474,15 @@ def _allow_private(parser: argparse.ArgumentParser) -> None:
         parser,
         "--allow-private-destinations",
         False,
-        "let webhooks reach private, loopback and link-local addresses",
+        "let webhooks reach private and loopback addresses",
+        action="store_true",
+    )
+    _option(
+        parser,
+        "--allow-metadata-destinations",
+        False,
+        "let webhooks reach link-local addresses (169.254.0.0/16, fe80::/10), where cloud "
+        "metadata services answer, and other known metadata addresses",
         action="store_true",
     )
 
@@ -490,7 +530,7 @@ def _webhook_parsers(commands: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sessionstore", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sessionstore", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve_parser = commands.add_parser(
@@ -538,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep-every",
         60.0,
         "with --events: seconds between sweeps that record expiries nobody asked about",
-        type=float,
+        type=interval,
     )
     _option(
         serve_parser,
@@ -599,7 +639,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a usage mistake (one line, _Parser.error)
+        return done.code if isinstance(done.code, int) else 2
     logs.configure(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
     try:
         return int(asyncio.run(args.run(args)))

@@ -12,7 +12,7 @@ import importlib
 import threading
 import urllib.parse
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -291,6 +291,19 @@ _UNREACHABLE = (
     redis.exceptions.SlotNotCoveredError,
 )
 _WRITE_REJECTED = ("OOM", "READONLY", "NOREPLICAS", "MISCONF", "NOTENOUGHREPLICAS")
+
+
+@contextlib.contextmanager
+def translated(failed: Callable[[Exception], None] | None = None) -> Iterator[None]:
+    """Redis errors raised inside become the store's (``translate``); ``failed`` is told of
+    each that means Redis could not be used (metrics: StoreMetrics.redis_failed)."""
+    try:
+        yield
+    except redis.exceptions.RedisError as error:
+        mapped = translate(error)
+        if failed is not None and isinstance(mapped, StoreUnavailable):
+            failed(error)
+        raise mapped from error
 
 
 def translate(error: redis.exceptions.RedisError) -> Exception:

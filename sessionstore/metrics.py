@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgument, StoreUnavailable
@@ -92,6 +93,11 @@ class StoreMetrics:
     def validated(self, outcome: str) -> None:
         self._validated[outcome].inc()
 
+    def redis_failed(self, error: BaseException) -> None:
+        """Count a Redis failure met outside a store operation (API key lookups, the console,
+        the sweep, the webhook deliverer): an outage shows wherever Redis was asked."""
+        self.redis_errors.labels(type(error).__name__).inc()
+
     def near_cache(self, hit: bool) -> None:
         (self._near_hit if hit else self._near_miss).inc()
 
@@ -107,8 +113,7 @@ class StoreMetrics:
             with span:
                 yield
         except StoreUnavailable as error:
-            cause = error.__cause__ or error
-            self.redis_errors.labels(type(cause).__name__).inc()
+            self.redis_failed(error.__cause__ or error)
             self.operations.labels(name, "unavailable").inc()
             raise
         except InvalidArgument:
@@ -130,7 +135,29 @@ class StoreMetrics:
 
 
 class ApiMetrics:
-    """``sessionstore_admin_requests_total{route, method, status}`` and their latency."""
+    """``sessionstore_admin_requests_total{route, method, status}`` and their latency.
+
+    Every label value comes from a fixed set, so no client can add series: ``route`` is a
+    route template or ``other`` (admin/app.py: ``route_of``), ``method`` one of ``METHODS``
+    or ``other`` (a server takes any token as a method), ``status`` an HTTP status code or
+    ``other``.
+    """
+
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+    STATUSES = frozenset(int(status) for status in HTTPStatus)
+    OTHER = "other"
+
+    @classmethod
+    def method_label(cls, method: object) -> str:
+        """The method as a label or log field: one of ``METHODS`` (case counts), else other."""
+        return method if isinstance(method, str) and method in cls.METHODS else cls.OTHER
+
+    @classmethod
+    def status_label(cls, status: object) -> str:
+        """The status as a label: an HTTP status code, else other."""
+        if isinstance(status, int) and status in cls.STATUSES:
+            return str(int(status))
+        return cls.OTHER
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         from prometheus_client import REGISTRY, Counter, Histogram
@@ -151,7 +178,8 @@ class ApiMetrics:
         )
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
+        """Count one request; ``route`` must be a template (or other), never a raw path."""
+        self.requests.labels(route, self.method_label(method), self.status_label(status)).inc()
         self.duration.labels(route).observe(seconds)
 
 
@@ -163,3 +191,61 @@ def _tracer(provider: Any) -> Any:
     except ImportError:
         return None
     return trace.get_tracer("sessionstore")
+
+
+# What a webhook delivery attempt came to: delivered (2xx), failed (another status, or the
+# connection failed), refused (a destination the server does not deliver to), unresolved (the
+# name did not resolve in time), timeout (no answer in time).
+DELIVERY_OUTCOMES = ("delivered", "failed", "refused", "unresolved", "timeout")
+
+# Seconds from an event to its delivery: settling takes 2 s, retries back off up to an hour,
+# and an endpoint is given up on after 24 hours.
+LAG_BUCKETS = (
+    0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0,
+)  # fmt: skip
+
+
+class DeliveryMetrics:
+    """The webhook deliverer's metrics (webhooks.Deliverer ``metrics=``).
+
+    ``sessionstore_webhook_attempts_total{outcome}``: attempts by DELIVERY_OUTCOMES.
+    ``sessionstore_webhook_delivery_lag_seconds``: from an event's time to its delivery.
+    ``sessionstore_webhook_endpoints_disabled_total``: endpoints given up on (24 h failing).
+    No label names a tenant, an endpoint or an error text.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        from prometheus_client import REGISTRY, Counter, Histogram
+
+        registry = REGISTRY if registry is None else registry
+        attempts = Counter(
+            "sessionstore_webhook_attempts",
+            "Webhook delivery attempts by outcome (delivered, failed, refused, unresolved, "
+            "timeout).",
+            ["outcome"],
+            registry=registry,
+        )
+        self._attempts = {outcome: attempts.labels(outcome) for outcome in DELIVERY_OUTCOMES}
+        self.lag = Histogram(
+            "sessionstore_webhook_delivery_lag_seconds",
+            "Seconds from an event's time to its delivery to an endpoint.",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self.disabled = Counter(
+            "sessionstore_webhook_endpoints_disabled",
+            "Webhook endpoints disabled after failing for too long.",
+            registry=registry,
+        )
+
+    def attempt(self, outcome: str) -> None:
+        child = self._attempts.get(outcome)
+        if child is None:
+            raise ValueError(f"no such outcome {outcome!r}: one of {DELIVERY_OUTCOMES}")
+        child.inc()
+
+    def delivered(self, lag: float) -> None:
+        self.lag.observe(max(0.0, lag))
+
+    def endpoint_disabled(self) -> None:
+        self.disabled.inc()

@@ -13,7 +13,8 @@ keyed by the base64-decoded part of the endpoint's secret ``whsec_<base64>``. Th
 ``{"type", "timestamp", "data"}``: the event's type, its time, and its ``to_dict()``.
 
 Keys (``P`` the store's prefix, ``T`` the tenant; ``{T}`` is the tenant's hash slot, so every
-call below touches one slot, and none needs a script):
+call below touches one slot; registration's script, lua/webhook_add.lua, counts the tenant's
+webhooks and adds one in a single step, so registrations at once never pass the limit):
 
 =================================  ======  ======================================================
 ``P:webhook-tenants``              set     tenants with webhooks: where deliverers look
@@ -52,15 +53,31 @@ stored after one with a later id (another bucket, a writer whose clock is behind
 sends only events at least ``settle`` (2 s) old by its own clock, so writers whose clocks agree
 within that are delivered in order and none is passed over.
 
-Outbound safety. Each attempt resolves the endpoint's host, refuses it when any address is
-private, loopback, link-local or otherwise not global (unless the operator allows private
-destinations), then connects to the address it checked (so DNS cannot change in between),
-with the name kept for Host and TLS. Redirects are never followed (a 3xx is a failed attempt),
-and an attempt lasts at most ``timeout`` seconds.
+Outbound safety. One parser (``destination``) reads endpoint URLs at registration and at each
+attempt, and makes the host canonical: a host ending in a number is an IPv4 address in any
+spelling ``inet_aton`` takes (``127.1``, ``0177.0.0.1``, ``2130706433``), or no host at all.
+Each attempt resolves the host, refuses it when any address is private, loopback or otherwise
+not global (unless the operator allows private destinations) or link-local or a cloud metadata
+address (unless the operator allows those, separately); an IPv6 address carrying an IPv4 one
+(mapped, NAT64, 6to4, Teredo, ...) is judged by that too (``refusal``). It then connects to the
+address it checked (so DNS cannot change in between), with the name kept for Host and TLS.
+Redirects are never followed (a 3xx is a failed attempt), and the request lasts at most
+``timeout`` seconds. The tenant's log says only "destination refused" or "cannot resolve";
+which address, and why, is in the server's log.
+
+Name lookups (``Lookups``) run on a deliverer's own threads, never asyncio's shared default
+executor, at most two at once per tenant and eight in all, each within its own timeout (5 s at
+most); a lookup that times out is a failed attempt ("cannot resolve"). Waiting for a place to
+look a name up is not the endpoint's failure: when none comes in time, nothing is attempted
+and the endpoint is tried again at the next poll. So a tenant whose names hang holds two
+threads at most, and holds up no other tenant.
 
 Failures. A failed attempt is retried after 5 s, doubling up to an hour, with the same event:
-nothing later is sent before it. An endpoint failing for 24 hours is disabled, and its log says
-so. Every attempt is in the endpoint's log: event id, status code or error, duration, time.
+nothing later is sent before it. Whatever goes wrong in an attempt is a failed attempt (a URL
+stored before registration checked it as now, a bug), never the end of the endpoint's worker.
+An endpoint failing for 24 hours is disabled, and its log says so. Every attempt is in the
+endpoint's log: event id, status code or error, duration, time; and counted in
+``metrics.DeliveryMetrics`` when the deliverer is given one.
 """
 
 from __future__ import annotations
@@ -78,19 +95,21 @@ import os
 import re
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from redis.exceptions import RedisError
-
-from . import connection, inputs
+from . import _core, connection, inputs, scripts
 from .errors import InvalidArgument, StoreUnavailable
 from .events import Event
 from .events import types as event_types
+from .metrics import DELIVERY_OUTCOMES, DeliveryMetrics
 from .model import from_ms, isoformat
+from .scripts import Script
 from .tokens import random_base62
 
 if TYPE_CHECKING:
@@ -176,49 +195,349 @@ def payload(event: Event) -> bytes:
 
 # -- destinations -------------------------------------------------------------------------------
 
-Resolver = Callable[[str, int], Awaitable[list[str]]]
+LOOPBACK: Final = "loopback"
+LINK_LOCAL: Final = "link-local"
+METADATA: Final = "cloud metadata"
+PRIVATE: Final = "private or reserved"
+# 64:ff9b:1::/48 (RFC 8215) embeds an IPv4 address at a place its operator chooses (any RFC 6052
+# prefix length): which IPv4 address such an address stands for cannot be told.
+NAT64_LOCAL: Final = "NAT64 local-use"
 
+ALLOW_PRIVATE_FLAG: Final = "--allow-private-destinations"
+ALLOW_METADATA_FLAG: Final = "--allow-metadata-destinations"
 
-async def resolve(host: str, port: int) -> list[str]:
-    """Every address the host resolves to (getaddrinfo, in the event loop's executor)."""
-    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in found))
+# Where cloud metadata services answer, beyond the link-local ranges (169.254.0.0/16, fe80::/10)
+# where most do: AWS's IPv6 endpoint, Alibaba Cloud's. Refused even with private destinations
+# allowed, as link-local addresses are.
+_METADATA = (ipaddress.ip_network("fd00:ec2::254/128"), ipaddress.ip_network("100.100.100.200/32"))
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")  # ::ffff:a.b.c.d
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT, ::ffff:0:a.b.c.d
+_COMPATIBLE = ipaddress.ip_network("::/96")  # ::a.b.c.d (deprecated)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the NAT64 well-known prefix
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")  # bits 16-47
+_TEREDO = ipaddress.ip_network("2001::/32")  # server bits 32-63, client XOR'd in the last 32
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")  # deprecated, still routed inside some sites
+_SEVERITY = (PRIVATE, LOOPBACK, LINK_LOCAL, METADATA, NAT64_LOCAL)  # the last is the worst
 
 
 def refusal(address: str) -> str | None:
-    """Why an address is no destination without the operator's allowance, or None."""
+    """What kind of address ``address`` is when it is no public destination: ``LOOPBACK``,
+    ``LINK_LOCAL``, ``METADATA``, ``PRIVATE`` (private, reserved, multicast, anything not
+    global) or ``NAT64_LOCAL``; None for a public one. ``allowed`` says who may still reach it.
+
+    An IPv6 address that carries an IPv4 address (IPv4-mapped, -translated and -compatible,
+    NAT64, 6to4, Teredo) is judged by that IPv4 address too: ``64:ff9b::a9fe:a9fe`` is
+    169.254.169.254 to a NAT64 gateway. Raises ValueError when ``address`` is no IP address.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _kind(ip)
+    if ip in _NAT64_LOCAL:
+        return NAT64_LOCAL
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _MAPPED or ip in _NAT64:
+        return _kind(low)  # only a way of writing the IPv4 address: that is the destination
+    kinds = [_kind(ip)]
+    if ip in _TRANSLATED or ip in _COMPATIBLE:
+        kinds.append(_kind(low))
+    elif ip in _SIX_TO_FOUR:
+        kinds.append(_kind(ipaddress.IPv4Address(int(ip) >> 80 & 0xFFFFFFFF)))
+    elif ip in _TEREDO:
+        server = ipaddress.IPv4Address(int(ip) >> 64 & 0xFFFFFFFF)
+        client = ipaddress.IPv4Address(~int(ip) & 0xFFFFFFFF)
+        kinds += [_kind(server), _kind(client)]
+    return max((kind for kind in kinds if kind), key=_SEVERITY.index, default=None)
+
+
+def _kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if any(ip in network for network in _METADATA):
+        return METADATA
     if ip.is_loopback:
-        return "loopback"
+        return LOOPBACK
     if ip.is_link_local:
-        return "link-local"
-    if ip.is_private or not ip.is_global or ip.is_multicast:
-        return "private or reserved"
+        return LINK_LOCAL
+    if (
+        ip.is_private
+        or not ip.is_global
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or (isinstance(ip, ipaddress.IPv6Address) and ip in _SITE_LOCAL)
+    ):
+        return PRIVATE
     return None
 
 
-def check_url(url: object, *, allow_private: bool = False) -> str:
-    """An endpoint URL as registration accepts it; literal private addresses and ``localhost``
-    are refused here already (names are resolved, and checked, at each attempt)."""
+def allowed(kind: str | None, *, allow_private: bool, allow_metadata: bool) -> bool:
+    """Whether an address of this kind (``refusal``) may be reached with these allowances:
+    private and loopback ones with ``allow_private``; link-local and cloud metadata ones only
+    with ``allow_metadata``, whatever ``allow_private`` says; NAT64 local-use (which could be
+    either) only with both."""
+    if kind is None:
+        return True
+    if kind in (LINK_LOCAL, METADATA):
+        return allow_metadata
+    if kind == NAT64_LOCAL:
+        return allow_private and allow_metadata
+    return allow_private
+
+
+def _flags(kind: str) -> str:
+    """The operator's flag(s) that would allow an address of this kind."""
+    if kind in (LINK_LOCAL, METADATA):
+        return ALLOW_METADATA_FLAG
+    if kind == NAT64_LOCAL:
+        return f"{ALLOW_PRIVATE_FLAG} and {ALLOW_METADATA_FLAG}"
+    return ALLOW_PRIVATE_FLAG
+
+
+def _why(kind: str) -> str:
+    if kind in (LINK_LOCAL, METADATA):
+        return (
+            "link-local and cloud metadata addresses are refused even where private "
+            f"destinations are allowed, unless the server's operator allows them ({_flags(kind)})"
+        )
+    return (
+        "this server delivers only to public addresses unless its operator allows private "
+        f"destinations ({_flags(kind)})"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """An endpoint URL as ``destination`` reads it."""
+
+    url: str  # the URL with its host canonical: what registration stores
+    scheme: str  # http or https
+    host: str  # a lower-case DNS name, or an IPv4 address in dotted decimal
+    port: int
+    address: str | None  # the host, when it is an IPv4 address (in whatever spelling given)
+    spelled: str  # the host as given (lower-case)
+
+
+def destination(url: object) -> Destination:
+    """Parse an endpoint URL, its host made canonical. Registration and each delivery attempt
+    both read URLs with this, so what was checked at registration is what is connected to.
+
+    A host that ends in a number is an IPv4 address in some spelling, read as ``inet_aton``
+    (and so ``getaddrinfo``) reads it: ``127.1``, ``0177.0.0.1``, ``0x7f.1`` and ``2130706433``
+    are all 127.0.0.1, and become that. Raises InvalidArgument for a URL of another form, and
+    for a host that is neither a DNS name nor an IPv4 address in any spelling (``1.2.3.999``).
+    """
     if not isinstance(url, str) or len(url) > MAX_URL_LENGTH or not _URL.fullmatch(url):
         raise InvalidArgument(
             "url must be an http:// or https:// URL with a host name or IPv4 address, "
             f"no user info or fragment, at most {MAX_URL_LENGTH} characters"
         )
-    if not allow_private:
-        host = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].rsplit(":", 1)[0]
-        host = host.lower()
-        why = "loopback" if host == "localhost" or host.endswith(".localhost") else None
-        with contextlib.suppress(ValueError):
-            why = refusal(host)
-        if why is not None:
-            raise DestinationRefused(
-                f"{host} is a {why} address; this server delivers only to public ones "
-                "unless its operator allows private destinations"
+    scheme, rest = url.split("://", 1)
+    end = min((at for at in (rest.find("/"), rest.find("?")) if at >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    spelled, _, port_text = authority.partition(":")
+    spelled = spelled.lower()
+    host, address = spelled, None
+    if _ends_in_number(spelled):
+        ip = _legacy_ipv4(spelled)
+        if ip is None:
+            raise InvalidArgument(
+                f"url must have a valid host: {spelled[:64]!r} is neither a DNS name nor an "
+                "IPv4 address"
             )
-    return url
+        host = address = str(ip)
+    elif len(spelled) > 253:
+        raise InvalidArgument("url must have a valid host: a DNS name has at most 253 characters")
+    port = int(port_text) if port_text else 443 if scheme == "https" else 80
+    canonical = f"{scheme}://{host}{':' + port_text if port_text else ''}{tail}"
+    return Destination(canonical, scheme, host, port, address, spelled)
+
+
+def _ends_in_number(host: str) -> bool:
+    """The WHATWG URL rule: a host whose last label is a number is an IPv4 address (or none)."""
+    last = host.rsplit(".", 1)[-1]
+    if last[:2] == "0x":
+        return all(char in "0123456789abcdef" for char in last[2:])
+    return last.isdigit()
+
+
+def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """``inet_aton``: one to four parts, each decimal, octal (0...) or hexadecimal (0x...);
+    the last fills the bytes the others leave. None when it is no address."""
+    parts = host.split(".")
+    if len(parts) > 4:
+        return None
+    numbers = []
+    for part in parts:
+        if part[:2] == "0x":
+            digits, base = part[2:], 16
+        elif len(part) > 1 and part[0] == "0":
+            digits, base = part[1:], 8
+        else:
+            digits, base = part, 10
+        try:
+            numbers.append(int(digits, base) if digits else 0)
+        except ValueError:
+            return None
+        if not digits and base != 16 or len(digits) > 12:
+            return None
+    *head, last = numbers
+    if any(number > 255 for number in head) or last >= 256 ** (4 - len(head)):
+        return None
+    value = last
+    for place, number in enumerate(head):
+        value += number << (8 * (3 - place))
+    return ipaddress.IPv4Address(value)
+
+
+def check_url(url: object, *, allow_private: bool = False, allow_metadata: bool = False) -> str:
+    """An endpoint URL as registration accepts it, its host canonical (``destination``).
+    Addresses the deliverer would refuse, in any spelling, and ``localhost`` are refused here
+    already; names are resolved, and their addresses checked, at each attempt."""
+    target = destination(url)
+    kind = None
+    if target.address is not None:
+        kind = refusal(target.address)
+    elif target.host == "localhost" or target.host.endswith(".localhost"):
+        kind = LOOPBACK
+    if not allowed(kind, allow_private=allow_private, allow_metadata=allow_metadata):
+        assert kind is not None
+        shown = target.spelled
+        if target.address is not None and target.address != shown:
+            shown += f" ({target.address})"
+        raise DestinationRefused(f"{shown} is a {kind} address; {_why(kind)}")
+    return target.url
+
+
+# -- name lookups -------------------------------------------------------------------------------
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+LOOKUP_TIMEOUT: Final = 5.0
+
+
+class LookupTimedOut(OSError):
+    """The resolver did not answer in time."""
+
+
+class NoTurn(Exception):
+    """No place to look a name up came in time; nothing was looked up."""
+
+
+class Lookups:
+    """The name lookups of one deliverer, so that one tenant's slow DNS holds up no other's.
+
+    ``getaddrinfo`` blocks, so lookups run on ``threads`` threads of their own, never on
+    asyncio's default executor, which everything else in the process shares (``resolver``,
+    an async lookup, replaces them when given). A tenant has at most ``per_tenant`` lookups in
+    progress, all tenants together at most ``threads``, and each lookup ``timeout`` seconds.
+    A lookup keeps its place until it has really ended: one on a thread, which nothing can
+    stop, holds its place past its timeout until the thread comes back, so a tenant whose
+    names hang holds ``per_tenant`` threads at most, and the others stay free for the other
+    tenants. The caller bounds the wait for a place (``NoTurn`` past it).
+    """
+
+    def __init__(
+        self,
+        resolver: Resolver | None = None,
+        *,
+        getaddrinfo: Callable[..., Any] | None = None,
+        threads: int = 8,
+        per_tenant: int = 2,
+        timeout: float = LOOKUP_TIMEOUT,
+    ) -> None:
+        if not 1 <= per_tenant <= threads:
+            raise InvalidArgument("lookups need 1 <= per_tenant <= threads")
+        if timeout <= 0:
+            raise InvalidArgument("the lookup timeout must be positive")
+        self.resolver = resolver
+        self.threads = threads
+        self.per_tenant = per_tenant
+        self.timeout = timeout
+        self._getaddrinfo = getaddrinfo
+        self._pool: ThreadPoolExecutor | None = None
+        self._all = asyncio.Semaphore(threads)
+        self._tenants: dict[str, asyncio.Semaphore] = {}
+
+    def __repr__(self) -> str:
+        return f"Lookups(threads={self.threads}, per_tenant={self.per_tenant})"
+
+    async def resolve(
+        self, tenant: str, host: str, port: int, *, wait: float
+    ) -> tuple[list[str], float]:
+        """Every address of ``host``, and the seconds spent waiting for a place (which are
+        nobody's failure). Raises NoTurn when no place came within ``wait`` seconds,
+        LookupTimedOut after ``timeout`` seconds of lookup, or what the lookup raised."""
+        started = time.monotonic()
+        release = await self._place(tenant, wait)
+        waited = time.monotonic() - started
+        work = self._start(host, port, release)
+        try:
+            done, _ = await asyncio.wait({work}, timeout=self.timeout)
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
+        if not done:
+            work.cancel()
+            raise LookupTimedOut(f"the resolver gave no answer within {self.timeout:g} s")
+        return work.result(), waited
+
+    def close(self) -> None:
+        """Let the threads go once their lookups end (a thread cannot be stopped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def _place(self, tenant: str, wait: float) -> Callable[[], None]:
+        mine = self._tenants.get(tenant)
+        if mine is None:
+            mine = self._tenants[tenant] = asyncio.Semaphore(self.per_tenant)
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                await mine.acquire()
+                try:
+                    await self._all.acquire()
+                except BaseException:
+                    mine.release()
+                    raise
+        except TimeoutError:
+            raise NoTurn from None
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._all.release()
+                mine.release()
+
+        return release
+
+    def _start(self, host: str, port: int, release: Callable[[], None]) -> asyncio.Future[Any]:
+        """The lookup under way; ``release`` is called once it has ended, however it ends."""
+        loop = asyncio.get_running_loop()
+        if self.resolver is not None:
+            task: asyncio.Future[Any] = asyncio.ensure_future(self.resolver(host, port))
+
+            def ended(task: asyncio.Future[Any]) -> None:
+                release()
+                if not task.cancelled():
+                    task.exception()  # retrieved: it is the caller's, or nobody's
+
+            task.add_done_callback(ended)
+            return task
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="webhook-lookup")
+        job = self._pool.submit(self._lookup, host, port)
+
+        def returned(_: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(release)
+
+        job.add_done_callback(returned)
+        return asyncio.wrap_future(job, loop=loop)
+
+    def _lookup(self, host: str, port: int) -> list[str]:
+        lookup = self._getaddrinfo or socket.getaddrinfo  # looked up now: tests replace it
+        found = lookup(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
 # -- records ------------------------------------------------------------------------------------
@@ -345,37 +664,46 @@ def _attempt(fields: Mapping[bytes, bytes]) -> Attempt:
     )
 
 
-@contextlib.contextmanager
-def _translated() -> Any:
-    try:
-        yield
-    except RedisError as error:
-        raise connection.translate(error) from error
-
-
 class _Redis:
-    """Plain commands on the store's client: each call, or pipeline, within one slot."""
+    """Plain commands on the store's client: each call, or pipeline, within one slot. Redis
+    failures count in the store's ``sessionstore_redis_errors_total{kind}`` when it has
+    metrics, as its own operations' do."""
 
     def __init__(self, store: AsyncSessionStore) -> None:
         self.store = store
         self.client = store.client
         self.keys = _Keys(store.config.prefix)
 
+    def _count(self, error: BaseException) -> None:
+        """One Redis failure, by its class: ``error``, or the one it was translated from."""
+        if self.store.metrics is not None:
+            cause = error.__cause__ if isinstance(error, StoreUnavailable) else None
+            self.store.metrics.redis_failed(cause or error)
+
     async def call(self, *args: Any) -> Any:
-        with _translated():
+        with connection.translated(self._count):
             async with connection.turn(self.client):
                 return await self.client.execute_command(*args)
 
     async def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Commands of one slot, sent together and run in order (not as a transaction)."""
         cluster = connection.is_cluster(self.client)
-        with _translated():
+        with connection.translated(self._count):
             async with connection.turn(self.client):
                 pipe = self.client.pipeline() if cluster else self.client.pipeline(False)
                 for command in commands:
                     pipe.execute_command(*command)
                 replies: list[Any] = await pipe.execute()
                 return replies
+
+    async def script(self, script: Script, keys: tuple[str, ...], *args: object) -> Any:
+        """A script of one slot, through the store's driver (which loads it after NOSCRIPT)."""
+        try:
+            (reply,) = await self.store._run([_core.ScriptCall(script, keys, args)])
+        except StoreUnavailable as error:
+            self._count(error)
+            raise
+        return reply
 
     async def hash(self, tenant: str, webhook_id: str) -> dict[bytes, bytes]:
         fields = await self.call("HGETALL", self.keys.webhook(tenant, webhook_id))
@@ -399,11 +727,15 @@ class Webhooks:
         store: AsyncSessionStore,
         *,
         allow_private: bool = False,
+        allow_metadata: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``allow_private``, ``allow_metadata``: which destinations registration accepts
+        (``allowed``); give the deliverers the same."""
         self._redis = _Redis(store)
         self._keys = self._redis.keys
         self._allow_private = allow_private
+        self._allow_metadata = allow_metadata
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -417,10 +749,8 @@ class Webhooks:
         It receives the tenant's events from now on: those after the newest one stored now.
         """
         tenant = inputs.tenant(tenant)
-        url = check_url(url, allow_private=self._allow_private)
+        url = check_url(url, allow_private=self._allow_private, allow_metadata=self._allow_metadata)
         kinds = event_types(types)
-        if await self._redis.call("SCARD", self._keys.webhooks(tenant)) >= MAX_PER_TENANT:
-            raise TooManyWebhooks(f"a tenant has at most {MAX_PER_TENANT} webhooks")
         webhook_id = ID_PREFIX + random_base62(ID_LEN)
         secret = new_secret()
         now = int(self._clock() * 1000)
@@ -434,12 +764,17 @@ class Webhooks:
             "cursor": cursor,
             "attempts": 0,
         }
-        # The whole record first, then the index entries: a crash in between leaves a record
-        # that nothing lists or delivers to, never a listed id without its record.
-        await self._redis.call(
-            "HSET", self._keys.webhook(tenant, webhook_id), *_flat(fields.items())
+        # The count, the record and the index entry in one step (webhook_add.lua), so that
+        # registrations at once cannot pass the limit together; both keys are in the
+        # tenant's slot. Then the tenant's entry on the deliverers' list (another slot): after
+        # the index, so that a remove racing this puts it back (see remove).
+        index = self._keys.webhooks(tenant)
+        record = self._keys.webhook(tenant, webhook_id)
+        added = await self._redis.script(
+            scripts.WEBHOOK_ADD, (index, record), MAX_PER_TENANT, webhook_id, *_flat(fields.items())
         )
-        await self._redis.call("SADD", self._keys.webhooks(tenant), webhook_id)
+        if not added:
+            raise TooManyWebhooks(f"a tenant has at most {MAX_PER_TENANT} webhooks")
         await self._redis.call("SADD", self._keys.tenants(), tenant)
         webhook = _webhook(tenant, webhook_id, _encoded(fields))
         assert webhook is not None
@@ -564,6 +899,10 @@ class _Lease:
         self._held_from(now)
         return True
 
+    def left(self) -> float:
+        """Seconds before this holder gives the lease up as possibly lapsed (``keep``)."""
+        return self._valid_until - self._ttl / 10 - time.monotonic()
+
     async def release(self) -> None:
         if time.monotonic() >= self._valid_until - self._ttl / 10:
             return  # it may have passed to another deliverer already: let it expire
@@ -605,15 +944,44 @@ class _Http:
 class _Step:
     MORE = "more"  # delivered a page and there may be more at once
     IDLE = "idle"  # nothing (settled) to deliver now
-    WAIT = "wait"  # a retry is due later
+    WAIT = "wait"  # a retry is due later, or no turn to look the name up yet
     STOP = "stop"  # gone, disabled, or the lease lost
+
+
+# An attempt's outcome, as metrics count it (metrics.DELIVERY_OUTCOMES); the log says
+# delivered or failed. What the tenant's log says of a destination problem is one of the two
+# texts below: never an address, nor what a name resolves to (the server's log has those).
+DELIVERED: Final = "delivered"
+FAILED: Final = "failed"
+REFUSED: Final = "refused"
+UNRESOLVED: Final = "unresolved"
+TIMED_OUT: Final = "timeout"
+DESTINATION_REFUSED: Final = "destination refused"
+CANNOT_RESOLVE: Final = "cannot resolve"
+assert {DELIVERED, FAILED, REFUSED, UNRESOLVED, TIMED_OUT} == set(DELIVERY_OUTCOMES)
+
+
+class _Failure(Exception):
+    """A failed attempt: its outcome, and the error its log shows the tenant."""
+
+    def __init__(self, outcome: str, error: str) -> None:
+        super().__init__(error)
+        self.outcome = outcome
+        self.error = error
+
+
+class _LeaseLost(Exception):
+    """The lease may have lapsed before the request could go: nothing was sent."""
 
 
 class Deliverer:
     """Deliver every tenant's events to their webhooks until cancelled (``run``).
 
     ``clock`` (unix seconds) decides timestamps, retries and the 24 hours; tests move it.
-    ``allow_private`` permits private, loopback and link-local destinations.
+    ``allow_private`` permits private and loopback destinations; ``allow_metadata`` link-local
+    and cloud metadata ones (``allowed``). Names are looked up by ``lookups`` (``Lookups``:
+    threads of the deliverer's own, bounded per tenant), or by ``resolver``, an async lookup,
+    within the same bounds. ``metrics``: a ``DeliveryMetrics`` to count attempts in.
     """
 
     def __init__(
@@ -621,6 +989,7 @@ class Deliverer:
         store: AsyncSessionStore,
         *,
         allow_private: bool = False,
+        allow_metadata: bool = False,
         clock: Callable[[], float] = time.time,
         poll: float = 1.0,
         timeout: float = 10.0,
@@ -629,13 +998,16 @@ class Deliverer:
         lease_ttl: float | None = None,
         settle: float = 2.0,
         batch: int = 100,
-        resolver: Resolver = resolve,
+        resolver: Resolver | None = None,
+        lookups: Lookups | None = None,
+        metrics: DeliveryMetrics | None = None,
         name: str | None = None,
     ) -> None:
         self._redis = _Redis(store)
         self._keys = self._redis.keys
         self._store = store
         self.allow_private = allow_private
+        self.allow_metadata = allow_metadata
         self.clock = clock
         self.poll = poll
         self.timeout = timeout
@@ -647,9 +1019,14 @@ class Deliverer:
             raise InvalidArgument("lease_ttl must be at least three attempt timeouts")
         self.settle = settle
         self.batch = inputs.limit(batch)
-        self.resolver = resolver
+        if resolver is not None and lookups is not None:
+            raise InvalidArgument("give a resolver or lookups, not both")
+        self.lookups = lookups or Lookups(resolver, timeout=min(LOOKUP_TIMEOUT, timeout))
+        self.metrics = metrics
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{random_base62(8)}"
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Endpoints whose turn ended on an unforeseen error: (errors in a row, not before).
+        self._paused: dict[tuple[str, str], tuple[int, float]] = {}
         self.attempts = 0  # attempts made, all endpoints together
 
     def __repr__(self) -> str:
@@ -670,6 +1047,7 @@ class Deliverer:
                 await asyncio.sleep(self.poll * (0.5 + secrets.randbelow(1000) / 1000))
         finally:
             await self._stop_workers()
+            self.lookups.close()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Deliverer]:
@@ -719,12 +1097,14 @@ class Deliverer:
                 del self._workers[key]
                 if not task.cancelled() and task.exception() is not None:
                     log.error("webhooks: %s %s failed", *key, exc_info=task.exception())
+        now = time.monotonic()
         for tenant, webhook_id in await self._endpoints():
-            if (tenant, webhook_id) in self._workers:
+            key = (tenant, webhook_id)
+            if key in self._workers or now < self._paused.get(key, (0, 0.0))[1]:
                 continue
             lease = self._lease(tenant, webhook_id)
             if await lease.acquire():
-                self._workers[(tenant, webhook_id)] = asyncio.create_task(
+                self._workers[key] = asyncio.create_task(
                     self._work(tenant, webhook_id, lease), name=f"webhook {webhook_id}"
                 )
 
@@ -738,14 +1118,29 @@ class Deliverer:
     async def _work(self, tenant: str, webhook_id: str, lease: _Lease) -> None:
         """Deliver to one endpoint while there is something to send now, then give the lease
         back: whichever deliverer polls next continues (from the cursor in Redis)."""
+        key = (tenant, webhook_id)
         http = _Http(self.timeout)
         try:
             while await self._step(tenant, webhook_id, lease, http) == _Step.MORE:
                 _unless_cancelled()
                 if not await lease.keep():
                     break
+            self._paused.pop(key, None)
         except StoreUnavailable as error:
             log.warning("webhooks: %s %s: %s", tenant, webhook_id, error)
+        except Exception:
+            # Not an attempt's failure (those are logged and retried): a record or a bug no
+            # code foresaw. This endpoint waits, backing off, and the others go on.
+            errors = self._paused.get(key, (0, 0.0))[0] + 1
+            delay = self.backoff.delay(errors)
+            self._paused[key] = (errors, time.monotonic() + delay)
+            log.warning(
+                "webhooks: %s %s: delivery stopped by an error; its next turn in %g s",
+                tenant,
+                webhook_id,
+                delay,
+                exc_info=True,
+            )
         finally:
             await http.aclose()
             with contextlib.suppress(StoreUnavailable):
@@ -792,9 +1187,18 @@ class Deliverer:
             _unless_cancelled()
             if not await lease.keep():
                 return _Step.STOP
+            try:
+                attempt, outcome = await self._attempt(webhook, secret, event, lease, http)
+            except NoTurn:
+                # No place to look the name up in time (its tenant's other lookups hang, or
+                # every thread is busy): nothing was tried, so nothing counts against it.
+                log.debug("webhooks: %s %s: no turn to look its name up", tenant, webhook_id)
+                return _Step.WAIT
+            except _LeaseLost:
+                return _Step.STOP
             self.attempts += 1
-            attempt = await self._attempt(webhook, secret, event, await http.client())
-            if attempt.outcome != "delivered":
+            self._count(outcome, event)
+            if attempt.outcome != DELIVERED:
                 return await self._failed(webhook, attempt)
             passed_over = None
             if not await self._record(tenant, webhook_id, attempt, cursor=event.id, reset=True):
@@ -805,78 +1209,134 @@ class Deliverer:
             return _Step.STOP
         return step
 
+    def _count(self, outcome: str, event: Event) -> None:
+        if self.metrics is not None:
+            self.metrics.attempt(outcome)
+            if outcome == DELIVERED:
+                self.metrics.delivered(self.clock() - event.at.timestamp())
+
     async def _attempt(
-        self, webhook: Webhook, secret: str, event: Event, http: httpx.AsyncClient
-    ) -> Attempt:
+        self, webhook: Webhook, secret: str, event: Event, lease: _Lease, http: _Http
+    ) -> tuple[Attempt, str]:
+        """One attempt, and its outcome (metrics.DELIVERY_OUTCOMES). Whatever goes wrong in it
+        is a failed attempt, never an error out of here, except NoTurn and _LeaseLost (before
+        anything was sent: no attempt at all)."""
         import httpx
 
-        body = payload(event)
-        timestamp = int(self.clock())
-        headers = {
-            "content-type": "application/json",
-            "user-agent": "sessionstore-webhooks",
-            "webhook-id": event.id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, event.id, timestamp, body),
-        }
         started = time.perf_counter()
+        waited = 0.0  # for a place to look the name up: not the endpoint's time
         status: int | None = None
-        error: str | None = None
+        outcome, error = DELIVERED, None
         try:
+            target = self._destination(webhook)
+            addresses, waited = await self._addresses(webhook, target, lease)
+            if not await lease.keep():
+                raise _LeaseLost
+            body = payload(event)
+            timestamp = int(self.clock())
+            headers = {
+                "content-type": "application/json",
+                "user-agent": "sessionstore-webhooks",
+                "webhook-id": event.id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(secret, event.id, timestamp, body),
+            }
+            client = await http.client()
             async with asyncio.timeout(self.timeout):
-                request = await self._request(http, webhook.url, headers, body)
-                response = await http.send(request, stream=True)
+                request = _request(client, target, addresses[0], headers, body)
+                response = await client.send(request, stream=True)
                 await response.aclose()  # the answer's status is all that counts
                 status = response.status_code
             if not 200 <= status < 300:
+                outcome = FAILED
                 error = f"HTTP {status}" + (" (redirects are not followed)" if status < 400 else "")
-        except DestinationRefused as refused:
-            error = str(refused)
+        except (NoTurn, _LeaseLost):
+            raise
+        except _Failure as failure:
+            outcome, error = failure.outcome, failure.error
         except (TimeoutError, httpx.TimeoutException):
-            error = f"no answer within {self.timeout:g} s"
+            outcome, error = TIMED_OUT, f"no answer within {self.timeout:g} s"
         except (httpx.HTTPError, OSError) as failure:
-            error = f"{type(failure).__name__}: {failure}"[:300]
-        elapsed = round((time.perf_counter() - started) * 1000, 1)
-        return Attempt(
+            # Its text can name the address connected to: the server's log only.
+            outcome, error = FAILED, _connection_error(failure)
+            log.info("webhooks: %s %s: %r", webhook.tenant, webhook.id, failure)
+        except Exception:
+            outcome, error = FAILED, "internal error"
+            log.warning(
+                "webhooks: %s %s: an attempt failed on an error",
+                webhook.tenant,
+                webhook.id,
+                exc_info=True,
+            )
+        elapsed = round(max(0.0, time.perf_counter() - started - waited) * 1000, 1)
+        attempt = Attempt(
             event_id=event.id,
-            outcome="delivered" if error is None else "failed",
+            outcome=DELIVERED if error is None else FAILED,
             status=status,
             error=error,
             duration_ms=elapsed,
             at=from_ms(int(self.clock() * 1000)),
         )
+        return attempt, outcome
 
-    async def _request(
-        self, http: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes
-    ) -> httpx.Request:
-        """The POST, sent to an address of the host that was checked just now."""
-        import httpx
-
-        target = httpx.URL(url)
-        host = target.host
-        port = target.port or (443 if target.scheme == "https" else 80)
+    def _destination(self, webhook: Webhook) -> Destination:
+        """The endpoint's URL as registration reads it now (a record may be older)."""
         try:
-            addresses = await self.resolver(host, port)
-        except OSError as error:
-            raise DestinationRefused(f"cannot resolve {host}: {error}") from None
-        if not addresses:
-            raise DestinationRefused(f"{host} has no address")
-        if not self.allow_private:
-            for address in addresses:
-                why = refusal(address)
-                if why is not None:
-                    raise DestinationRefused(
-                        f"{host} resolves to {address}, a {why} address; private destinations "
-                        "are not allowed (--allow-private-destinations)"
-                    )
-        extensions = {"sni_hostname": host} if target.scheme == "https" else {}
-        return http.build_request(
-            "POST",
-            target.copy_with(host=addresses[0]),
-            headers={**headers, "host": target.netloc.decode("ascii")},
-            content=body,
-            extensions=extensions,
-        )
+            return destination(webhook.url)
+        except InvalidArgument as refused:
+            log.warning(
+                "webhooks: %s %s: its URL is refused: %s", webhook.tenant, webhook.id, refused
+            )
+            raise _Failure(REFUSED, DESTINATION_REFUSED) from None
+
+    async def _addresses(
+        self, webhook: Webhook, target: Destination, lease: _Lease
+    ) -> tuple[list[str], float]:
+        """The addresses to connect to, every one of them checked, and the seconds spent
+        waiting for a place to look the name up."""
+        tenant, webhook_id, host = webhook.tenant, webhook.id, target.host
+        if target.address is not None:
+            addresses, waited = [target.address], 0.0
+        else:
+            # Wait for a place no longer than the lease allows a lookup after it.
+            wait = lease.left() - self.lookups.timeout
+            try:
+                addresses, waited = await self.lookups.resolve(tenant, host, target.port, wait=wait)
+            except NoTurn:
+                raise
+            except Exception as error:
+                log.warning(
+                    "webhooks: %s %s: cannot resolve %s: %s",
+                    tenant,
+                    webhook_id,
+                    host,
+                    error,
+                    exc_info=not isinstance(error, OSError),
+                )
+                raise _Failure(UNRESOLVED, CANNOT_RESOLVE) from None
+            if not addresses:
+                log.warning("webhooks: %s %s: %s has no address", tenant, webhook_id, host)
+                raise _Failure(UNRESOLVED, CANNOT_RESOLVE)
+        for address in addresses:
+            try:
+                kind = refusal(address)
+            except ValueError:
+                kind = PRIVATE  # no address at all: a resolver's bug
+            if not allowed(
+                kind, allow_private=self.allow_private, allow_metadata=self.allow_metadata
+            ):
+                assert kind is not None
+                what = f"{host} is" if target.address else f"{host} resolves to {address},"
+                log.warning(
+                    "webhooks: %s %s: %s a %s address: refused (%s would allow it)",
+                    tenant,
+                    webhook_id,
+                    what,
+                    kind,
+                    _flags(kind),
+                )
+                raise _Failure(REFUSED, DESTINATION_REFUSED)
+        return addresses, waited
 
     async def _failed(self, webhook: Webhook, attempt: Attempt) -> str:
         now = self.clock()
@@ -888,6 +1348,8 @@ class Deliverer:
                 f"{self.give_up_after / 3600:g} hours; last: {attempt.error}"
             )
             log.warning("webhooks: %s %s disabled: %s", webhook.tenant, webhook.id, reason)
+            if self.metrics is not None:
+                self.metrics.endpoint_disabled()
             disabled = Attempt(attempt.event_id, DISABLED, None, reason, 0.0, attempt.at)
             await self._record(
                 webhook.tenant,
@@ -937,6 +1399,43 @@ class Deliverer:
             await self._redis.pipeline(("DEL", record), ("DEL", log_key))
             return False
         return True
+
+
+def _request(
+    http: httpx.AsyncClient,
+    target: Destination,
+    address: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> httpx.Request:
+    """The POST, sent to ``address`` (checked just now), with the name kept for Host and TLS."""
+    import httpx
+
+    url = httpx.URL(target.url)
+    sni = target.scheme == "https" and target.address is None
+    return http.build_request(
+        "POST",
+        url.copy_with(host=address),
+        headers={**headers, "host": url.netloc.decode("ascii")},
+        content=body,
+        extensions={"sni_hostname": target.host} if sni else {},
+    )
+
+
+def _connection_error(failure: BaseException) -> str:
+    """What the tenant's log says of a failed connection or exchange: no address, no port."""
+    import httpx
+
+    cause: BaseException | None = failure
+    for _ in range(8):  # a chain is short; a cycle in one must not hold this up
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLError):
+            return f"cannot connect: TLS {cause.reason or 'error'}"  # an OpenSSL reason code
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(failure, httpx.ConnectError | OSError):
+        return "cannot connect"
+    return type(failure).__name__  # RemoteProtocolError, ReadError, ...
 
 
 def _unless_cancelled() -> None:

@@ -121,6 +121,9 @@ def test_serve_options() -> None:
         (["serve", "--redis-url", "redis://127.0.0.1:port/0"], "bad Redis URL: Port"),
         (["serve", "--demo", "--redis-url", "redis://127.0.0.1:6379/0"], "embedded store only"),
         (["apikey", "list", "--tenant", "a", "--redis-url", "ftp://x"], "a Redis URL starts"),
+        (["serve", "--events", "--sweep-every", "0"], "--sweep-every: at least 1 second"),
+        (["serve", "--events", "--sweep-every", "-5"], "--sweep-every: at least 1 second"),
+        (["serve", "--events", "--sweep-every", "soon"], "--sweep-every: a number of seconds"),
     ],
 )
 def test_bad_urls_and_options_are_one_line_and_exit_2(

@@ -6,6 +6,7 @@ expiry is reached by moving it, never by waiting.
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import timedelta
 from typing import Any
@@ -19,8 +20,10 @@ from sessionstore import (
     SessionStore,
     StoreConfig,
 )
+from sessionstore import events as events_module
 from sessionstore.errors import InvalidActor
 from sessionstore.events import GRACE, Event
+from sessionstore.flows import Batch, Command
 from tests import backends
 
 TENANT = "acme-corp"
@@ -255,3 +258,291 @@ async def test_the_async_store_reads_and_tails_the_same_events(
     assert (await anext(stream)).session_id == second.id
     await stream.aclose()
     await store.aclose()
+
+
+# -- the budget of a page ---------------------------------------------------------------------
+
+
+class Reads:
+    """What the store sends, batch by batch, since the last ``reset``: round trips, and the
+    stream entries XRANGE answered (read) and asked for (its COUNTs)."""
+
+    def __init__(self, store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reset()
+        inner = store._run
+
+        def counted(batch: Batch) -> list[Any]:
+            replies = inner(batch)
+            self.round_trips += 1
+            for call, reply in zip(batch, replies, strict=True):
+                if isinstance(call, Command) and call.args[0] == "XRANGE":
+                    self.asked += int(call.args[call.args.index("COUNT") + 1])
+                    self.answered += len(reply)
+            return replies
+
+        monkeypatch.setattr(store, "_run", counted)
+
+    def reset(self) -> None:
+        self.round_trips = self.asked = self.answered = 0
+
+
+def most_round_trips(buckets: int) -> int:
+    """MAX_ROUNDS rounds, each of one round trip per BATCH buckets at most."""
+    return events_module.MAX_ROUNDS * -(-buckets // events_module.BATCH)
+
+
+def stored_events(client: Any, store: SessionStore, tenant: str = TENANT) -> list[tuple]:
+    """Every event of the tenant as Redis holds it, read with XRANGE and nothing of events.py:
+    (id, type, user id), in the order a tenant's events are read: time, sequence, bucket."""
+    keys = store._core.keys
+    found = []
+    for bucket in keys.all_buckets():
+        for stream_id, fields in client.xrange(keys.events(tenant, bucket)):
+            ms, sequence = (int(part) for part in stream_id.decode().split("-"))
+            owner = fields[b"u"]
+            found.append(
+                (
+                    (ms, sequence, bucket),
+                    events_module.TYPES[fields[b"t"]],
+                    int(owner) if owner else None,
+                )
+            )
+    return [(f"{ms}-{seq}-{bucket}", kind, user) for (ms, seq, bucket), kind, user in sorted(found)]
+
+
+def fill(store: SessionStore, clock: backends.Clock, users: int, rounds: int) -> None:
+    """``users`` x ``rounds`` logins, spread over buckets and time, under the cap of 3: so
+    created and evicted events, and now and then a revocation or an MFA step."""
+    for n in range(rounds):
+        for user in range(users):
+            session, _ = login(store, user)
+            if (n + user) % 5 == 0:
+                store.mark_mfa_verified(TENANT, session.id)
+            if (n * users + user) % 11 == 0:
+                store.revoke(TENANT, user, session.id)
+            clock.advance(0.001 * (1 + user % 3))
+
+
+def walk(
+    store: SessionStore, reads: Reads, limit: int, **filters: Any
+) -> tuple[list[Event], list[tuple[int, bool, int, int]]]:
+    """Every page of a query: the events, and per page (items, cursor, entries read, round
+    trips)."""
+    found: list[Event] = []
+    pages = []
+    cursor = None
+    while True:
+        reads.reset()
+        page = store.events(TENANT, after=cursor, limit=limit, **filters)
+        pages.append((len(page.data), page.has_more, reads.answered, reads.round_trips))
+        assert len(page.data) <= limit
+        found += page.data
+        if not page.has_more:
+            return found, pages
+        assert page.next_cursor is not None and page.next_cursor != cursor  # always progress
+        cursor = page.next_cursor
+
+
+class TestPageBudget:
+    """A page reads at most events_module.PAGE_BUDGET stream entries, whatever the bucket count and
+    the filter, and stops there with a cursor; paging on yields exactly the matching events."""
+
+    @pytest.mark.parametrize(
+        ("buckets", "budget", "limit", "filters", "stops_short"),
+        [
+            (4, 30, 7, {"types": ["session.revoked"]}, True),
+            (4, 30, 7, {}, False),
+            (4, 30, 3, {"user_id": 2}, True),  # a tenth of its bucket
+            (4, 30, 2, {"types": ["session.mfa_verified"], "user_id": 1}, True),
+            (128, 130, 5, {"types": ["session.revoked"]}, True),
+            (128, 200, 40, {}, False),
+            # After the first round, less budget than buckets behind: the least read go first.
+            (16, 20, 3, {"types": ["session.evicted"]}, True),
+        ],
+    )
+    def test_paging_yields_exactly_the_matching_events_in_order_within_the_budget(
+        self,
+        client: Any,
+        prefix: str,
+        clock: backends.Clock,
+        monkeypatch: pytest.MonkeyPatch,
+        buckets: int,
+        budget: int,
+        limit: int,
+        filters: dict[str, Any],
+        stops_short: bool,
+    ) -> None:
+        store = SessionStore(
+            client,
+            config=StoreConfig(
+                prefix=prefix, events=True, max_sessions_per_user=3, tenant_buckets=buckets
+            ),
+            clock=clock,
+        )
+        fill(store, clock, users=40, rounds=8)
+        monkeypatch.setattr(events_module, "PAGE_BUDGET", budget, raising=False)
+        reads = Reads(store, monkeypatch)
+
+        found, pages = walk(store, reads, limit, **filters)
+
+        kinds, user = filters.get("types"), filters.get("user_id")
+        expected = [
+            event_id
+            for event_id, kind, owner in stored_events(client, store)
+            if (kinds is None or kind in kinds) and (user is None or owner == user)
+        ]
+        assert expected, "the data holds matching events"
+        assert [event.id for event in found] == expected  # none skipped, none twice, in order
+        assert all(entries <= budget for _, _, entries, _ in pages), pages
+        assert all(trips <= most_round_trips(buckets) for _, _, _, trips in pages), pages
+        # A sparse filter: the budget did stop pages short (fewer items than the limit, yet a
+        # cursor). Without one, every page but the last is full.
+        short = [more and items < limit for items, more, _, _ in pages]
+        assert any(short) if stops_short else not any(short), pages
+
+    def test_a_page_matching_nothing_reads_its_budget_then_hands_back_a_cursor(
+        self,
+        client: Any,
+        prefix: str,
+        clock: backends.Clock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The issue's page (limit 1000, a type no event has), at the real budget: 2,000
+        entries however many a bucket holds, and an empty page with a cursor is an answer."""
+        store = SessionStore(
+            client, config=StoreConfig(prefix=prefix, events=True, max_sessions_per_user=1),
+            clock=clock,
+        )  # fmt: skip
+        for _ in range(55):  # 20 users x 55 logins under a cap of 1: 2,180 events
+            for user in range(20):
+                login(store, user)
+                clock.advance(0.0005)
+        total = len(stored_events(client, store))
+        assert total > 2000
+        reads = Reads(store, monkeypatch)
+
+        found, pages = walk(store, reads, 1000, types=["session.revoked"])
+
+        assert found == []
+        assert events_module.PAGE_BUDGET == 2000
+        assert pages[0][:2] == (0, True)  # stopped at the budget, with a cursor
+        assert all(entries <= 2000 for _, _, entries, _ in pages), pages
+        assert all(trips <= most_round_trips(128) for _, _, _, trips in pages), pages
+        assert reads.answered <= 2000
+
+    def test_an_unfiltered_page_still_answers_its_limit(
+        self, store: SessionStore, clock: backends.Clock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Starting small per bucket costs a full page nothing: of 150 events over 128
+        buckets, a page of 100 comes whole, then the other 50 and the end."""
+        for n in range(150):
+            login(store, n)
+            clock.advance(0.001)
+        reads = Reads(store, monkeypatch)
+        page = store.events(TENANT, limit=100)
+        assert len(page.data) == 100 and page.has_more
+        assert (
+            reads.answered <= events_module.PAGE_BUDGET
+            and reads.round_trips <= most_round_trips(128)
+        )
+        after = store.events(TENANT, after=page.next_cursor, limit=100)
+        assert len(after.data) == 50 and not after.has_more
+
+    async def test_the_async_store_reads_within_the_same_budget(
+        self,
+        backend: str,
+        fake_server: Any,
+        prefix: str,
+        clock: backends.Clock,
+        monkeypatch: pytest.MonkeyPatch,
+        client: Any,
+    ) -> None:
+        config = StoreConfig(prefix=prefix, events=True, max_sessions_per_user=3, tenant_buckets=4)
+        store = SessionStore(client, config=config, clock=clock)
+        fill(store, clock, users=12, rounds=6)
+        monkeypatch.setattr(events_module, "PAGE_BUDGET", 20, raising=False)
+        astore = AsyncSessionStore(
+            backends.async_client(backend, fake_server), config=config, clock=clock
+        )
+        read = []  # entries each XRANGE answered
+        inner = astore._run
+
+        async def counted(batch: Batch) -> list[Any]:
+            replies = await inner(batch)
+            read.extend(
+                len(reply) for call, reply in zip(batch, replies, strict=True)
+                if isinstance(call, Command) and call.args[0] == "XRANGE"
+            )  # fmt: skip
+            return replies
+
+        monkeypatch.setattr(astore, "_run", counted)
+        found, cursor = [], None
+        short = False
+        while True:
+            read.clear()
+            page = await astore.events(TENANT, after=cursor, limit=4, types=["session.revoked"])
+            assert sum(read) <= 20
+            short = short or (page.has_more and len(page.data) < 4)
+            found += [event.id for event in page.data]
+            if not page.has_more:
+                break
+            cursor = page.next_cursor
+        await astore.aclose()
+        expected = [e for e, kind, _ in stored_events(client, store) if kind == "session.revoked"]
+        assert found == expected
+        assert short  # the budget stopped a page
+
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_any_budget_limit_filter_and_starting_point_pages_exactly(
+        self,
+        client: Any,
+        prefix: str,
+        clock: backends.Clock,
+        monkeypatch: pytest.MonkeyPatch,
+        seed: int,
+    ) -> None:
+        """Random shapes: bucket counts, budgets down to one entry a bucket, bursts of events
+        in one millisecond, every filter, and a start from any event id."""
+        draw = random.Random(seed)
+        buckets = draw.choice([1, 2, 5, 16])
+        store = SessionStore(
+            client,
+            config=StoreConfig(
+                prefix=prefix, events=True, max_sessions_per_user=2, tenant_buckets=buckets
+            ),
+            clock=clock,
+        )
+        for _ in range(120):
+            session, _ = login(store, draw.randrange(30))
+            if draw.random() < 0.15:
+                store.revoke(TENANT, session.user_id, session.id)
+            clock.advance(draw.choice([0, 0, 0.0004, 0.002, 0.05]))  # bursts and gaps
+        stored = stored_events(client, store)
+        reads = Reads(store, monkeypatch)
+        for _ in range(6):
+            budget = draw.randint(buckets, 3 * buckets + 20)
+            monkeypatch.setattr(events_module, "PAGE_BUDGET", budget, raising=False)
+            filters: dict[str, Any] = draw.choice(
+                [{}, {"types": ["session.revoked"]}, {"types": ["session.evicted"]}]
+            )
+            if draw.random() < 0.3:
+                filters["user_id"] = draw.randrange(30)
+            start = draw.randrange(len(stored) + 1)
+            after = stored[start - 1][0] if start else None
+            found, cursor = [], after
+            while True:
+                reads.reset()
+                page = store.events(TENANT, after=cursor, limit=draw.randint(1, 9), **filters)
+                assert reads.answered <= budget
+                assert reads.round_trips <= most_round_trips(buckets)
+                found += [event.id for event in page.data]
+                if not page.has_more:
+                    break
+                assert page.next_cursor != cursor
+                cursor = page.next_cursor
+            kinds, user = filters.get("types"), filters.get("user_id")
+            assert found == [
+                event_id
+                for event_id, kind, owner in stored[start:]
+                if (kinds is None or kind in kinds) and (user is None or owner == user)
+            ], (budget, filters, start)

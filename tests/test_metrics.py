@@ -23,6 +23,7 @@ from sessionstore import (
     StoreMetrics,
     StoreUnavailable,
 )
+from sessionstore.admin.apikeys import mint
 from sessionstore.tokens import new_session
 from tests import backends
 from tests.api.helpers import unused_port
@@ -213,3 +214,31 @@ def test_near_cache_answers_are_counted(
     assert registry.get_sample_value(name, {"result": "miss"}) == 1
     assert registry.get_sample_value(name, {"result": "hit"}) == 2
     store.close()
+
+
+async def test_an_outage_counts_wherever_redis_is_asked(
+    metrics: StoreMetrics, registry: CollectorRegistry
+) -> None:
+    """The admin API's key lookups and the sweep meet an outage before (or instead of) any
+    store operation: each failure counts in sessionstore_redis_errors_total all the same."""
+    import httpx
+
+    from sessionstore.admin.app import create_app
+
+    store = AsyncSessionStore.from_url(
+        f"redis://127.0.0.1:{unused_port()}", config=StoreConfig(prefix="down"), metrics=metrics
+    )
+    app = create_app(store)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        answer = await http.get(
+            f"/t/{TENANT}/api/v1/admin/sessions",
+            headers={"authorization": "Bearer " + mint()[1]},
+        )
+    assert answer.status_code == 503
+    errors = {"kind": "ConnectionError"}
+    assert registry.get_sample_value("sessionstore_redis_errors_total", errors) == 1
+    with pytest.raises(StoreUnavailable):
+        await store.sweep_expired()
+    assert registry.get_sample_value("sessionstore_redis_errors_total", errors) == 2
+    await store.aclose()

@@ -14,18 +14,19 @@ import hmac
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
-
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any, Final
 
 from .. import connection, inputs
 from ..keys import KeySpace
 from ..model import from_ms
 from ..tokens import BASE62, encode_digits, random_base62
+
+if TYPE_CHECKING:
+    from ..aio import AsyncSessionStore
+    from ..metrics import StoreMetrics
 
 PREFIX: Final = "sk_live_"
 ID_LEN: Final = 16
@@ -74,11 +75,26 @@ def digest(key: str) -> bytes:
 class ApiKeys:
     """Mint, verify, list and revoke keys in Redis (asyncio client)."""
 
-    def __init__(self, client: Any, prefix: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        metrics: StoreMetrics | None = None,
+    ) -> None:
+        """``metrics``: where a Redis failure of a lookup counts (the store's, when built
+        with ``of``)."""
         self._client = client
         # Tenant buckets do not matter here: only the API key builders are used.
         self._keys = KeySpace(prefix, 1)
         self._clock = clock
+        self._failed = None if metrics is None else metrics.redis_failed
+
+    @classmethod
+    def of(cls, store: AsyncSessionStore) -> ApiKeys:
+        """The keys under a store's prefix, on its client, counted in its metrics."""
+        return cls(store.client, store.config.prefix, metrics=store.metrics)
 
     def __repr__(self) -> str:
         return "ApiKeys()"
@@ -88,7 +104,7 @@ class ApiKeys:
         tenant = inputs.tenant(tenant)
         key_id, key = mint()
         now = int(self._clock() * 1000)
-        with _translated():
+        with connection.translated(self._failed):
             # Listed before it works: a crash in between leaves a listed id that never verifies.
             await self._client.sadd(self._keys.tenant_api_keys(tenant), key_id)
             await self._client.hset(
@@ -102,7 +118,7 @@ class ApiKeys:
         key_id = parse(key)
         if key_id is None:
             return None
-        with _translated():
+        with connection.translated(self._failed):
             stored, tenant = await self._client.hmget(self._keys.api_key(key_id), "hash", "tenant")
         if stored is None or tenant is None:
             return None
@@ -114,7 +130,7 @@ class ApiKeys:
         tenant = inputs.tenant(tenant)
         index = self._keys.tenant_api_keys(tenant)
         found = []
-        with _translated():
+        with connection.translated(self._failed):
             for raw in sorted(await self._client.smembers(index)):
                 key_id = raw.decode()
                 created = await self._client.hget(self._keys.api_key(key_id), "created")
@@ -129,18 +145,10 @@ class ApiKeys:
         if not KEY_ID.fullmatch(key_id):
             return False
         record = self._keys.api_key(key_id)
-        with _translated():
+        with connection.translated(self._failed):
             tenant = await self._client.hget(record, "tenant")
             if tenant is None:
                 return False
             await self._client.delete(record)
             await self._client.srem(self._keys.tenant_api_keys(tenant.decode()), key_id)
         return True
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except RedisError as error:
-        raise connection.translate(error) from error

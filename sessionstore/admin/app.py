@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Final
 
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -21,23 +22,26 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, Router
+from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import inputs, tokens
 from ..aio import AsyncSessionStore
 from ..errors import InvalidArgument, InvalidTenant, StoreUnavailable
+from ..logs import logged_path
 from ..metrics import ApiMetrics
 from ..model import Page
 from . import console, openapi
 from .apikeys import ApiKeys
 from .problems import CONTENT_TYPE, problem_bytes
-from .ratelimit import Limiter, RateLimits, retry_after
+from .ratelimit import HEAVY, Cost, InFlight, Limiter, RateLimits, retry_after
 
 log = logging.getLogger("sessionstore.api")
 
 NOT_FOUND = "No such resource."
 ADMIN_KEY = "sessionstore.admin_key"
+ADMIN_PLACE = "sessionstore.admin_place"  # (tenant, heavy) of a call that holds a place
+IN_FLIGHT_RETRY_AFTER = 1.0  # seconds: a call of the same tenant is likely done by then
 UNAVAILABLE_RETRY_AFTER = "1"
 _LIMIT_TEXT = re.compile(r"[1-9][0-9]{0,3}")
 
@@ -54,27 +58,81 @@ def bearer_credential(request: Request) -> str | None:
     return inputs.bearer_token(inputs.joined(request.headers.getlist("authorization"), ", "))
 
 
+# -- what a call costs ------------------------------------------------------------------------
+
+# Rate-limit tokens of one call, by route (as the admin router names it) and method; every
+# other call costs one token. A page costs a token per 100 items of its limit (1 at the
+# default of 100, 10 at 1,000). An events page with a filter costs 10 whatever its limit: it
+# may read its whole budget (events.PAGE_BUDGET, 2,000 stream entries) before it finds one
+# match. A revocation by IP address or of the whole tenant visits every bucket: 10.
+PAGE: Final = Cost(per_items=100)
+ROUTE_COSTS: Final[Mapping[tuple[str, str], Cost]] = {
+    ("/sessions", "GET"): PAGE,
+    ("/sessions", "DELETE"): Cost(filtered=10, filters=frozenset({"ipAddress", "all"})),
+    ("/events", "GET"): Cost(per_items=100, filtered=10, filters=frozenset({"type", "userId"})),
+    ("/webhooks/{webhook_id}/deliveries", "GET"): PAGE,
+}
+
+
 # -- the gate in front of every admin route -------------------------------------------------
 
 
 class AdminGate:
-    """Pure ASGI middleware: only the tenant's own API key, within its limits, gets through."""
+    """Pure ASGI middleware: only the tenant's own API key, within its limits, gets through.
+
+    A call takes its route's cost in tokens (ROUTE_COSTS) from its key's bucket and from its
+    tenant's, and a tenant has at most ``limits.in_flight_per_tenant`` calls in progress (4),
+    of which ``limits.heavy_in_flight_per_tenant`` (1) may cost HEAVY tokens or more: one more
+    is refused at once, 429 with ``Retry-After: 1``, before it spends a token. No queue: a
+    queued call would hold its connection and memory on the very event loop the cap is there
+    to share, and a client already handles 429 and Retry-After from the rate limits. Heavy
+    calls are also paced per tenant (``limits.heavy_per_tenant``, 5 a second), so that a full
+    token bucket cannot be spent on heavy calls back to back.
+    """
 
     def __init__(
-        self, app: ASGIApp, *, api_keys: ApiKeys, limits: RateLimits, clock: Callable[[], float]
+        self,
+        app: ASGIApp,
+        *,
+        api_keys: ApiKeys,
+        limits: RateLimits,
+        clock: Callable[[], float],
+        per_key: Limiter | None = None,
+        routes: Sequence[BaseRoute] = (),
+        costs: Mapping[tuple[str, str], Cost] = ROUTE_COSTS,
     ) -> None:
+        """``per_key``: the per-key buckets, when shared (create_app shares them with the
+        console, so a key's sign-ins and clicks spend the same budget as its API calls).
+        ``routes``: the routes behind the gate, whose ``costs`` it charges."""
         self.app = app
         self.api_keys = api_keys
-        self.per_key = Limiter(limits.per_key, clock=clock)
+        self.per_key = Limiter(limits.per_key, clock=clock) if per_key is None else per_key
         self.per_tenant = Limiter(limits.per_tenant, clock=clock)
         self.failed_auth = Limiter(limits.failed_auth_per_ip, clock=clock)
+        self.in_flight = InFlight(limits.in_flight_per_tenant, limits.heavy_in_flight_per_tenant)
+        self.heavy_per_tenant = Limiter(limits.heavy_per_tenant, clock=clock)
+        self.routes = routes
+        self.costs = costs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = await self.refusal(Request(scope))
-        if refusal is None:
-            await self.app(scope, receive, send)
-        else:
+        if refusal is not None:
             await refusal(scope, receive, send)
+            return
+        tenant, heavy = scope[ADMIN_PLACE]
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight.leave(tenant, heavy=heavy)
+
+    def cost(self, request: Request) -> int:
+        """The tokens the call takes: its route's declared cost, else one."""
+        method = "GET" if request.method == "HEAD" else request.method
+        for route in self.routes:
+            if isinstance(route, Route) and route.matches(request.scope)[0] is Match.FULL:
+                cost = self.costs.get((route.path, method))
+                return 1 if cost is None else cost.tokens(request.query_params)
+        return 1
 
     async def refusal(self, request: Request) -> Response | None:
         try:
@@ -85,13 +143,30 @@ class AdminGate:
         key = None if credential is None else await self.api_keys.verify(credential)
         if key is None:
             return self.unauthenticated(request, presented=credential is not None)
+        own = request.path_params["tenant"] == key.tenant
+        # Another tenant's path is answered 404 before any work: one token whatever its route.
+        cost = self.cost(request) if own else 1
+        heavy = cost >= HEAVY
+        if own and self.in_flight.full(key.tenant, heavy=heavy):
+            return problem_response(
+                429,
+                "Too many calls of this tenant in progress; retry shortly.",
+                {"Retry-After": retry_after(IN_FLIGHT_RETRY_AFTER)},
+            )
         # A key is charged to its own tenant wherever it points: one tenant's flood
-        # never spends another tenant's budget.
-        wait = self.per_key.acquire(key.id) or self.per_tenant.acquire(key.tenant)
+        # never spends another tenant's budget. Heavy calls are paced first, so one refused
+        # for the pace spends no token.
+        wait = (heavy and self.heavy_per_tenant.acquire(key.tenant)) or (
+            self.per_key.acquire(key.id, cost) or self.per_tenant.acquire(key.tenant, cost)
+        )
         if wait:
             return too_many_requests(wait)
-        if request.path_params["tenant"] != key.tenant:
+        if not own:
             return problem_response(404, NOT_FOUND)
+        # From here to the call's end (AdminGate.__call__) it holds one of the tenant's places;
+        # nothing above awaited since the check, so the place is still free.
+        self.in_flight.enter(key.tenant, heavy=heavy)
+        request.scope[ADMIN_PLACE] = (key.tenant, heavy)
         request.scope[ADMIN_KEY] = key.id  # the actor of what this request changes
         return None
 
@@ -138,6 +213,39 @@ def _query(request: Request, allowed: frozenset[str] = frozenset()) -> dict[str,
     if len(set(names)) < len(names):
         raise InvalidArgument("a query parameter is given more than once")
     return dict(request.query_params)
+
+
+class BodyRefused(HTTPException):
+    """A body over its route's limit (413), or a Content-Length that is not a number (400)."""
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, never more than ``limit`` bytes of it held: every route of the admin
+    server that reads a body (the API's and the console's) reads it here.
+
+    A declared ``Content-Length`` over the limit is refused before a byte is read, and a body
+    that streams past the limit (chunked, or longer than declared) once it has; both 413.
+    A ``Content-Length`` that is not a decimal number is 400."""
+    for declared in request.headers.getlist("content-length"):
+        declared = declared.strip()
+        if not _DIGITS.fullmatch(declared):
+            raise BodyRefused(400, "Content-Length must be a whole number of bytes.")
+        digits = declared.lstrip("0")
+        if len(digits) > len(str(limit)) or int(digits or "0") > limit:
+            raise BodyRefused(413, _too_large(limit))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyRefused(413, _too_large(limit))
+    return bytes(body)
+
+
+def _too_large(limit: int) -> str:
+    return f"The body is larger than the {limit} bytes this endpoint takes."
 
 
 def _actor(request: Request) -> str:
@@ -323,6 +431,11 @@ class AccessLog:
     """One line per request (method, path still percent-encoded, status, milliseconds, as
     fields too for JSON logs), and the request counted in ``metrics`` when given.
 
+    Nothing of the request goes into either unbounded: the route is a template or ``other``,
+    the method a known one or ``other`` and the status an HTTP status or ``other``
+    (``ApiMetrics.method_label``, ``status_label``), the logged path printable and short
+    (``logs.logged_path``). A client can add neither series nor long lines.
+
     Every answer also gets ``Cache-Control: no-store`` (it holds IP addresses and user agents
     of live sessions, which no shared or browser cache should keep)."""
 
@@ -349,18 +462,19 @@ class AccessLog:
             await self.app(scope, receive, send_noting_status)
         finally:
             elapsed = time.perf_counter() - started
-            path = (scope.get("raw_path") or scope["path"].encode()).decode("ascii", "replace")
-            route, method = route_of(scope["path"]), scope["method"]
+            path = logged_path(scope.get("raw_path") or scope["path"].encode())
+            route, method = route_of(scope["path"]), ApiMetrics.method_label(scope["method"])
             if self.metrics is not None:
                 self.metrics.observe(route, method, status, elapsed)
+            shown = ApiMetrics.status_label(status)
             fields = {
                 "method": method,
                 "route": route,
                 "path": path,
-                "status": status,
+                "status": status if shown != ApiMetrics.OTHER else shown,
                 "duration_ms": round(elapsed * 1000, 2),
             }
-            log.info("%s %s %d %.1fms", method, path, status, elapsed * 1000, extra=fields)
+            log.info("%s %s %s %.1fms", method, path, shown, elapsed * 1000, extra=fields)
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -405,11 +519,17 @@ def create_app(
         ],
         redirect_slashes=False,
     )
+    limits = limits or RateLimits()
+    # One bucket per API key for the API and the console: every call, sign-in and click of a
+    # key spends the same budget.
+    per_key = Limiter(limits.per_key, clock=clock)
     gate = Middleware(
         AdminGate,
-        api_keys=ApiKeys(store.client, store.config.prefix),
-        limits=limits or RateLimits(),
+        api_keys=ApiKeys.of(store),
+        limits=limits,
         clock=clock,
+        per_key=per_key,
+        routes=admin.routes,
     )
     tenant = Router(
         [
@@ -422,7 +542,8 @@ def create_app(
         routes=[
             Route("/openapi.json", openapi_document),
             Mount("/t/{tenant}/api/v1", app=tenant),
-            *console.routes(store, limits=limits, clock=clock),  # the admin console, /console
+            # the admin console, /console
+            *console.routes(store, limits=limits, clock=clock, per_key=per_key),
         ],
         middleware=[Middleware(AccessLog, metrics=metrics)],
         exception_handlers={

@@ -22,10 +22,11 @@ from starlette.routing import Route
 from .. import inputs
 from ..errors import InvalidArgument
 from ..webhooks import TooManyWebhooks, Webhooks
-from .app import _LIMIT_TEXT, _query, _store, problem_response
+from .app import _LIMIT_TEXT, _query, _store, problem_response, read_body
 
 NO_SUCH_WEBHOOK = "This tenant has no such webhook."
 ALLOW_PRIVATE = "allow_private_destinations"
+ALLOW_METADATA = "allow_metadata_destinations"  # app.state, set by serve (cli.py)
 _FIELDS = frozenset({"url", "types"})
 MAX_BODY = 16 * 1024
 
@@ -40,15 +41,19 @@ def routes() -> list[Route]:
 
 
 def _webhooks(request: Request) -> Webhooks:
-    allow = bool(getattr(request.app.state, ALLOW_PRIVATE, False))
-    return Webhooks(_store(request), allow_private=allow)
+    state = request.app.state
+    return Webhooks(
+        _store(request),
+        allow_private=bool(getattr(state, ALLOW_PRIVATE, False)),
+        allow_metadata=bool(getattr(state, ALLOW_METADATA, False)),
+    )
 
 
 async def _registration(request: Request) -> tuple[str, list[str] | None]:
     """The body of a registration: ``{"url": ..., "types": [...]}``, nothing else."""
-    raw = await request.body()
+    raw = await read_body(request, MAX_BODY)  # 413 past MAX_BODY, before or while reading
     try:
-        body = json.loads(raw) if len(raw) <= MAX_BODY else None
+        body = json.loads(raw)
     except ValueError:
         body = None
     if not isinstance(body, dict):

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -142,3 +143,77 @@ class Live:
     @property
     def store_args(self) -> list[str]:
         return ["--redis-url", self.redis_url, "--prefix", self.prefix]
+
+
+# -- raw ASGI: what no HTTP client sends, and how much of a body an app pulls --------------------
+
+
+class Body:
+    """An ASGI ``receive`` that hands out ``chunk``-byte pieces of a body of ``total`` bytes
+    (of ``data`` when given, else of x) and counts what the app pulled."""
+
+    def __init__(self, total: int, chunk: int = 64 * 1024, data: bytes | None = None) -> None:
+        self.total = total
+        self.chunk = chunk
+        self.data = data
+        self.piece = b"x" * chunk
+        self.pulled = 0
+
+    async def __call__(self) -> dict[str, Any]:
+        if self.pulled >= self.total:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if self.data is None:
+            piece = self.piece[: self.total - self.pulled]
+        else:
+            piece = self.data[self.pulled : self.pulled + self.chunk]
+        self.pulled += len(piece)
+        return {"type": "http.request", "body": piece, "more_body": self.pulled < self.total}
+
+
+class Answer:
+    """An ASGI ``send`` that keeps the answer: status, headers, body."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = b""
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = {k.decode().lower(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+
+
+async def asgi_call(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Body | None = None,
+) -> Answer:
+    """One request straight into an ASGI app; the path is sent as decoded, ``raw_path``
+    percent-encoded, as uvicorn does."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": quote(path, safe="/%!$&'()*+,;=:@~-._").encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (name.lower().encode(), value.encode())
+            for name, value in {"host": "testserver", **(headers or {})}.items()
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    answer = Answer()
+    await app(scope, Body(0) if body is None else body, answer)
+    return answer

@@ -119,7 +119,7 @@ def test_serve_records_expiries_nobody_asked_about(tmp_path: Path) -> None:
     prefix = "sweep-" + tmp_path.name[-12:].replace("_", "-")
     url = "redis://127.0.0.1:6379"
     server = ServerProcess(
-        tmp_path, "--redis-url", url, "--prefix", prefix, "--events", "--sweep-every", "0.2"
+        tmp_path, "--redis-url", url, "--prefix", prefix, "--events", "--sweep-every", "1"
     )
     # A service of the same deployment whose sessions last one second.
     config = StoreConfig(prefix=prefix, events=True, lifetime=timedelta(seconds=1))

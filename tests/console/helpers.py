@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from sessionstore import AsyncSessionStore, Session, SessionStore
 from sessionstore.admin.apikeys import ApiKeys
+from sessionstore.admin.console.auth import ConsoleSessions
 from tests import backends
 
 T = TypeVar("T")
@@ -167,6 +168,10 @@ class Live:
 
     def console_keys(self) -> list[bytes]:
         return [key for key in backends.keys_of(self.client, self.prefix) if b":console:" in key]
+
+    def console_record(self, cookie_value: str) -> str:
+        """The Redis record a console cookie names."""
+        return ConsoleSessions(None, self.prefix).record_key(cookie_value)
 
 
 def screenshot(page: Any, backend: str, name: str) -> Path:

@@ -6,7 +6,6 @@ says whether the sessions really ended. A screenshot of each screen goes to the 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
@@ -196,7 +195,7 @@ def test_sign_out_ends_the_cookie(page: Any, live: Live, tenant: str) -> None:
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert cookie["path"] == "/console" and not cookie["secure"]  # plain http on loopback
     assert key not in str(cookie)
-    record = f"{live.prefix}:console:{hashlib.sha256(cookie['value'].encode()).hexdigest()}"
+    record = live.console_record(cookie["value"])
     assert live.client.exists(record)
     token = page.locator("input[name=csrf]").first.input_value()
 
@@ -380,7 +379,7 @@ def test_a_revoked_api_key_ends_the_console_session(page: Any, live: Live, tenan
     key_id, key = live.mint(tenant)
     sign_in(page, tenant, key)
     (cookie,) = page.context.cookies()
-    record = f"{live.prefix}:console:{hashlib.sha256(cookie['value'].encode()).hexdigest()}"
+    record = live.console_record(cookie["value"])
     assert live.client.exists(record)
     assert live.revoke_key(key_id)
     page.reload()

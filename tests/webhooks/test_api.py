@@ -3,6 +3,9 @@ they refuse (problem+json), and that every answer matches the OpenAPI document."
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -218,6 +221,64 @@ async def test_a_tenant_at_its_limit_gets_409(api: httpx.AsyncClient, keys: dict
     answer = await api.post(admin(TENANT, "/webhooks"), json={"url": URL}, headers=auth)
     assert is_problem(answer, 409)
     assert str(MAX_PER_TENANT) in answer.json()["detail"]
+
+
+async def test_concurrent_registrations_stop_at_the_limit(
+    astore: AsyncSessionStore, keys: dict[str, str]
+) -> None:
+    # A server may also cap a tenant's calls in flight (RateLimits.in_flight_per_tenant): lifted
+    # here, so that all 50 reach registration at once.
+    names = {field.name for field in dataclasses.fields(RateLimits)}
+    lifted = {"in_flight_per_tenant": 100} if "in_flight_per_tenant" in names else {}
+    app = create_app(astore, limits=dataclasses.replace(UNLIMITED, **lifted))
+    transport = httpx.ASGITransport(app=app, client=CLIENT_ADDRESS)
+    auth = bearer(keys[TENANT])
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
+        answers = await asyncio.gather(
+            *(
+                api.post(admin(TENANT, "/webhooks"), json={"url": f"{URL}/{n}"}, headers=auth)
+                for n in range(50)
+            )
+        )
+        listed = await api.get(admin(TENANT, "/webhooks"), headers=auth)
+    assert Counter(answer.status_code for answer in answers) == {
+        201: MAX_PER_TENANT,
+        409: 50 - MAX_PER_TENANT,
+    }
+    assert all(is_problem(answer, 409) for answer in answers if answer.status_code != 201)
+    assert len(listed.json()["data"]) == MAX_PER_TENANT
+
+
+@pytest.mark.parametrize(
+    ("url", "flag"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "--allow-metadata-destinations"),
+        ("http://0xa9fea9fe/", "--allow-metadata-destinations"),
+    ],
+)
+async def test_the_metadata_range_is_refused_where_private_destinations_are_allowed(
+    api_private: httpx.AsyncClient, keys: dict[str, str], url: str, flag: str
+) -> None:
+    answer = await api_private.post(
+        admin(TENANT, "/webhooks"), json={"url": url}, headers=bearer(keys[TENANT])
+    )
+    assert is_problem(answer, 422), answer.text
+    assert flag in answer.json()["detail"]
+
+
+async def test_the_metadata_range_with_the_operators_allowance(
+    astore: AsyncSessionStore, keys: dict[str, str]
+) -> None:
+    app = create_app(astore, limits=UNLIMITED, allow_private_destinations=True)
+    app.state.allow_metadata_destinations = True  # as serve --allow-metadata-destinations does
+    transport = httpx.ASGITransport(app=app, client=CLIENT_ADDRESS)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
+        answer = await api.post(
+            admin(TENANT, "/webhooks"),
+            json={"url": "http://169.254.169.254/"},
+            headers=bearer(keys[TENANT]),
+        )
+    assert answer.status_code == 201, answer.text
 
 
 def test_the_document_describes_the_webhook_operations() -> None:

@@ -20,7 +20,14 @@ from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore.cli import main
 from sessionstore.webhooks import Deliverer, Webhooks
 from tests import backends
-from tests.api.helpers import REAL_BACKENDS, ServerProcess, admin, bearer, run_cli
+from tests.api.helpers import (
+    REAL_BACKENDS,
+    ServerProcess,
+    admin,
+    bearer,
+    run_cli,
+    unused_port,
+)
 from tests.webhooks.helpers import FAST, TENANT, wait_until
 from tests.webhooks.receiver import Receiver
 
@@ -135,6 +142,17 @@ def test_private_destinations_with_the_flag(
     assert code == 0, err
 
 
+def test_the_metadata_range_needs_its_own_flag(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--redis-url", redis_url, "--prefix", prefix]
+    add = ["webhooks", "add", "--tenant", TENANT, "--url", "http://169.254.169.254/latest/"]
+    code, out, err = _run(capsys, *add, "--allow-private-destinations", *store)
+    assert (code, out) == (2, "") and "--allow-metadata-destinations" in err
+    code, out, err = _run(capsys, *add, "--allow-metadata-destinations", *store)
+    assert code == 0, err
+
+
 def test_the_commands_need_a_redis_url(
     monkeypatch: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -184,7 +202,11 @@ async def test_serve_with_events_delivers_webhooks(
     store_args = ["--redis-url", url, "--prefix", prefix]
     minted = run_cli("apikey", "create", "--tenant", TENANT, *store_args)
     key = minted.stdout.strip()
-    server = ServerProcess(tmp_path, *store_args, "--events", "--allow-private-destinations")
+    metrics_port = unused_port()
+    server = ServerProcess(
+        tmp_path, *store_args, "--events", "--allow-private-destinations",
+        "--metrics-port", str(metrics_port), "--sweep-every", "1",
+    )  # fmt: skip
     try:
         async with httpx.AsyncClient(base_url=server.url) as http:
             created = await http.post(
@@ -195,7 +217,17 @@ async def test_serve_with_events_delivers_webhooks(
         for user_id in range(2):
             await astore.create(TENANT, user_id, ip_address="203.0.113.7", user_agent="t")
         await wait_until(lambda: len(receiver.delivered("/h")) == 2, "two deliveries")
+        async with httpx.AsyncClient() as http:
+            # Counted once recorded, a moment after the receiver has them.
+            for _ in range(500):
+                scraped = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+                if 'sessionstore_webhook_attempts_total{outcome="delivered"} 2.0' in scraped:
+                    break
+                await asyncio.sleep(0.02)
+        assert 'sessionstore_webhook_attempts_total{outcome="delivered"} 2.0' in scraped
+        assert "sessionstore_webhook_delivery_lag_seconds_count 2.0" in scraped
     finally:
+        # SIGTERM ends the deliverer and the sweep (every second here) at once: no kill needed
         assert server.stop() == -signal.SIGTERM
     assert re.search(r"delivering webhooks as \S+", server.stderr)
     assert all(request.verified for request in receiver.requests)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -104,6 +106,50 @@ async def test_a_tenant_has_at_most_max_webhooks(hooks: Webhooks) -> None:
         await hooks.add(TENANT, URL)
     assert len(await hooks.list(TENANT)) == MAX_PER_TENANT
     await hooks.add(OTHER, URL)  # another tenant's count is its own
+
+
+async def test_concurrent_registrations_stop_at_the_cap(
+    hooks: Webhooks, client: Any, prefix: str
+) -> None:
+    """50 registrations at once: exactly MAX_PER_TENANT are taken, the rest refused."""
+    results = await asyncio.gather(
+        *(hooks.add(TENANT, f"{URL}/{n}") for n in range(50)), return_exceptions=True
+    )
+    added = [result for result in results if not isinstance(result, BaseException)]
+    refused = [result for result in results if isinstance(result, TooManyWebhooks)]
+    assert (len(added), len(refused)) == (MAX_PER_TENANT, 50 - MAX_PER_TENANT)
+    assert len(await hooks.list(TENANT)) == MAX_PER_TENANT
+    assert client.scard(f"{prefix}:{{{TENANT}}}:webhooks") == MAX_PER_TENANT
+    # Every refused registration left nothing behind: only the registered records exist.
+    records = [key for key in backends.keys_of(client, prefix) if b":webhook:" in key]
+    assert len(records) == MAX_PER_TENANT
+
+
+async def test_registration_stores_the_canonical_url(astore: AsyncSessionStore) -> None:
+    hooks = Webhooks(astore, allow_private=True)
+    webhook, _ = await hooks.add(TENANT, "http://0177.0.0.1:9/Hook")
+    assert webhook.url == "http://127.0.0.1:9/Hook"
+    assert [w.url for w in await hooks.list(TENANT)] == ["http://127.0.0.1:9/Hook"]
+    with pytest.raises(DestinationRefused, match="--allow-private-destinations"):
+        await Webhooks(astore).add(TENANT, "http://2130706433/")
+    with pytest.raises(InvalidArgument, match="url must"):
+        await hooks.add(TENANT, "http://1.2.3.999/")
+    with pytest.raises(DestinationRefused, match="--allow-metadata-destinations"):
+        await hooks.add(TENANT, "http://169.254.169.254/")
+    assert len(await hooks.list(TENANT)) == 1
+
+
+def test_the_registration_script_names_keys_of_its_arguments_only() -> None:
+    """Registration's script (the cap and the record in one step) touches the two keys it is
+    given, both of the tenant's slot: no key name comes from an argument."""
+    from sessionstore import scripts
+    from tests.test_slots import key_name_problems
+
+    own = resources.files("sessionstore").joinpath("lua", "webhook_add.lua").read_text()
+    assert own.startswith("-- webhook_add.lua:") and "KEYS[1]" in "".join(own.splitlines()[:4])
+    assert key_name_problems(own) == []  # (the lib.lua prelude is there, and never called)
+    assert scripts.WEBHOOK_ADD.source.decode().endswith(own)
+    assert "'TIME'" not in own and "'KEYS'" not in own
 
 
 async def test_keys_are_under_the_prefix_one_slot_per_tenant(

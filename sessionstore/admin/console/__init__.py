@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...aio import AsyncSessionStore
-from ..ratelimit import RateLimits
+from ..ratelimit import Limiter, RateLimits
 
 if TYPE_CHECKING:
     from .app import Console
@@ -59,12 +59,14 @@ def routes(
     *,
     limits: RateLimits | None = None,
     clock: Callable[[], float] = time.monotonic,
+    per_key: Limiter | None = None,
 ) -> list[BaseRoute]:
-    """The console's routes for an app over ``store``: ``/console`` and everything under it."""
+    """The console's routes for an app over ``store``: ``/console`` and everything under it.
+    ``per_key``: the admin API's per-key buckets, for the console to spend too."""
 
     def build() -> ASGIApp:
         from .app import Console
 
-        return Console(store, limits=limits, clock=clock).app()
+        return Console(store, limits=limits, clock=clock, per_key=per_key).app()
 
     return [Route(PATH, _to_console), Mount(PATH, app=_BuiltOnFirstUse(build))]

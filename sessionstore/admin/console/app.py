@@ -33,6 +33,7 @@ from ...aio import AsyncSessionStore
 from ...errors import InvalidArgument, InvalidCursor, StoreUnavailable
 from ...model import isoformat
 from ..apikeys import ApiKeys
+from ..app import BodyRefused, read_body
 from ..ratelimit import Limiter, RateLimits, retry_after
 from . import auth, text
 from .auth import ConsoleSession, ConsoleSessions, ConsoleSettings
@@ -134,11 +135,18 @@ async def read_form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type != _FORM_TYPE:
         raise ConsoleError(415, "Not a form", "The console only takes its own forms.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise ConsoleError(413, "Form too large", "That form sent more than the console takes.")
+    try:
+        # The admin server's one body reader: a declared length over the limit is refused
+        # unread, a streamed body once it passes the limit.
+        body = await read_body(request, MAX_FORM_BYTES)
+    except BodyRefused as refused:
+        if refused.status_code == 413:
+            raise ConsoleError(
+                413, "Form too large", "That form sent more than the console takes."
+            ) from None
+        raise ConsoleError(
+            400, "Unreadable form", "The console could not read that form."
+        ) from None
     try:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=16)
     except (UnicodeDecodeError, ValueError):
@@ -187,16 +195,23 @@ class Console:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         settings: ConsoleSettings | None = None,
+        per_key: Limiter | None = None,
     ) -> None:
+        """``per_key``: the admin API's per-key buckets (create_app passes them), so a key's
+        sign-ins, clicks and API calls spend one budget; a bucket of its own when None."""
         limits = limits or RateLimits()
         self.store = store
-        self.api_keys = ApiKeys(store.client, store.config.prefix)
+        self.api_keys = ApiKeys.of(store)
         self.sessions = ConsoleSessions(
-            store.client, store.config.prefix, settings=settings, clock=wall_clock
+            store.client,
+            store.config.prefix,
+            settings=settings,
+            clock=wall_clock,
+            failed=store.metrics.redis_failed if store.metrics is not None else None,
         )
-        # The admin API's limits, counted apart from the API's own buckets.
+        # Failed sign-ins at the API's failed-authentication rate, counted apart from the API.
         self.failed_signins = Limiter(limits.failed_auth_per_ip, clock=clock)
-        self.per_key = Limiter(limits.per_key, clock=clock)
+        self.per_key = Limiter(limits.per_key, clock=clock) if per_key is None else per_key
         self.wall_clock = wall_clock
         self.templates = Jinja2Templates(env=_environment())
 
@@ -315,7 +330,11 @@ class Console:
         return session, form
 
     def charge(self, session: ConsoleSession) -> None:
-        wait = self.per_key.acquire(session.key_id)
+        self.charge_key(session.key_id)
+
+    def charge_key(self, key_id: str) -> None:
+        """Spend a token of the key's bucket (the API's): 429 with Retry-After when empty."""
+        wait = self.per_key.acquire(key_id)
         if wait:
             raise ConsoleError(
                 429,
@@ -373,6 +392,9 @@ class Console:
                 "a new key (sessionstore apikey create)."
             )
             return self.render(request, "signin.html", context, status=401)
+        # A sign-in is a request of the key like any other (and it leaves a record in Redis):
+        # charged before anything is written.
+        self.charge_key(record.id)
         previous = await self.current(request)
         if previous is not None:
             await self.sessions.end(previous)

@@ -1,13 +1,21 @@
 """Who is signed in to the console, held server-side, and where requests may come from.
 
-Signing in checks an admin API key; the console then holds a *console session*: a random
-opaque value (256 bits) in an HttpOnly, SameSite=Strict cookie names a record in Redis,
-``<prefix>:console:<SHA-256 of the value>``, so neither a Redis dump nor a log ever holds a
-usable cookie. The record holds the tenant, the API key's id and SHA-256 (the same digest
-Redis already keeps for the key; never the key), the session's CSRF token and its absolute
-expiry. Its TTL is the idle timeout, renewed by every request (``GETEX``); the absolute
-lifetime is checked in the process. Every request also reads the API key's record: a
-revoked key ends its console sessions at once.
+Signing in checks an admin API key; the console then holds a *console session*: a value in
+an HttpOnly, SameSite=Strict cookie, ``<key id>.<256 random bits>``, names a record in Redis,
+``<prefix>:console:{<key id>}:<SHA-256 of the value>``, so neither a Redis dump nor a log ever
+holds a usable cookie (the key id is no secret: it is how ``apikey list`` and the events name
+the key). The record holds the tenant, the API key's id and SHA-256 (the same digest Redis
+already keeps for the key; never the key), the session's CSRF token and its absolute expiry.
+Its TTL is the idle timeout, renewed by every request (``GETEX``); the absolute lifetime is
+checked in the process. Every request also reads the API key's record: a revoked key ends its
+console sessions at once.
+
+A key keeps at most ``max_sessions_per_key`` live console sessions: ``<prefix>:console:{<key
+id>}``, a sorted set of its records' digests by sign-in time, is the list of them. A sign-in
+writes its record and its entry, and takes the oldest entries past the cap out, in one
+MULTI (the ``{<key id>}`` hash tag puts a key's records and list in one cluster slot), then
+deletes the records it took out. A record is live only while its entry is listed, so the cap
+holds at the MULTI even if that DEL never comes.
 
 The cookie is ``Secure`` with the ``__Host-`` prefix (Path=/, no Domain: no sibling domain
 can set or shadow it), except for a browser on plain http to a loopback host
@@ -28,13 +36,11 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -44,15 +50,20 @@ from ..apikeys import ApiKey, digest
 
 COOKIE: Final = "__Host-sessionstore-console"
 LOCAL_COOKIE: Final = "sessionstore-console"
-_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+# <key id>.<secrets.token_urlsafe(32)>
+_VALUE = re.compile(r"[0-9A-Za-z]{16}\.[A-Za-z0-9_-]{43}")
+# How long a key's list outlives its last sign-in, past the lifetime: clocks differ a little.
+_LIST_SLACK_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
 class ConsoleSettings:
-    """How long a console session lasts: ``lifetime`` in all, ``idle_timeout`` unused."""
+    """How long a console session lasts: ``lifetime`` in all, ``idle_timeout`` unused; and
+    how many one API key keeps live at once (a sign-in past that ends the oldest)."""
 
     lifetime: float = 8 * 3600
     idle_timeout: float = 30 * 60
+    max_sessions_per_key: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +88,11 @@ class ConsoleSessions:
         *,
         settings: ConsoleSettings | None = None,
         clock: Callable[[], float] = time.time,
+        failed: Callable[[Exception], None] | None = None,
     ) -> None:
+        """``failed``: told of each Redis failure (the store's metrics count them)."""
         self._client = client
+        self._failed = failed
         self._prefix = prefix
         self._api_keys = KeySpace(prefix, 1)  # only its API key names are used
         self._settings = settings or ConsoleSettings()
@@ -87,36 +101,79 @@ class ConsoleSessions:
     def __repr__(self) -> str:
         return "ConsoleSessions()"
 
+    def key_list(self, key_id: str) -> str:
+        """The list of a key's console sessions (a sorted set of record digests)."""
+        return f"{self._prefix}:console:{{{key_id}}}"
+
     def record_key(self, value: str) -> str:
-        return f"{self._prefix}:console:{hashlib.sha256(value.encode()).hexdigest()}"
+        """The record of a cookie value ``<key id>.<random>``, in its key's list's slot."""
+        key_id = value.partition(".")[0]
+        return f"{self.key_list(key_id)}:{hashlib.sha256(value.encode()).hexdigest()}"
 
     @property
     def _idle_ms(self) -> int:
         return max(1, round(self._settings.idle_timeout * 1000))
 
     async def start(self, key: ApiKey, presented: str) -> str:
-        """A new console session for a verified key; returns the cookie value."""
-        value = secrets.token_urlsafe(32)
+        """A new console session for a verified key; returns the cookie value. The key's
+        oldest console sessions past ``max_sessions_per_key`` end here."""
+        value = f"{key.id}.{secrets.token_urlsafe(32)}"
+        name = self.record_key(value)
+        listed, _, entry = name.rpartition(":")
+        now = self._clock()
         record = {
             "tenant": key.tenant,
             "keyId": key.id,
             "keyDigest": digest(presented).hex(),
             "csrf": secrets.token_urlsafe(32),
-            "expires": round((self._clock() + self._settings.lifetime) * 1000),
+            "expires": round((now + self._settings.lifetime) * 1000),
         }
-        with _translated():
-            await self._client.set(self.record_key(value), _dump(record), px=self._idle_ms)
+        past_cap = -(max(1, self._settings.max_sessions_per_key) + 1)
+        with connection.translated(self._failed):
+            await self._forget_ended(listed)
+            async with self._client.pipeline(transaction=True) as multi:
+                multi.set(name, _dump(record), px=self._idle_ms)
+                multi.zadd(listed, {entry: now})
+                multi.zrange(listed, 0, past_cap)
+                multi.zremrangebyrank(listed, 0, past_cap)
+                multi.pexpire(listed, round(self._settings.lifetime * 1000) + _LIST_SLACK_MS)
+                _, _, ended, _, _ = await multi.execute()
+            if ended:
+                await self._client.delete(*(f"{listed}:{old.decode()}" for old in ended))
         return value
+
+    async def _forget_ended(self, listed: str) -> None:
+        """Take out of a key's list the sessions whose records are gone (idle, signed out):
+        they hold no place under the cap. A listed record is written in the MULTI that lists
+        it, so one that is gone has ended."""
+        entries = await self._client.zrange(listed, 0, -1)
+        if not entries:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                pipe.exists(f"{listed}:{entry.decode()}")
+            found = await pipe.execute()
+        ended = [entry for entry, exists in zip(entries, found, strict=True) if not exists]
+        if ended:
+            await self._client.zrem(listed, *ended)
 
     async def load(self, value: str | None) -> ConsoleSession | None:
         """The live console session of a cookie value; None when signed out, expired, idle
-        too long, or when its API key was revoked since (the record is then deleted)."""
+        too long, ended by newer sign-ins of its key, or when its API key was revoked since
+        (the record is then deleted)."""
         if value is None or not _VALUE.fullmatch(value):
             return None  # junk costs Redis nothing
         name = self.record_key(value)
-        with _translated():
-            raw = await self._client.getex(name, px=self._idle_ms)
+        listed, _, entry = name.rpartition(":")
+        with connection.translated(self._failed):
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.getex(name, px=self._idle_ms)
+                pipe.zscore(listed, entry)
+                raw, place = await pipe.execute()
         if raw is None:
+            return None
+        if place is None:  # ended by newer sign-ins: the DEL that follows has not come yet
+            await self._delete(name)
             return None
         try:
             record = json.loads(raw)
@@ -135,7 +192,7 @@ class ConsoleSessions:
         if session is None or expires <= self._clock() * 1000:
             await self._delete(name)
             return None
-        with _translated():
+        with connection.translated(self._failed):
             stored, tenant = await self._client.hmget(
                 self._api_keys.api_key(session.key_id), "hash", "tenant"
             )
@@ -167,24 +224,21 @@ class ConsoleSessions:
 
     async def _rewrite(self, session: ConsoleSession, record: dict[str, Any]) -> None:
         # XX: never brings back a session that ended meanwhile; KEEPTTL: no renewal here.
-        with _translated():
+        with connection.translated(self._failed):
             await self._client.set(session.record_key, _dump(record), xx=True, keepttl=True)
 
     async def _delete(self, name: str) -> None:
-        with _translated():
-            await self._client.delete(name)
+        """End a console session: its record and its entry in its key's list."""
+        listed, _, entry = name.rpartition(":")
+        with connection.translated(self._failed):
+            async with self._client.pipeline(transaction=True) as multi:
+                multi.delete(name)
+                multi.zrem(listed, entry)
+                await multi.execute()
 
 
 def _dump(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"))
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except RedisError as error:
-        raise connection.translate(error) from error
 
 
 # -- cookies ------------------------------------------------------------------------------------
