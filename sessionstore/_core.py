@@ -60,6 +60,8 @@ class _Ended(enum.Enum):
 FIXED_PARTS = 10_000  # sessions whose fixed parts a store remembers (about 1 KB each)
 # Sessions that pick the users one bulk-revocation call ends (each with all its matches).
 REVOKE_BATCH = 200
+# Seconds a store's reading of the deployment's settings (events on or off) may be old.
+SETTINGS_REFRESH = 10.0
 # Rounds one bulk revocation may take: every round takes at least REVOKE_BATCH entries out of
 # each bucket it calls, so this ends 2,000,000 sessions a bucket before it stops.
 MAX_REVOKE_ROUNDS = 10_000
@@ -91,10 +93,20 @@ class Core:
         # Told how each validate ended (metrics.VALIDATE_OUTCOMES), when a store counts them.
         self.validated: Callable[[str], None] = _ignore
         self.near_cache_answered: Callable[[bool], None] = _ignore_answer
-        self.events_system = events.script_argument(self, "system")
+        # Whether the deployment records events (keys.settings): read at the first check and
+        # again at most every SETTINGS_REFRESH, so turning them on or off reaches every
+        # store under the prefix within that bound.
+        self.events_on = config.events
+        self.settings_due = 0.0  # on the monotonic clock below: elapsed time, not session time
+        self.monotonic: Callable[[], float] = time.monotonic
 
     def __repr__(self) -> str:
         return f"Core(prefix={self.config.prefix!r})"
+
+    @property
+    def events_system(self) -> str:
+        """The events argument of a script call that changes sessions on its own behalf."""
+        return events.script_argument(self, "system")
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -144,6 +156,7 @@ class Core:
                 session = yield from self._read_live(tenant, fixed, now)
                 if session is not _Ended.STORED:
                     return session
+        yield from self.settings()  # the script may record an ending
         script_call, _ = self._validate_call(tenant, parsed)
         (reply,) = yield [script_call]
         if not isinstance(reply, list):
@@ -203,8 +216,10 @@ class Core:
     # -- flows ------------------------------------------------------------------------------
 
     def check_layout(self) -> Flow[None]:
-        """Once per store: refuse keys of another layout or bucket count under this prefix."""
+        """Once per store: refuse keys of another layout or bucket count under this prefix.
+        Every call also reads the deployment's settings when they are due."""
         if self.layout_checked:
+            yield from self.settings()
             return
         expected = f"{LAYOUT}:{self.config.tenant_buckets}".encode()
         layout, legacy = yield [
@@ -230,7 +245,38 @@ class Core:
             Command(("CONFIG", "GET", "maxmemory-policy"), best_effort=True, keyless=True)
         ]
         _warn_if_evicting(policy)
+        if self.config.events:  # a store configured to record turns events on for everyone
+            yield from self._write_events(True)
+        yield from self.settings()
         self.layout_checked = True
+
+    def settings(self) -> Flow[None]:
+        """Read the deployment's settings, when the last reading is SETTINGS_REFRESH old."""
+        now = self.monotonic()
+        if now < self.settings_due:
+            return
+        (recording,) = yield [Command(("HGET", self.keys.settings(), "events"))]
+        self.events_on = recording == b"1"
+        self.settings_due = now + SETTINGS_REFRESH
+
+    def set_events(self, on: bool) -> Flow[None]:
+        """Turn events on or off for every store under the prefix (each follows within
+        SETTINGS_REFRESH; this one at once)."""
+        if not self.layout_checked:
+            yield from self.check_layout()
+        yield from self._write_events(on)
+
+    def _write_events(self, on: bool) -> Flow[None]:
+        yield [Command(("HSET", self.keys.settings(), "events", "1" if on else "0"))]
+        self.events_on = on
+        self.settings_due = self.monotonic() + SETTINGS_REFRESH
+
+    def events_enabled(self) -> Flow[bool]:
+        """Whether the deployment records events, as Redis says now."""
+        yield from self.check_layout()
+        self.settings_due = 0.0
+        yield from self.settings()
+        return self.events_on
 
     def create(
         self,
@@ -244,7 +290,7 @@ class Core:
         actor: str = "user",
     ) -> Flow[tuple[Session, str]]:
         tenant = inputs.tenant(tenant)
-        recorded = events.script_argument(self, events.actor(actor))
+        who = events.actor(actor)
         user_id = inputs.user_id(user_id)
         ip_address = inputs.ip_address(ip_address)
         user_agent = inputs.user_agent(user_agent)
@@ -252,6 +298,7 @@ class Core:
         if not isinstance(mfa_verified, bool):
             raise inputs.InvalidArgument("mfa_verified must be a bool")
         yield from self.check_layout()
+        recorded = events.script_argument(self, who)
         config, keys = self.config, self.keys
         bucket = keys.bucket_of(tenant, user_id)
         for _attempt in range(3):
@@ -335,8 +382,9 @@ class Core:
         tenant = inputs.tenant(tenant)
         user_id = inputs.user_id(user_id)
         session_id = inputs.session_id(session_id)
-        recorded = events.script_argument(self, events.actor(actor))
+        who = events.actor(actor)
         yield from self.check_layout()
+        recorded = events.script_argument(self, who)
         call = self._one_session(scripts.REVOKE, tenant, session_id, user_id, recorded)
         reply = yield from self._durably(call)
         return bool(reply)
@@ -352,8 +400,9 @@ class Core:
         tenant = inputs.tenant(tenant)
         user_id = inputs.user_id(user_id)
         keep = "" if except_session_id is None else inputs.session_id(except_session_id)
-        recorded = events.script_argument(self, events.actor(actor))
+        who = events.actor(actor)
         yield from self.check_layout()
+        recorded = events.script_argument(self, who)
         bucket = self.keys.bucket_of(tenant, user_id)
         call = ScriptCall(
             scripts.REVOKE_ALL,
@@ -389,7 +438,7 @@ class Core:
                 "give ip_address or user_id, or all_sessions=True to end every session"
             )
         ip = b"" if ip_address is None else ip_key(packed_ip(inputs.ip_address(ip_address)))
-        recorded = events.script_argument(self, events.actor(actor))
+        who = events.actor(actor)
         # Each bucket still to work through, and the keys its calls declare.
         pending: dict[str, tuple[str, ...]]
         if user_id is None:
@@ -407,6 +456,7 @@ class Core:
                 )
             }
         yield from self.check_layout()
+        recorded = events.script_argument(self, who)
         revoked = 0
         for _round in range(MAX_REVOKE_ROUNDS):
             calls: Batch = [
@@ -438,8 +488,9 @@ class Core:
     ) -> Flow[bool]:
         tenant = inputs.tenant(tenant)
         session_id = inputs.session_id(session_id)
-        recorded = events.script_argument(self, events.actor(actor))
+        who = events.actor(actor)
         yield from self.check_layout()
+        recorded = events.script_argument(self, who)
         call = self._one_session(
             scripts.UPDATE, tenant, session_id, recorded, "m", int(mfa_verified)
         )

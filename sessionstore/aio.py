@@ -141,6 +141,22 @@ class AsyncSessionStore(BaseStore):
             self._core.update(tenant, session_id, mfa_verified=True, actor=actor)
         )
 
+    async def enable_events(self) -> None:
+        """Record session events from now on, for every store under this prefix: each reads
+        the setting when it starts and at least every 10 s (``sessionstore serve --events``
+        turns it on; ``StoreConfig(events=True)`` does too, when its store starts)."""
+        await self._drive(self._core.set_events(True))
+
+    async def disable_events(self) -> None:
+        """Stop recording events, for every store under this prefix (within 10 s); what is
+        recorded stays until its retention ends. A store configured with ``events=True``
+        turns them on again when it starts."""
+        await self._drive(self._core.set_events(False))
+
+    async def events_enabled(self) -> bool:
+        """Whether this prefix's deployment records events (asks Redis)."""
+        return await self._drive(self._core.events_enabled())
+
     async def sweep_expired(self) -> int:
         """Drop, and record as ``session.expired``, the sessions that ended while nobody asked
         about them, in every bucket of every tenant; returns the buckets swept. ``sessionstore

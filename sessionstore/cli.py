@@ -5,6 +5,7 @@
     sessionstore apikey list --tenant acme-corp [--redis-url URL]
     sessionstore apikey revoke KEY_ID [--redis-url URL]
     sessionstore events tail --tenant acme-corp [--after EVENT_ID] [--redis-url URL]
+    sessionstore events on|off|status [--redis-url URL]
     sessionstore webhooks add --tenant acme-corp --url URL [--types TYPE ...] [--redis-url URL]
     sessionstore webhooks list|remove|log --tenant acme-corp [WEBHOOK_ID] [--redis-url URL]
     sessionstore webhooks run [--allow-private-destinations] [--redis-url URL]
@@ -305,12 +306,27 @@ async def events_tail(args: argparse.Namespace) -> int:
         raise InvalidArgument(
             f"give --redis-url or set ${URL_VARIABLE}: events live in the Redis that records them"
         )
-    store = AsyncSessionStore.from_url(
-        args.redis_url, config=StoreConfig(prefix=args.prefix, events=True)
-    )
+    store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
     async with store:
         async for event in store.tail(args.tenant, after=args.after):
             print(json.dumps(event.to_dict(), separators=(",", ":")), flush=True)
+    return 0
+
+
+async def events_switch(args: argparse.Namespace) -> int:
+    """Turn events on or off for every store under the prefix, or say which it is."""
+    if args.redis_url is None:
+        raise InvalidArgument(
+            f"give --redis-url or set ${URL_VARIABLE}: the setting lives in the deployment's Redis"
+        )
+    store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
+    async with store:
+        await _answering(store, args.redis_url, 0.0)
+        if args.action == "on":
+            await store.enable_events()
+        elif args.action == "off":
+            await store.disable_events()
+        print("on" if await store.events_enabled() else "off")
     return 0
 
 
@@ -634,6 +650,14 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--after", default=None, help="an event id: start after it (default: now)")
     _store_options(tail)
     tail.set_defaults(run=events_tail)
+    for verb, what in [
+        ("on", "record events in every store under the prefix (each follows within 10 s)"),
+        ("off", "stop recording events (what is recorded stays until its retention ends)"),
+        ("status", "print on or off"),
+    ]:
+        switch = event_actions.add_parser(verb, help=what)
+        _store_options(switch)
+        switch.set_defaults(run=events_switch, action=verb)
     _webhook_parsers(commands)
     return parser
 

@@ -114,7 +114,7 @@ class EventPage:
 def script_argument(core: Core, who: str) -> str:
     """The events argument of a script call (lua/lib.lua: events_from); '' records nothing."""
     config = core.config
-    if not config.events:
+    if not core.events_on:
         return ""
     return f"{config.event_retention_ms}:{int(GRACE.total_seconds() * 1000)}:{who}"
 

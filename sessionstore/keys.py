@@ -16,6 +16,7 @@ key                                    type    contents
 ``P:{T:bb}:x``                         zset    with an idle timeout: ``t`` entries -> expiry
 ``P:{T:bb}:e``                         stream  with events on: the bucket's session events
 ``P:layout``                           string  layout version and bucket count
+``P:settings``                         hash    the deployment's settings: ``events`` 1 or 0
 ``P:apikey:<key id>``                  hash    an admin API key's hash and tenant
 ``P:{T}:apikeys``                      set     the tenant's API key ids
 =====================================  ======  ============================================
@@ -112,6 +113,10 @@ class KeySpace:
 
     def layout(self) -> str:
         return f"{self._prefix}:layout"
+
+    def settings(self) -> str:
+        """The deployment's settings: ``events`` is 1 while every store records events."""
+        return f"{self._prefix}:settings"
 
     def legacy_tag_secret(self) -> str:
         """Present only under layout 1, whose keys this version must not misread."""

@@ -184,3 +184,18 @@ def test_events_tail_prints_each_new_event_as_a_json_line(redis_url: str, prefix
         ("session.created", session.id, "user"),
         ("session.revoked", session.id, "support-desk"),
     ]
+
+
+def test_events_can_be_turned_on_and_off_for_the_deployment(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--redis-url", redis_url, "--prefix", prefix]
+    assert _run(capsys, "events", "status", *store) == (0, "off\n", "")
+    assert _run(capsys, "events", "on", *store) == (0, "on\n", "")
+    app = SessionStore.from_url(redis_url, config=StoreConfig(prefix=prefix))
+    try:
+        assert app.events_enabled()
+        assert _run(capsys, "events", "off", *store) == (0, "off\n", "")
+        assert not app.events_enabled()
+    finally:
+        app.close()

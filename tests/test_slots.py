@@ -30,6 +30,7 @@ buckets = st.integers(min_value=1, max_value=1024)
 def every_script_call(core: Core, tenant: str, user_id: int) -> tuple[str, list[ScriptCall]]:
     """A new session's id and the script call of every operation on it, as the core builds them."""
     core.layout_checked = True  # the once-per-store check is plain commands, one key each
+    core.settings_due = float("inf")  # and so is the settings read
     create = core.create(
         tenant,
         user_id,

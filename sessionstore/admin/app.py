@@ -328,11 +328,16 @@ class TenantEvents(HTTPEndpoint):
     PARAMETERS = frozenset({"after", "type", "userId", "limit"})
 
     async def get(self, request: Request) -> Response:
+        """A page reads at most events.PAGE_BUDGET stream entries: ``hasMore`` with fewer
+        items than ``limit`` (even none) means the budget ran out on events the filter passed
+        over; ``nextCursor`` goes on from there. ``hasMore`` false: nothing more stored now."""
         params = _query(request, self.PARAMETERS)
         store = _store(request)
-        if not store.config.events:
+        if not await store.events_enabled():
             return problem_response(
-                404, "This server records no session events; start it with --events."
+                404,
+                "This deployment records no session events; turn them on with "
+                "`sessionstore events on` or `serve --events`.",
             )
         user_id = params.get("userId")
         kinds = params.get("type")

@@ -568,7 +568,7 @@ class Console:
         if type_text and type_text not in text.EVENT_TYPES:
             errors["type"] = text.EVENT_TYPE_HELP
         context: dict[str, Any] = {
-            "recording": self.store.config.events,
+            "recording": await self.store.events_enabled(),
             "user": user_text,
             "type": type_text,
             "types": text.EVENT_TYPES,
@@ -581,7 +581,7 @@ class Console:
         }
         if errors:
             return await self.page(request, session, "events.html", context, status=422)
-        if not self.store.config.events:
+        if not context["recording"]:
             return await self.page(request, session, "events.html", context)
         try:
             context["page"] = await self.store.events(
