@@ -70,7 +70,9 @@ RESPONSES = {
     ),
     "TooManyRequests": _problem(
         "Rate limited: per API key, per tenant, or repeated failed authentication from one "
-        "client address.",
+        "client address. Calls cost tokens by route (a page one per 100 of its limit, a "
+        "filtered events page or a bulk revocation 10); a tenant has at most 4 calls in "
+        "progress, one of them heavy, and 5 heavy calls a second.",
         **{"Retry-After": _RETRY_AFTER},
     ),
     "Conflict": _problem(
@@ -235,7 +237,9 @@ SCHEMAS: dict[str, Any] = {
             "nextCursor": {
                 **_NULLABLE_STRING,
                 "description": "Pass as `after` for the next page; null when no more are "
-                "stored now (new ones come after the last id seen).",
+                "stored now (new ones come after the last id seen). A page reads at most "
+                "2,000 stored events: with a sparse filter it may hold fewer than `limit` "
+                "events, even none, and a cursor to go on from.",
             },
         },
     },
