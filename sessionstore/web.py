@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 from . import inputs
@@ -83,9 +83,9 @@ class Credential:
     source: TokenSource
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A response the middleware gives itself instead of calling the app."""
+class Reply(NamedTuple):
+    """A response the middleware gives itself instead of calling the app; it unpacks as
+    ``status, headers, body`` (README: errors from inside the app)."""
 
     status: int
     headers: tuple[tuple[str, str], ...]

@@ -355,3 +355,32 @@ def test_bad_options_are_refused(options: dict[str, Any]) -> None:
 def test_the_tenant_is_validated() -> None:
     with pytest.raises(InvalidTenant):
         Policy("Acme Corp")
+
+
+def test_a_flask_error_handler_written_from_the_readme_answers_as_the_middleware() -> None:
+    """README: ``error_reply(environ, error)`` gives the reply (status, headers, body)."""
+    from flask import Flask, request
+
+    from sessionstore import SessionStore
+    from sessionstore.web import CrossSiteRequest
+    from sessionstore.wsgi import SessionMiddleware, error_reply
+
+    app = Flask(__name__)
+
+    @app.post("/refused")
+    def refused() -> str:
+        raise CrossSiteRequest()
+
+    @app.errorhandler(CrossSiteRequest)
+    def answer(error: CrossSiteRequest) -> tuple[bytes, int, list[tuple[str, str]]]:
+        reply = error_reply(request.environ, error)
+        assert reply is not None
+        status, headers, body = reply
+        return body, status, list(headers)
+
+    store = SessionStore()
+    app.wsgi_app = SessionMiddleware(app.wsgi_app, store, "acme-corp")  # type: ignore[method-assign]
+    answered = app.test_client().post("/refused")
+    assert answered.status_code == 403
+    assert answered.headers["content-type"] == "application/problem+json"
+    store.close()
