@@ -5,6 +5,7 @@ from .config import StoreConfig
 from .errors import (
     IncompatibleLayout,
     IndexInconsistent,
+    InvalidActor,
     InvalidArgument,
     InvalidAuthMethod,
     InvalidCursor,
@@ -20,16 +21,21 @@ from .errors import (
     StoreUnavailable,
     StoreWriteRejected,
 )
+from .events import Event, EventPage
 from .geo import LocationResolver, MaxMindResolver
 from .metrics import StoreMetrics
 from .model import Device, Location, Page, Session
+from .nearcache import NearCacheStats
 from .store import SessionStore
 
 __all__ = [
     "AsyncSessionStore",
     "Device",
+    "Event",
+    "EventPage",
     "IncompatibleLayout",
     "IndexInconsistent",
+    "InvalidActor",
     "InvalidArgument",
     "InvalidAuthMethod",
     "InvalidCursor",
@@ -41,6 +47,7 @@ __all__ = [
     "Location",
     "LocationResolver",
     "MaxMindResolver",
+    "NearCacheStats",
     "OperationIncomplete",
     "Page",
     "RevocationNotDurable",

@@ -9,3 +9,8 @@ def test_all_is_sorted_and_complete() -> None:
     assert public <= set(sessionstore.__all__)
     for name in sessionstore.__all__:
         assert hasattr(sessionstore, name)
+
+
+def test_what_public_methods_return_or_raise_is_exported() -> None:
+    for name in ("Event", "EventPage", "InvalidActor", "NearCacheStats", "OperationIncomplete"):
+        assert name in sessionstore.__all__, name
