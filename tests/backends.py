@@ -24,6 +24,8 @@ from sessionstore import connection
 REDIS_URL = os.environ.get("SESSIONSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 CLUSTER_URL = os.environ.get("SESSIONSTORE_TEST_CLUSTER_URL")
 REQUIRE_REAL = os.environ.get("SESSIONSTORE_REQUIRE_REAL") == "1"
+# SESSIONSTORE_DEEP=1: property tests try ten times as hard on every backend (fuzzing runs).
+DEEP = os.environ.get("SESSIONSTORE_DEEP") == "1"
 
 BACKENDS = [
     pytest.param("fake", marks=pytest.mark.fake, id="fake"),
@@ -97,3 +99,13 @@ class Clock:
 
 def iterate(items: Iterator[Any]) -> list[Any]:
     return list(items)
+
+
+def examples(backend: str, full: int) -> int:
+    """How many examples a property test tries on ``backend``: its full budget on real Redis,
+    where Lua, TTLs and clocks are the real ones; a sixth on the embedded server and on the
+    cluster, which run the same scripts and have their own tests of what differs there; ten
+    times the full budget everywhere with SESSIONSTORE_DEEP=1."""
+    if DEEP:
+        return full * 10
+    return full if backend == "redis" else max(10, full // 6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -81,3 +82,19 @@ class _SlotCheckedCall(_core.ScriptCall):
 @pytest.fixture(autouse=True)
 def guard_script_slots(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_core, "ScriptCall", _SlotCheckedCall)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line for what was skipped and why (a newcomer without a cluster URL skips the
+    cluster backend), instead of a line per test."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = Counter(
+        str(report.longrepr[2]).removeprefix("Skipped: ")
+        if isinstance(report.longrepr, tuple)
+        else "skipped"
+        for report in skipped
+    )
+    if reasons:
+        terminalreporter.write_line(
+            "skipped: " + "; ".join(f"{count} ({why})" for why, count in reasons.most_common())
+        )

@@ -397,7 +397,9 @@ def test_the_store_follows_the_model(backend: str) -> None:
     try:
         run_state_machine_as_test(
             lambda: SessionMachine(client),
-            settings=settings(max_examples=150, stateful_step_count=50, deadline=None),
+            settings=settings(
+                max_examples=backends.examples(backend, 150), stateful_step_count=50, deadline=None
+            ),
         )
     finally:
         client.close()
