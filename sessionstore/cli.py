@@ -230,7 +230,12 @@ def _metrics(args: argparse.Namespace) -> tuple[StoreMetrics | None, ApiMetrics 
         return None, None
     from prometheus_client import start_http_server
 
-    start_http_server(args.metrics_port, addr=args.host)
+    try:
+        start_http_server(args.metrics_port, addr=args.host)
+    except OSError as error:
+        raise InvalidArgument(
+            f"--metrics-port {args.metrics_port}: cannot listen on {args.host} ({error.strerror})"
+        ) from None
     log.info("metrics on http://%s:%d/metrics", args.host, args.metrics_port)
     return StoreMetrics(), ApiMetrics()
 
@@ -425,7 +430,7 @@ async def webhooks_run(args: argparse.Namespace) -> int:
     from .webhooks import Deliverer
 
     async with _webhook_store(args) as store:
-        await _answering(store, args.redis_url, 0)
+        await _answering(store, args.redis_url, args.wait)
         deliverer = Deliverer(
             store,
             allow_private=args.allow_private_destinations,
@@ -445,8 +450,29 @@ async def webhooks_run(args: argparse.Namespace) -> int:
 # -- arguments --------------------------------------------------------------------------------
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def rate(text: str) -> Rate:
     return Rate.parse(text)
+
+
+def port(text: str) -> int:
+    """A TCP port to listen on; 0 lets the system pick a free one."""
+    if not text.isdigit() or int(text) > 65_535:
+        raise argparse.ArgumentTypeError("a port number from 0 to 65535")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """A duration that may be zero (how long to keep trying a Redis that does not answer)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number of seconds, 0 or more") from None
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError("a number of seconds, 0 or more (a day at most)")
+    return value
 
 
 def interval(text: str) -> float:
@@ -476,7 +502,7 @@ def _option(
     value = os.environ.get(variable, default)
     if how.get("action") == "store_true":
         value = str(value).lower() in ("1", "true", "yes", "on")
-    shown = "the embedded store" if default is None else default
+    shown = "none" if default is None else default
     parser.add_argument(flag, default=value, help=f"{text} (${variable}; default: {shown})", **how)
 
 
@@ -538,7 +564,14 @@ def _webhook_parsers(commands: Any) -> None:
     )
     _allow_private(run)
     _option(run, "--timeout", 10.0, "seconds per delivery attempt", type=float)
-    _option(run, "--log-level", "info", "debug, info, warning or error")
+    _option(run, "--log-level", "info", "how much to log", choices=LOG_LEVELS)
+    _option(
+        run,
+        "--wait",
+        0.0,
+        "seconds to keep trying a Redis that does not answer at start-up",
+        type=seconds,
+    )
     _option(run, "--log-format", "text", "text, or json", choices=("text", "json"))
     run.set_defaults(run=webhooks_run)
     for action in (add, listing, remove, attempts, run):
@@ -557,13 +590,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _store_options(serve_parser)
     _option(serve_parser, "--host", "127.0.0.1", "address to listen on")
-    _option(serve_parser, "--port", 8080, "port; 0 picks a free one", type=int)
+    _option(serve_parser, "--port", 8080, "port; 0 picks a free one", type=port)
     _option(
         serve_parser,
         "--wait",
         0.0,
         "seconds to keep trying a Redis that does not answer at start-up",
-        type=float,
+        type=seconds,
     )
     _option(
         serve_parser,
@@ -608,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         0,
         "serve Prometheus metrics at http://HOST:PORT/metrics (0: off)",
-        type=int,
+        type=port,
     )
     defaults = RateLimits()
     for option, default, what in [
@@ -617,7 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("--rate-failed-auth", defaults.failed_auth_per_ip, "failed authentications per client"),
     ]:
         _option(serve_parser, option, default, what, type=rate, metavar="N/SECONDS")
-    _option(serve_parser, "--log-level", "info", "debug, info, warning or error")
+    _option(serve_parser, "--log-level", "info", "how much to log", choices=LOG_LEVELS)
     _option(
         serve_parser,
         "--log-format",

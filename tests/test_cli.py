@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -124,6 +125,12 @@ def test_serve_options() -> None:
         (["serve", "--events", "--sweep-every", "0"], "--sweep-every: at least 1 second"),
         (["serve", "--events", "--sweep-every", "-5"], "--sweep-every: at least 1 second"),
         (["serve", "--events", "--sweep-every", "soon"], "--sweep-every: a number of seconds"),
+        (["serve", "--port", "99999"], "--port: a port number from 0 to 65535"),
+        (["serve", "--port", "http"], "--port: a port number from 0 to 65535"),
+        (["serve", "--metrics-port", "-1"], "--metrics-port: a port number from 0 to 65535"),
+        (["serve", "--log-level", "loud"], "--log-level: invalid choice: 'loud'"),
+        (["serve", "--wait", "-1"], "--wait: a number of seconds, 0 or more"),
+        (["webhooks", "run", "--wait", "-1"], "--wait: a number of seconds, 0 or more"),
     ],
 )
 def test_bad_urls_and_options_are_one_line_and_exit_2(
@@ -199,3 +206,14 @@ def test_events_can_be_turned_on_and_off_for_the_deployment(
         assert not app.events_enabled()
     finally:
         app.close()
+
+
+def test_a_metrics_port_in_use_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code, out, err = _run(capsys, "serve", "--embedded", "--metrics-port", port)
+    assert (code, out) == (2, "")
+    # (the embedded store's warning may come first)
+    assert "Traceback" not in err and f"--metrics-port {port}" in err.strip().splitlines()[-1]
