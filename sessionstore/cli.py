@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -464,26 +464,20 @@ def port(text: str) -> int:
     return int(text)
 
 
-def seconds(text: str) -> float:
-    """A duration that may be zero (how long to keep trying a Redis that does not answer)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a number of seconds, 0 or more") from None
-    if not 0 <= value <= 86_400:
-        raise argparse.ArgumentTypeError("a number of seconds, 0 or more (a day at most)")
-    return value
+def seconds_from(least: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds from ``least`` to a day (the sweep's interval
+    from 1, since a busy loop is never what was meant; a wait for Redis from 0)."""
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not least <= value <= 86_400:  # NaN too
+            raise argparse.ArgumentTypeError(f"a number of seconds from {least:g} to 86400")
+        return value
 
-def interval(text: str) -> float:
-    """Seconds between two runs of a background job: a busy loop is never what was meant."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a number of seconds") from None
-    if not 1 <= seconds <= 86_400:
-        raise argparse.ArgumentTypeError("at least 1 second and at most a day")
-    return seconds
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -570,7 +564,7 @@ def _webhook_parsers(commands: Any) -> None:
         "--wait",
         0.0,
         "seconds to keep trying a Redis that does not answer at start-up",
-        type=seconds,
+        type=seconds_from(0),
     )
     _option(run, "--log-format", "text", "text, or json", choices=("text", "json"))
     run.set_defaults(run=webhooks_run)
@@ -596,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait",
         0.0,
         "seconds to keep trying a Redis that does not answer at start-up",
-        type=seconds,
+        type=seconds_from(0),
     )
     _option(
         serve_parser,
@@ -627,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep-every",
         60.0,
         "with --events: seconds between sweeps that record expiries nobody asked about",
-        type=interval,
+        type=seconds_from(1),
     )
     _option(
         serve_parser,
