@@ -16,6 +16,9 @@
 3. Mixed: 10,000 users with one session each, requests drawn from a Zipf distribution
    (s = 1.1), 1% of requests revoke the requested session and log the user in again; the same
    request sequence runs with and without the near cache: throughput and hit rate.
+4. max_age: the same Zipf requests (no revocations) for 15 s with the default
+   ``near_cache_max_age`` (5 s) and with 1 hour: the hit rate the bound on changes made
+   outside the scripts costs.
 
 Everything runs under throwaway prefixes, deleted at the end.
 """
@@ -30,6 +33,7 @@ import statistics
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +46,11 @@ PACE = 0.00025  # seconds B waits between validations
 UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 
 
-def _store(url: str, prefix: str, near: int) -> SessionStore:
-    return SessionStore.from_url(url, config=StoreConfig(prefix=prefix, near_cache_size=near))
+def _store(url: str, prefix: str, near: int, max_age: float = 5.0) -> SessionStore:
+    config = StoreConfig(
+        prefix=prefix, near_cache_size=near, near_cache_max_age=timedelta(seconds=max_age)
+    )
+    return SessionStore.from_url(url, config=config)
 
 
 def _trusted(store: SessionStore) -> None:
@@ -214,6 +221,37 @@ def mixed(url: str, prefix: str, users: int = 10_000, requests: int = 50_000) ->
     return results
 
 
+def max_age_hits(url: str, prefix: str, users: int = 10_000, seconds: float = 15.0) -> dict:
+    """The Zipf workload of ``mixed`` (no revocations) for ``seconds``, with the default
+    ``near_cache_max_age`` (5 s) and with 1 hour, side by side: the hit rate the bound costs."""
+    rng = random.Random(11)
+    weights = [1 / (rank**1.1) for rank in range(1, users + 1)]
+    sequence = rng.choices(range(users), weights=weights, k=100_000)
+    results = {}
+    for max_age in (5.0, 3600.0):
+        store = _store(url, f"{prefix}-{int(max_age)}", near=users, max_age=max_age)
+        _trusted(store)
+        tokens = [
+            store.create(TENANT, user, ip_address="10.0.0.3", user_agent=UA)[1]
+            for user in range(users)
+        ]
+        before = store.near_cache_stats()
+        deadline, served = time.perf_counter() + seconds, 0
+        while time.perf_counter() < deadline:
+            for user in sequence[served % len(sequence) : served % len(sequence) + 1000]:
+                store.validate(TENANT, tokens[user])
+            served += 1000
+        stats = store.near_cache_stats()
+        hits, misses = stats.hits - before.hits, stats.misses - before.misses
+        results[f"max_age {max_age:g} s"] = {
+            "requests": served,
+            "hit rate": hits / max(hits + misses, 1),
+        }
+        store.close()
+        cleanup(url, f"{prefix}-{int(max_age)}")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
@@ -228,6 +266,7 @@ def main() -> None:
             cluster = "redis+cluster://" + args.cluster_url.split("://", 1)[-1]
             print("2. visibility, cluster:", visibility(cluster, f"{prefix}-cvis", args.trials))
         print("3. mixed:", mixed(args.redis_url, f"{prefix}-mix"))
+        print("4. max_age:", max_age_hits(args.redis_url, f"{prefix}-age"))
     finally:
         for part in ("hits", "vis"):
             cleanup(args.redis_url, f"{prefix}-{part}")
