@@ -363,13 +363,14 @@ def test_a_flask_error_handler_written_from_the_readme_answers_as_the_middleware
 
     from sessionstore import SessionStore
     from sessionstore.web import CrossSiteRequest
-    from sessionstore.wsgi import SessionMiddleware, error_reply
+    from sessionstore.wsgi import SessionMiddleware, error_reply, login
 
     app = Flask(__name__)
 
-    @app.post("/refused")
-    def refused() -> str:
-        raise CrossSiteRequest()
+    @app.post("/login")
+    def sign_in() -> str:
+        login(request.environ, 7)  # refused: the request comes from another site's page
+        return "signed in"
 
     @app.errorhandler(CrossSiteRequest)
     def answer(error: CrossSiteRequest) -> tuple[bytes, int, list[tuple[str, str]]]:
@@ -380,7 +381,7 @@ def test_a_flask_error_handler_written_from_the_readme_answers_as_the_middleware
 
     store = SessionStore()
     app.wsgi_app = SessionMiddleware(app.wsgi_app, store, "acme-corp")  # type: ignore[method-assign]
-    answered = app.test_client().post("/refused")
+    answered = app.test_client().post("/login", headers={"sec-fetch-site": "cross-site"})
     assert answered.status_code == 403
     assert answered.headers["content-type"] == "application/problem+json"
     store.close()
