@@ -307,12 +307,7 @@ async def apikey_revoke(args: argparse.Namespace) -> int:
 
 async def events_tail(args: argparse.Namespace) -> int:
     """One JSON object per line for each event of the tenant, as they come (Ctrl-C stops)."""
-    if args.redis_url is None:
-        raise InvalidArgument(
-            f"give --redis-url or set ${URL_VARIABLE}: events live in the Redis that records them"
-        )
-    store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
-    async with store:
+    async with _remote_store(args, "events live in the Redis that records them") as store:
         async for event in store.tail(args.tenant, after=args.after):
             print(json.dumps(event.to_dict(), separators=(",", ":")), flush=True)
     return 0
@@ -320,12 +315,7 @@ async def events_tail(args: argparse.Namespace) -> int:
 
 async def events_switch(args: argparse.Namespace) -> int:
     """Turn events on or off for every store under the prefix, or say which it is."""
-    if args.redis_url is None:
-        raise InvalidArgument(
-            f"give --redis-url or set ${URL_VARIABLE}: the setting lives in the deployment's Redis"
-        )
-    store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
-    async with store:
+    async with _remote_store(args, "the setting lives in the deployment's Redis") as store:
         await _answering(store, args.redis_url, 0.0)
         if args.action == "on":
             await store.enable_events()
@@ -338,15 +328,17 @@ async def events_switch(args: argparse.Namespace) -> int:
 # -- webhooks -----------------------------------------------------------------------------------
 
 
-def _webhook_store(args: argparse.Namespace) -> AsyncSessionStore:
+def _remote_store(args: argparse.Namespace, why: str) -> AsyncSessionStore:
+    """A store on the deployment's Redis (never the embedded one: ``why`` says what lives
+    there). Its config records nothing of its own: whether events are on is the deployment's
+    setting, and reading or delivering them must not turn it on."""
     if args.redis_url is None:
-        raise InvalidArgument(
-            f"give --redis-url or set ${URL_VARIABLE}: webhooks live in the Redis that records "
-            "the events"
-        )
-    return AsyncSessionStore.from_url(
-        args.redis_url, config=StoreConfig(prefix=args.prefix, events=True)
-    )
+        raise InvalidArgument(f"give --redis-url or set ${URL_VARIABLE}: {why}")
+    return AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
+
+
+def _webhook_store(args: argparse.Namespace) -> AsyncSessionStore:
+    return _remote_store(args, "webhooks live in the Redis that records the events")
 
 
 async def webhooks_add(args: argparse.Namespace) -> int:
