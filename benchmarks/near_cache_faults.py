@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
+from benchmarks.near_cache import _trusted
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
 from sessionstore.flows import ScriptCall
 
@@ -68,10 +69,13 @@ def _stale_for(still_valid: Callable[[], bool]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _trusted(store: SessionStore | AsyncSessionStore) -> None:
-    deadline = time.monotonic() + 5
-    while not store.near_cache_stats().trusted and time.monotonic() < deadline:
-        time.sleep(0.005)
+def _cached_session(cached: SessionStore) -> tuple[str, str]:
+    """A new session that ``cached`` answers from memory: its id and token."""
+    _trusted(cached)
+    session, token = cached.create(TENANT, 7, ip_address=IP, user_agent="bench")
+    while cached.near_cache_stats().size == 0:
+        cached.validate(TENANT, token)
+    return session.id, token
 
 
 def reconnect_sync(url: str, trials: int) -> list[float]:
@@ -81,12 +85,9 @@ def reconnect_sync(url: str, trials: int) -> list[float]:
     windows = []
     try:
         for _ in range(trials):
-            _trusted(cached)
-            session, token = cached.create(TENANT, 7, ip_address=IP, user_agent="bench")
-            while cached.near_cache_stats().size == 0:
-                cached.validate(TENANT, token)
+            session_id, token = _cached_session(cached)
             _kill_then(other)
-            other.revoke(TENANT, 7, session.id)
+            other.revoke(TENANT, 7, session_id)
             del other._call  # back to the class's own
             windows.append(_stale_for(lambda t=token: cached.validate(TENANT, t) is not None))
     finally:
@@ -137,11 +138,8 @@ def deleted(url: str, trials: int) -> list[float]:
     windows = []
     try:
         for _ in range(trials):
-            _trusted(cached)
-            session, token = cached.create(TENANT, 7, ip_address=IP, user_agent="bench")
-            while cached.near_cache_stats().size == 0:
-                cached.validate(TENANT, token)
-            cached.client.delete(cached._core.keys.session(TENANT, session.id))
+            session_id, token = _cached_session(cached)
+            cached.client.delete(cached._core.keys.session(TENANT, session_id))
             windows.append(_stale_for(lambda t=token: cached.validate(TENANT, t) is not None))
     finally:
         _clean(cached.client, prefix)
