@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, connection
-from sessionstore.keys import KeySpace
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _connection
+from sessionstore._core.keys import KeySpace
 from sessionstore.model import Session
 
 from . import timing
@@ -56,10 +56,10 @@ class Bench:
 
     def raw_client(self) -> Any:
         """A plain client with the store's connection settings, for the floors."""
-        return connection.sync_client(self.backend.url)
+        return _connection.sync_client(self.backend.url)
 
     def raw_async_client(self) -> Any:
-        return connection.async_client(self.backend.url)
+        return _connection.async_client(self.backend.url)
 
     def async_store(self) -> AsyncSessionStore:
         return AsyncSessionStore.from_url(self.backend.url, config=self.config)

@@ -15,8 +15,9 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from sessionstore import SessionStore, scripts
-from sessionstore.flows import Call
+from sessionstore import SessionStore
+from sessionstore._core import scripts
+from sessionstore._core.flows import Call
 from sessionstore.model import Session
 from sessionstore.store import _args
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from sessionstore import connection
+from sessionstore import _connection
 
 from . import chart, machine, report
 from .bench import Backend
@@ -150,7 +150,7 @@ def _summarise(run: dict[str, Any], written: list[Path]) -> None:
 
 
 def _reachable(url: str) -> Any:
-    client = connection.sync_client(url)
+    client = _connection.sync_client(url)
     client.ping()
     return client
 

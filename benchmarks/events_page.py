@@ -50,8 +50,8 @@ import httpx
 from benchmarks.bulk import create_many
 from benchmarks.workload import COMMON_USER_AGENTS, NewSession, background
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore._core.flows import Batch, Command
 from sessionstore.admin.apikeys import ApiKeys
-from sessionstore.flows import Batch, Command
 from tests.reliability.servers import NO_PERSISTENCE, start_server
 
 PREFIX = "evpage"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sessionstore.codec import VIEW, decode_view, packed_ip, session_fields
+from sessionstore._core.codec import VIEW, decode_view, packed_ip, session_fields
 from sessionstore.model import Session
 
 SCAN_COUNT = 1000

@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sessionstore import SessionStore, StoreConfig, connection
+from sessionstore import SessionStore, StoreConfig, _connection
 
 TENANT = "bench"
 PACE = 0.00025  # seconds B waits between validations
@@ -62,7 +62,7 @@ def _trusted(store: SessionStore) -> None:
 
 
 def cleanup(url: str, prefix: str) -> None:
-    client = connection.sync_client(url)
+    client = _connection.sync_client(url)
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     for first in range(0, len(keys), 500):
         for key in keys[first : first + 500]:
@@ -86,7 +86,7 @@ def hits(
     ]
     for token in tokens:
         store.validate(TENANT, token)
-    raw = connection.sync_client(url)
+    raw = _connection.sync_client(url)
     interface = RedisSessionInterface(Flask("bench"), client=raw, key_prefix=f"{prefix}:flask:")
     ids = []
     for n in range(sessions):

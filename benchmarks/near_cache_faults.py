@@ -38,7 +38,7 @@ import redis
 
 from benchmarks.near_cache import _trusted
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
-from sessionstore.flows import ScriptCall
+from sessionstore._core.flows import ScriptCall
 
 TENANT = "bench"
 IP = "203.0.113.7"

@@ -22,7 +22,8 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
-from sessionstore import AsyncSessionStore, StoreConfig, inputs
+from sessionstore import AsyncSessionStore, StoreConfig
+from sessionstore._core import inputs
 from sessionstore.asgi import (
     SessionMiddleware,
     list_my_sessions,

@@ -18,7 +18,8 @@ import options
 import pages
 from flask import Flask, flash, get_flashed_messages, redirect, request
 
-from sessionstore import InvalidArgument, SessionStore, StoreConfig, StoreUnavailable, inputs
+from sessionstore import InvalidArgument, SessionStore, StoreConfig, StoreUnavailable
+from sessionstore._core import inputs
 from sessionstore.web import Refusal
 from sessionstore.wsgi import (
     SessionMiddleware,

@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from sessionstore import AsyncSessionStore, InvalidArgument, StoreConfig, inputs
+from sessionstore import AsyncSessionStore, InvalidArgument, StoreConfig
+from sessionstore._core import inputs
 from sessionstore.asgi import (
     SessionMiddleware,
     current_session,

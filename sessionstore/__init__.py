@@ -1,5 +1,7 @@
 """sessionstore: login sessions in Redis for authentication services."""
 
+from ._core.events import Event, EventPage
+from ._core.nearcache import NearCacheStats
 from .aio import AsyncSessionStore
 from .config import StoreConfig
 from .errors import (
@@ -21,11 +23,9 @@ from .errors import (
     StoreUnavailable,
     StoreWriteRejected,
 )
-from .events import Event, EventPage
 from .geo import LocationResolver, MaxMindResolver
 from .metrics import StoreMetrics
 from .model import Device, Location, Page, Session
-from .nearcache import NearCacheStats
 from .store import SessionStore
 
 __all__ = [

@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from . import connection
-from ._core import Core
+from . import _connection
+from ._core.flows import Command
+from ._core.nearcache import NearCacheStats
+from ._core.operations import Core
 from .config import StoreConfig
-from .flows import Command
 from .geo import LocationResolver
-from .nearcache import NearCacheStats
 
 if TYPE_CHECKING:
     from .metrics import StoreMetrics
@@ -22,7 +22,7 @@ SWEEP_CHUNK = 128
 
 
 class BaseStore:
-    # How a store of this kind connects: connection.sync_client or connection.async_client.
+    # How a store of this kind connects: _connection.sync_client or _connection.async_client.
     _connect: ClassVar[Callable[..., Any]]
 
     def __init__(
@@ -35,14 +35,14 @@ class BaseStore:
         metrics: StoreMetrics | None = None,
     ) -> None:
         self._client = type(self)._connect() if client is None else client
-        self._cluster = connection.is_cluster(self._client)
-        self._raw = connection.sends_raw(self._client)
+        self._cluster = _connection.is_cluster(self._client)
+        self._raw = _connection.sends_raw(self._client)
         self._core = Core(config or StoreConfig(), location_resolver=location_resolver, clock=clock)
         self._metrics = metrics
         if metrics is not None:
             self._core.validated = metrics.validated
             self._core.near_cache_answered = metrics.near_cache
-        connection.refuse_unsupported(self._client, self._core.config)
+        _connection.refuse_unsupported(self._client, self._core.config)
         self._subscriber: Any = None
         self._follow_changes()
 

@@ -21,7 +21,7 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.exceptions import RedisError
 
-from .nearcache import (
+from ._core.nearcache import (
     PING_EVERY,
     RECONNECT_AFTER,
     Lane,

@@ -8,11 +8,12 @@ from typing import Any, Self
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from . import connection, inputs
+from . import _connection
 from ._base import SWEEP_CHUNK, BaseStore
+from ._core import inputs
+from ._core.events import Event, EventPage
+from ._core.flows import Batch, Call, Command, Flow, T
 from ._subscribers import AsyncSubscriber
-from .events import Event, EventPage
-from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
 from .store import _args
 
@@ -20,7 +21,7 @@ from .store import _args
 class AsyncSessionStore(BaseStore):
     """Login sessions in Redis, for asyncio. With no client, runs on the embedded server."""
 
-    _connect = staticmethod(connection.async_client)
+    _connect = staticmethod(_connection.async_client)
 
     def _follow_changes(self) -> None:
         cache = self._core.near
@@ -31,7 +32,7 @@ class AsyncSessionStore(BaseStore):
         if self._subscriber is not None:
             await self._subscriber.stop()
         await self._client.aclose()
-        # redis-py leaves a pool it was handed open; the pools from connection.py are ours.
+        # redis-py leaves a pool it was handed open; the pools from _connection.py are ours.
         pool = getattr(self._client, "connection_pool", None)
         if pool is not None:
             await pool.disconnect()
@@ -163,7 +164,7 @@ class AsyncSessionStore(BaseStore):
         serve --events`` runs it every minute; an embedding service may run it likewise."""
         swept, chunk = 0, []
         pattern = self._core.keys.every_created_index()
-        with connection.translated(self._redis_failed):  # the SCAN; each chunk counts itself
+        with _connection.translated(self._redis_failed):  # the SCAN; each chunk counts itself
             async for key in self._client.scan_iter(match=pattern, count=1000):
                 chunk.append(key.decode() if isinstance(key, bytes) else key)
                 if len(chunk) == SWEEP_CHUNK:
@@ -227,18 +228,18 @@ class AsyncSessionStore(BaseStore):
             if len(batch) == 1:
                 return [await self._call_alone(batch[0])]
             if self._raw:
-                replies = await connection.arun_raw(self._client, [_args(c) for c in batch])
+                replies = await _connection.arun_raw(self._client, [_args(c) for c in batch])
             else:
                 pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
                 for call in batch:
                     pipe.execute_command(*_args(call))
-                async with connection.turn(self._client):
+                async with _connection.turn(self._client):
                     replies = await pipe.execute(raise_on_error=False)
             return [
                 await self._settle(call, reply) for call, reply in zip(batch, replies, strict=True)
             ]
         except RedisError as error:
-            raise connection.translate(error) from error
+            raise _connection.translate(error) from error
 
     async def _call_alone(self, call: Call) -> Any:
         try:
@@ -249,25 +250,25 @@ class AsyncSessionStore(BaseStore):
             raise
 
     async def _call(self, call: Call) -> Any:
-        async with connection.turn(self._client):
+        async with _connection.turn(self._client):
             if isinstance(call, Command):
                 return await self._client.execute_command(*call.args, **self._route(call))
             evalsha = (call.script.sha, len(call.keys), *call.keys, *call.args)
             # Every script is safe to run again: after NOSCRIPT (restart, failover, SCRIPT
             # FLUSH) once its source is loaded, and while its slot moves between nodes.
-            for pause in connection.SLOT_MOVE_PAUSES:
+            for pause in _connection.SLOT_MOVE_PAUSES:
                 try:
                     return await self._client.evalsha(*evalsha)
                 except NoScriptError:
                     await self._client.script_load(call.script.source)
                 except ResponseError as error:
-                    if not connection.slot_moving(error):
+                    if not _connection.slot_moving(error):
                         raise
                     await asyncio.sleep(pause)
             return await self._client.evalsha(*evalsha)
 
     async def _settle(self, call: Call, reply: Any) -> Any:
-        if connection.call_again(call, reply):
+        if _connection.call_again(call, reply):
             return await self._call(call)
         if isinstance(reply, Exception) and not (isinstance(call, Command) and call.best_effort):
             raise reply

@@ -19,9 +19,9 @@ from typing import Any, Unpack
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._core.inputs import AmbiguousCredential
 from .aio import AsyncSessionStore
 from .errors import StoreUnavailable
-from .inputs import AmbiguousCredential
 from .model import Session
 from .web import (
     EXCHANGE,

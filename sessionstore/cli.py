@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from redis.exceptions import RedisError
 
-from . import connection, logs
+from . import _connection, _logs
 from .admin.apikeys import ApiKeys
 from .admin.ratelimit import Rate, RateLimits
 from .aio import AsyncSessionStore
@@ -250,7 +250,7 @@ async def _answering(store: AsyncSessionStore, url: str | None, wait: float) -> 
         except RedisError as error:
             if time.monotonic() >= deadline:
                 raise StoreUnavailable(
-                    f"{connection.describe(url)} does not answer ({type(error).__name__}); "
+                    f"{_connection.describe(url)} does not answer ({type(error).__name__}); "
                     "start it, or give --wait SECONDS"
                 ) from None
             await asyncio.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
@@ -686,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, or a usage mistake (one line, _Parser.error)
         return done.code if isinstance(done.code, int) else 2
-    logs.configure(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
+    _logs.configure(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
     try:
         return int(asyncio.run(args.run(args)))
     except InvalidArgument as error:

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ._core.tokens import MAX_BUCKETS
 from .errors import InvalidArgument
-from .tokens import MAX_BUCKETS
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 

@@ -8,11 +8,12 @@ from typing import Any, Self
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from . import connection, inputs
+from . import _connection
 from ._base import SWEEP_CHUNK, BaseStore
+from ._core import inputs
+from ._core.events import Event, EventPage
+from ._core.flows import Batch, Call, Command, Flow, T
 from ._subscribers import Subscriber
-from .events import Event, EventPage
-from .flows import Batch, Call, Command, Flow, T
 from .model import Page, Session
 
 
@@ -26,7 +27,7 @@ class SessionStore(BaseStore):
     True
     """
 
-    _connect = staticmethod(connection.sync_client)
+    _connect = staticmethod(_connection.sync_client)
 
     def _follow_changes(self) -> None:
         cache = self._core.near
@@ -39,7 +40,7 @@ class SessionStore(BaseStore):
         for subscriber in self._subscriber or ():
             subscriber.join(timeout=5)
         self._client.close()
-        # redis-py leaves a pool it was handed open; the pools from connection.py are ours.
+        # redis-py leaves a pool it was handed open; the pools from _connection.py are ours.
         pool = getattr(self._client, "connection_pool", None)
         if pool is not None:
             pool.disconnect()
@@ -165,7 +166,7 @@ class SessionStore(BaseStore):
         serve --events`` runs it every minute; an embedding service may run it likewise."""
         swept, chunk = 0, []
         pattern = self._core.keys.every_created_index()
-        with connection.translated(self._redis_failed):  # the SCAN; each chunk counts itself
+        with _connection.translated(self._redis_failed):  # the SCAN; each chunk counts itself
             for key in self._client.scan_iter(match=pattern, count=1000):
                 chunk.append(key.decode() if isinstance(key, bytes) else key)
                 if len(chunk) == SWEEP_CHUNK:
@@ -227,7 +228,7 @@ class SessionStore(BaseStore):
             if len(batch) == 1:
                 return [self._call_alone(batch[0])]
             if self._raw:
-                replies = connection.run_raw(self._client, [_args(call) for call in batch])
+                replies = _connection.run_raw(self._client, [_args(call) for call in batch])
             else:
                 pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
                 for call in batch:
@@ -235,7 +236,7 @@ class SessionStore(BaseStore):
                 replies = pipe.execute(raise_on_error=False)
             return [self._settle(call, reply) for call, reply in zip(batch, replies, strict=True)]
         except RedisError as error:
-            raise connection.translate(error) from error
+            raise _connection.translate(error) from error
 
     def _call_alone(self, call: Call) -> Any:
         try:
@@ -251,19 +252,19 @@ class SessionStore(BaseStore):
         evalsha = (call.script.sha, len(call.keys), *call.keys, *call.args)
         # Every script is safe to run again: after NOSCRIPT (restart, failover, SCRIPT FLUSH)
         # once its source is loaded, and while its slot moves between cluster nodes.
-        for pause in connection.SLOT_MOVE_PAUSES:
+        for pause in _connection.SLOT_MOVE_PAUSES:
             try:
                 return self._client.evalsha(*evalsha)
             except NoScriptError:
                 self._client.script_load(call.script.source)
             except ResponseError as error:
-                if not connection.slot_moving(error):
+                if not _connection.slot_moving(error):
                     raise
                 time.sleep(pause)
         return self._client.evalsha(*evalsha)
 
     def _settle(self, call: Call, reply: Any) -> Any:
-        if connection.call_again(call, reply):
+        if _connection.call_again(call, reply):
             return self._call(call)
         if isinstance(reply, Exception) and not (isinstance(call, Command) and call.best_effort):
             raise reply

@@ -26,10 +26,10 @@ from datetime import timedelta
 from typing import Any, Generic, Literal, NamedTuple, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
-from . import inputs
+from ._core import inputs
+from ._core.inputs import AmbiguousCredential
 from .admin.problems import CONTENT_TYPE, problem_bytes
 from .errors import InvalidArgument, InvalidIPAddress, SessionStoreError, StoreUnavailable
-from .inputs import AmbiguousCredential
 from .model import Session
 
 TokenSource = Literal["cookie", "header"]

@@ -103,14 +103,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _core, connection, inputs, scripts
+from . import _connection
+from ._core import inputs, operations, scripts
+from ._core.events import Event
+from ._core.events import types as event_types
+from ._core.scripts import Script
+from ._core.tokens import random_base62
 from .errors import InvalidArgument, StoreUnavailable
-from .events import Event
-from .events import types as event_types
 from .metrics import DELIVERY_OUTCOMES, DeliveryMetrics
 from .model import from_ms, isoformat
-from .scripts import Script
-from .tokens import random_base62
 
 if TYPE_CHECKING:
     import httpx
@@ -681,15 +682,15 @@ class _Redis:
             self.store.metrics.redis_failed(cause or error)
 
     async def call(self, *args: Any) -> Any:
-        with connection.translated(self._count):
-            async with connection.turn(self.client):
+        with _connection.translated(self._count):
+            async with _connection.turn(self.client):
                 return await self.client.execute_command(*args)
 
     async def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Commands of one slot, sent together and run in order (not as a transaction)."""
-        cluster = connection.is_cluster(self.client)
-        with connection.translated(self._count):
-            async with connection.turn(self.client):
+        cluster = _connection.is_cluster(self.client)
+        with _connection.translated(self._count):
+            async with _connection.turn(self.client):
                 pipe = self.client.pipeline() if cluster else self.client.pipeline(False)
                 for command in commands:
                     pipe.execute_command(*command)
@@ -699,7 +700,7 @@ class _Redis:
     async def script(self, script: Script, keys: tuple[str, ...], *args: object) -> Any:
         """A script of one slot, through the store's driver (which loads it after NOSCRIPT)."""
         try:
-            (reply,) = await self.store._run([_core.ScriptCall(script, keys, args)])
+            (reply,) = await self.store._run([operations.ScriptCall(script, keys, args)])
         except StoreUnavailable as error:
             self._count(error)
             raise

@@ -18,8 +18,8 @@ from http import HTTPStatus
 from typing import Any, Unpack
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+from ._core.inputs import AmbiguousCredential
 from .errors import StoreUnavailable
-from .inputs import AmbiguousCredential
 from .model import Session
 from .store import SessionStore
 from .web import (

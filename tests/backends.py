@@ -19,7 +19,7 @@ import fakeredis
 import pytest
 import redis
 
-from sessionstore import connection
+from sessionstore import _connection
 
 REDIS_URL = os.environ.get("SESSIONSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 CLUSTER_URL = os.environ.get("SESSIONSTORE_TEST_CLUSTER_URL")
@@ -66,7 +66,7 @@ _CLUSTER_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 def sync_client(backend: str, server: fakeredis.FakeServer | None = None) -> Any:
     if backend == "fake":
         return fakeredis.FakeRedis(server=server or fakeredis.FakeServer())
-    client = connection.sync_client(
+    client = _connection.sync_client(
         url_for(backend), **(_CLUSTER_TIMEOUTS if backend == "cluster" else {})
     )
     try:
@@ -79,7 +79,7 @@ def sync_client(backend: str, server: fakeredis.FakeServer | None = None) -> Any
 def async_client(backend: str, server: fakeredis.FakeServer | None = None) -> Any:
     if backend == "fake":
         return fakeredis.FakeAsyncRedis(server=server or fakeredis.FakeServer())
-    return connection.async_client(
+    return _connection.async_client(
         url_for(backend), **(_CLUSTER_TIMEOUTS if backend == "cluster" else {})
     )
 

@@ -10,7 +10,8 @@ import fakeredis
 import pytest
 from redis.crc import key_slot
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _core
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore._core import operations
 from tests import backends
 
 
@@ -68,7 +69,7 @@ async def astore(
     await async_store.aclose()
 
 
-class _SlotCheckedCall(_core.ScriptCall):
+class _SlotCheckedCall(operations.ScriptCall):
     """Every script call the store makes must declare keys of exactly one cluster slot."""
 
     __slots__ = ()
@@ -81,7 +82,7 @@ class _SlotCheckedCall(_core.ScriptCall):
 
 @pytest.fixture(autouse=True)
 def guard_script_slots(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_core, "ScriptCall", _SlotCheckedCall)
+    monkeypatch.setattr(operations, "ScriptCall", _SlotCheckedCall)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -17,8 +17,8 @@ from sessionstore import (
     OperationIncomplete,
     SessionStore,
     StoreConfig,
-    _core,
 )
+from sessionstore._core import operations, scripts
 from tests import backends
 
 TENANT = "acme-corp"
@@ -126,7 +126,7 @@ class TestBatches:
 
     @pytest.fixture(autouse=True)
     def small_batches(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(_core, "REVOKE_BATCH", 2)
+        monkeypatch.setattr(operations, "REVOKE_BATCH", 2)
 
     def test_every_match_ends_however_many_batches_it_takes(self, store: SessionStore) -> None:
         hijacked = [login(store, user, ATTACKER_IP) for user in range(25)]
@@ -154,7 +154,7 @@ class TestBatches:
         for user in range(12):
             client.delete(store._core.keys.user_index(TENANT, user))
         calls = script_calls(store, monkeypatch)
-        monkeypatch.setattr(_core, "MAX_REVOKE_ROUNDS", 50, raising=False)
+        monkeypatch.setattr(operations, "MAX_REVOKE_ROUNDS", 50, raising=False)
         run = store._run
 
         def bounded(batch: list[Any]) -> list[Any]:
@@ -179,7 +179,7 @@ class TestBatches:
         def stuck(batch: list[Any]) -> list[Any]:
             replies = run(batch)
             return [
-                [0, 1, 0] if getattr(call, "script", None) is _core.scripts.REVOKE_WHERE else reply
+                [0, 1, 0] if getattr(call, "script", None) is scripts.REVOKE_WHERE else reply
                 for call, reply in zip(batch, replies, strict=True)
             ]
 
@@ -191,7 +191,7 @@ class TestBatches:
         self, store: SessionStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         [login(store, user, ATTACKER_IP) for user in range(12)]
-        monkeypatch.setattr(_core, "MAX_REVOKE_ROUNDS", 2)
+        monkeypatch.setattr(operations, "MAX_REVOKE_ROUNDS", 2)
         with pytest.raises(OperationIncomplete, match="2 rounds") as raised:
             store.revoke_sessions(TENANT, ip_address=ATTACKER_IP)
         done = raised.value.done
@@ -205,9 +205,7 @@ def script_calls(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> list[i
     run = store._run
 
     def counted(batch: list[Any]) -> list[Any]:
-        rounds.append(
-            sum(getattr(call, "script", None) is _core.scripts.REVOKE_WHERE for call in batch)
-        )
+        rounds.append(sum(getattr(call, "script", None) is scripts.REVOKE_WHERE for call in batch))
         return run(batch)
 
     monkeypatch.setattr(store, "_run", counted)

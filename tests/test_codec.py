@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sessionstore.codec import CHUNK, VIEW, decode_view, session_fields
+from sessionstore._core.codec import CHUNK, VIEW, decode_view, session_fields
 from sessionstore.model import Device, Location, Session
 
 

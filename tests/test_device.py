@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessionstore.device import parse_device, parse_device_uncached
+from sessionstore._core.device import parse_device, parse_device_uncached
 
 AGENTS = {
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "

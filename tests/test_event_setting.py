@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _core
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore._core import operations
 from tests import backends
 
 TENANT = "acme-corp"
@@ -37,11 +38,11 @@ def test_a_running_store_follows_the_setting_within_its_refresh_bound(
     operator = SessionStore(client, config=StoreConfig(prefix=prefix), clock=clock)
     operator.enable_events()
     app.create(TENANT, 2, ip_address=IP, user_agent="pytest")  # within the bound: not yet
-    elapsed[0] += _core.SETTINGS_REFRESH
+    elapsed[0] += operations.SETTINGS_REFRESH
     app.create(TENANT, 3, ip_address=IP, user_agent="pytest")
     assert [event.user_id for event in operator.events(TENANT).data] == [3]
     operator.disable_events()
-    elapsed[0] += _core.SETTINGS_REFRESH
+    elapsed[0] += operations.SETTINGS_REFRESH
     app.create(TENANT, 4, ip_address=IP, user_agent="pytest")
     assert created(operator) == 1
     assert not app.events_enabled()

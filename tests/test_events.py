@@ -20,10 +20,10 @@ from sessionstore import (
     SessionStore,
     StoreConfig,
 )
-from sessionstore import events as events_module
+from sessionstore._core import events as events_module
+from sessionstore._core.events import GRACE, Event
+from sessionstore._core.flows import Batch, Command
 from sessionstore.errors import InvalidActor
-from sessionstore.events import GRACE, Event
-from sessionstore.flows import Batch, Command
 from tests import backends
 
 TENANT = "acme-corp"

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from redis.exceptions import ResponseError
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, listing
-from sessionstore.flows import Command
-from sessionstore.listing import MAX_ROUNDS
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore._core import listing
+from sessionstore._core.flows import Command
+from sessionstore._core.listing import MAX_ROUNDS
 from tests import backends
 
 TENANT = "acme-corp"

@@ -22,9 +22,8 @@ from sessionstore import (
     InvalidTenant,
     InvalidUserId,
     SessionStore,
-    inputs,
-    tokens,
 )
+from sessionstore._core import inputs, tokens
 
 TENANT = "acme-corp"
 USER = 1234

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessionstore import inputs
+from sessionstore._core import inputs
 from sessionstore.errors import InvalidIPAddress, InvalidTenant, InvalidUserId
 
 

@@ -23,8 +23,8 @@ from sessionstore import (
     StoreMetrics,
     StoreUnavailable,
 )
+from sessionstore._core.tokens import new_session
 from sessionstore.admin.apikeys import mint
-from sessionstore.tokens import new_session
 from tests import backends
 from tests.api.helpers import unused_port
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
-from sessionstore.flows import ScriptCall
+from sessionstore._core.flows import ScriptCall
+from sessionstore._core.nearcache import TRUSTED_FOR, NearCache
 from sessionstore.model import Session
-from sessionstore.nearcache import TRUSTED_FOR, NearCache
 from tests import backends
 
 TENANT = "acme-corp"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from importlib import resources
 
-from sessionstore import scripts
-from sessionstore.codec import VIEW
+from sessionstore._core import scripts
+from sessionstore._core.codec import VIEW
 
 
 def test_every_lua_file_is_registered_once() -> None:

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from lupa import lua51
 from redis.crc import key_slot
 
-from sessionstore import scripts
-from sessionstore._core import Core, ScriptCall
+from sessionstore._core import scripts
+from sessionstore._core.keys import random_part
+from sessionstore._core.operations import Core, ScriptCall
+from sessionstore._core.scripts import Script
 from sessionstore.config import StoreConfig
-from sessionstore.keys import random_part
-from sessionstore.scripts import Script
 
 tenants = st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True)
 user_ids = st.integers(min_value=0, max_value=2**63 - 1)

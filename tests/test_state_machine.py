@@ -29,8 +29,8 @@ from hypothesis.stateful import (
 )
 
 from sessionstore import Session, SessionStore, StoreConfig
-from sessionstore.keys import CREATED_HEX, random_part
-from sessionstore.tokens import BUCKET, RANDOM_LEN
+from sessionstore._core.keys import CREATED_HEX, random_part
+from sessionstore._core.tokens import BUCKET, RANDOM_LEN
 from tests import backends
 
 TENANTS = ("acme-corp", "globex")

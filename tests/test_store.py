@@ -16,9 +16,9 @@ from sessionstore import (
     InvalidUserId,
     SessionStore,
     StoreConfig,
-    connection,
+    _connection,
 )
-from sessionstore.keys import random_part
+from sessionstore._core.keys import random_part
 from tests import backends
 
 CHROME_MAC = (
@@ -500,8 +500,8 @@ def count_calls(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> list[st
         calls.append("pipeline")  # a batch on one connection, as a pipeline sends it
         return run_raw(*args)
 
-    run_raw = connection.run_raw
+    run_raw = _connection.run_raw
     monkeypatch.setattr(client, "execute_command", execute_command)
     monkeypatch.setattr(client, "pipeline", counted_pipeline)
-    monkeypatch.setattr(connection, "run_raw", counted_raw)
+    monkeypatch.setattr(_connection, "run_raw", counted_raw)
     return calls

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from sessionstore import tokens
-from sessionstore.inputs import SESSION_ID
+from sessionstore._core import tokens
+from sessionstore._core.inputs import SESSION_ID
 
 
 def test_session_ids_embed_the_bucket_and_tokens_embed_the_id() -> None:

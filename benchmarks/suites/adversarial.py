@@ -24,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sessionstore import SessionStore, scripts
-from sessionstore.flows import Batch, ScriptCall
+from sessionstore import SessionStore
+from sessionstore._core import scripts
+from sessionstore._core.flows import Batch, ScriptCall
 from sessionstore.model import Page
 
 from ..bench import Bench

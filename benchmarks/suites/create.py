@@ -17,8 +17,8 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
-from sessionstore.codec import session_fields
-from sessionstore.tokens import RANDOM_LEN, SESSION_PREFIX
+from sessionstore._core.codec import session_fields
+from sessionstore._core.tokens import RANDOM_LEN, SESSION_PREFIX
 
 from ..bench import Bench
 from ..bulk import create_many, delete_matching

@@ -10,7 +10,7 @@ from typing import Any
 
 from user_agents import parse
 
-from sessionstore.device import parse_device, parse_device_uncached
+from sessionstore._core.device import parse_device, parse_device_uncached
 
 from ..bench import Bench
 from ..timing import Stats, compare

@@ -26,7 +26,7 @@ import msgpack
 import redis
 
 from sessionstore import SessionStore
-from sessionstore.codec import session_fields
+from sessionstore._core.codec import session_fields
 from sessionstore.model import Session
 
 from ..bench import Bench

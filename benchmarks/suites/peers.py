@@ -25,8 +25,8 @@ from importlib import metadata
 from itertools import cycle
 from typing import Any, Protocol, TypeVar
 
-from sessionstore import connection
-from sessionstore._core import FIXED_PARTS
+from sessionstore import _connection
+from sessionstore._core.operations import FIXED_PARTS
 
 from ..bench import Bench
 from ..workload import TENANT
@@ -160,7 +160,7 @@ class _ScriptCalls:
 
     def __enter__(self) -> _ScriptCalls:
         self._started = time.monotonic()
-        if not connection.is_cluster(self._client):  # a cluster counts per node
+        if not _connection.is_cluster(self._client):  # a cluster counts per node
             self._before = command_stats(self._client)
         return self
 

@@ -26,9 +26,9 @@ from datetime import timedelta
 from itertools import count, cycle
 from typing import Any
 
-from sessionstore import connection
-from sessionstore.codec import session_fields
-from sessionstore.tokens import RANDOM_LEN, SESSION_PREFIX
+from sessionstore import _connection
+from sessionstore._core.codec import session_fields
+from sessionstore._core.tokens import RANDOM_LEN, SESSION_PREFIX
 
 from ..bench import Bench
 from ..bulk import check_layout, create_many, delete_matching
@@ -160,7 +160,7 @@ def _summary(side: Side, windows: list[Window]) -> dict[str, Any]:
 
 
 def run(bench: Bench) -> dict[str, Any]:
-    if not bench.backend.real or connection.is_cluster(bench.client):
+    if not bench.backend.real or _connection.is_cluster(bench.client):
         return {}  # the embedded server keeps no commandstats; a cluster keeps one per node
     plan, client = bench.plan, bench.client
     raw = bench.raw_client()

@@ -22,8 +22,9 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from sessionstore import SessionStore, scripts
-from sessionstore._core import FIXED_PARTS
+from sessionstore import SessionStore
+from sessionstore._core import scripts
+from sessionstore._core.operations import FIXED_PARTS
 
 from ..bench import Bench
 from ..workload import TENANT

@@ -8,7 +8,8 @@ import pages
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sessionstore import InvalidArgument, inputs
+from sessionstore import InvalidArgument
+from sessionstore._core import inputs
 from sessionstore.wsgi import current_session, login, logout
 
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from .. import connection, inputs
-from ..keys import KeySpace
+from .. import _connection
+from .._core import inputs
+from .._core.keys import KeySpace
+from .._core.tokens import BASE62, encode_digits, random_base62
 from ..model import from_ms
-from ..tokens import BASE62, encode_digits, random_base62
 
 if TYPE_CHECKING:
     from ..aio import AsyncSessionStore
@@ -104,7 +105,7 @@ class ApiKeys:
         tenant = inputs.tenant(tenant)
         key_id, key = mint()
         now = int(self._clock() * 1000)
-        with connection.translated(self._failed):
+        with _connection.translated(self._failed):
             # Listed before it works: a crash in between leaves a listed id that never verifies.
             await self._client.sadd(self._keys.tenant_api_keys(tenant), key_id)
             await self._client.hset(
@@ -118,7 +119,7 @@ class ApiKeys:
         key_id = parse(key)
         if key_id is None:
             return None
-        with connection.translated(self._failed):
+        with _connection.translated(self._failed):
             stored, tenant = await self._client.hmget(self._keys.api_key(key_id), "hash", "tenant")
         if stored is None or tenant is None:
             return None
@@ -130,7 +131,7 @@ class ApiKeys:
         tenant = inputs.tenant(tenant)
         index = self._keys.tenant_api_keys(tenant)
         found = []
-        with connection.translated(self._failed):
+        with _connection.translated(self._failed):
             for raw in sorted(await self._client.smembers(index)):
                 key_id = raw.decode()
                 created = await self._client.hget(self._keys.api_key(key_id), "created")
@@ -145,7 +146,7 @@ class ApiKeys:
         if not KEY_ID.fullmatch(key_id):
             return False
         record = self._keys.api_key(key_id)
-        with connection.translated(self._failed):
+        with _connection.translated(self._failed):
             tenant = await self._client.hget(record, "tenant")
             if tenant is None:
                 return False

@@ -25,10 +25,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import inputs, tokens
+from .._core import inputs, tokens
+from .._logs import logged_path
 from ..aio import AsyncSessionStore
 from ..errors import InvalidArgument, InvalidTenant, StoreUnavailable
-from ..logs import logged_path
 from ..metrics import ApiMetrics
 from ..model import Page
 from . import console, openapi

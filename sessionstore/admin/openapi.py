@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .. import inputs, tokens
-from ..events import TYPES
+from .._core import inputs, tokens
+from .._core.events import TYPES
 from ..webhooks import MAX_PER_TENANT, MAX_URL_LENGTH, URL_PATTERN
 from .problems import CONTENT_TYPE as PROBLEM
 

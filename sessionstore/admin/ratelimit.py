@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from .. import inputs
+from .._core import inputs
 from ..errors import InvalidArgument
 
 _RATE = re.compile(r"([1-9][0-9]{0,8})/([0-9]{1,6}(?:\.[0-9]{1,3})?)s?")

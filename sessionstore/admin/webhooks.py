@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import inputs
+from .._core import inputs
 from ..errors import InvalidArgument
 from ..webhooks import TooManyWebhooks, Webhooks
 from .app import _LIMIT_TEXT, _query, _store, problem_response, read_body

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from sessionstore import AsyncSessionStore
-from sessionstore import events as events_module
+from sessionstore._core import events as events_module
 from tests import backends
 from tests.api.helpers import TENANT_A, admin, bearer
 

@@ -20,11 +20,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from sessionstore import AsyncSessionStore, StoreConfig
+from sessionstore._logs import MAX_PATH, JsonFormatter
 from sessionstore.admin import create_app
 from sessionstore.admin.apikeys import ApiKeys
 from sessionstore.admin.app import AccessLog
 from sessionstore.admin.webhooks import MAX_BODY
-from sessionstore.logs import MAX_PATH, JsonFormatter
 from sessionstore.metrics import ApiMetrics
 from tests import backends
 from tests.api.helpers import TENANT_A, Body, admin, asgi_call

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, connection
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _connection
 from tests import backends
 
 pytestmark = pytest.mark.cluster
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.cluster
 TENANT = "acme-corp"
 # One token, so every call goes to the same node: twice the pool, past redis-py's own
 # 100 connections per node as well.
-BURST = 2 * connection.MAX_CONNECTIONS
+BURST = 2 * _connection.MAX_CONNECTIONS
 
 
 async def test_an_async_burst_on_one_node_waits_its_turn(astore: AsyncSessionStore) -> None:

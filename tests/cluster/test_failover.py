@@ -25,7 +25,7 @@ from sessionstore import (
     StoreConfig,
     StoreUnavailable,
 )
-from sessionstore.keys import KeySpace
+from sessionstore._core.keys import KeySpace
 from tests.cluster.local import LocalCluster, free_base_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from sessionstore import SessionStore, StoreConfig
-from sessionstore.keys import KeySpace, random_part
-from sessionstore.tokens import BUCKET
+from sessionstore._core.keys import KeySpace, random_part
+from sessionstore._core.tokens import BUCKET
 
 pytestmark = pytest.mark.cluster
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from sessionstore import AsyncSessionStore, SessionStore, scripts
+from sessionstore import AsyncSessionStore, SessionStore
+from sessionstore._core import scripts
 
 pytestmark = pytest.mark.cluster
 

@@ -18,7 +18,7 @@ import pytest
 from redis.crc import key_slot
 
 from sessionstore import SessionStore, StoreConfig, StoreUnavailable
-from sessionstore.keys import KeySpace
+from sessionstore._core.keys import KeySpace
 from tests.cluster.local import LocalCluster, free_base_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sessionstore import InvalidArgument, InvalidTenant
-from sessionstore.inputs import AmbiguousCredential, bearer_token, cookie_token, joined
+from sessionstore._core.inputs import AmbiguousCredential, bearer_token, cookie_token, joined
 from sessionstore.web import (
     Credential,
     CrossSiteRequest,

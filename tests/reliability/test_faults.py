@@ -19,7 +19,7 @@ from sessionstore import (
     StoreConfig,
     StoreUnavailable,
 )
-from sessionstore.nearcache import TRUSTED_FOR
+from sessionstore._core.nearcache import TRUSTED_FOR
 from tests.reliability.servers import RedisProcess, wait_for
 
 TENANT = "acme-corp"

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from sessionstore import SessionStore, StoreConfig, _core
-from sessionstore._core import Command, ScriptCall
+from sessionstore import SessionStore, StoreConfig
+from sessionstore._core import operations
+from sessionstore._core.operations import Command, ScriptCall
 from tests import backends
 
 TENANT = "acme-corp"
@@ -114,13 +115,13 @@ def test_create_draws_again_when_an_id_is_taken(
     store: SessionStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     existing, token = new_session(store)
-    real_new_session = _core.new_session
+    real_new_session = operations.new_session
     draws = iter([(existing.id, "sst_unused", b"\x00" * 32)])
 
     def colliding_then_real(bucket: str) -> tuple[str, str, bytes]:
         return next(draws, None) or real_new_session(bucket)
 
-    monkeypatch.setattr(_core, "new_session", colliding_then_real)
+    monkeypatch.setattr(operations, "new_session", colliding_then_real)
     fresh, fresh_token = new_session(store)
     assert next(draws, None) is None  # the colliding id was drawn, and refused
     assert fresh.id != existing.id

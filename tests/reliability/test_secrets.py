@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
-from sessionstore.keys import random_part
+from sessionstore._core.keys import random_part
 from tests.reliability.servers import AOF_ALWAYS, RedisProcess, start_server
 
 TENANT = "acme-corp"

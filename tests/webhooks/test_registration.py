@@ -142,7 +142,7 @@ async def test_registration_stores_the_canonical_url(astore: AsyncSessionStore) 
 def test_the_registration_script_names_keys_of_its_arguments_only() -> None:
     """Registration's script (the cap and the record in one step) touches the two keys it is
     given, both of the tenant's slot: no key name comes from an argument."""
-    from sessionstore import scripts
+    from sessionstore._core import scripts
     from tests.test_slots import key_name_problems
 
     own = resources.files("sessionstore").joinpath("lua", "webhook_add.lua").read_text()

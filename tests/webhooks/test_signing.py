@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sessionstore._core.events import Event
 from sessionstore.errors import InvalidArgument
-from sessionstore.events import Event
 from sessionstore.webhooks import (
     Backoff,
     DestinationRefused,

@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ... import inputs
+from ..._core import inputs
 from ...aio import AsyncSessionStore
 from ...errors import InvalidArgument, InvalidCursor, StoreUnavailable
 from ...model import isoformat

@@ -44,8 +44,8 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ... import connection
-from ...keys import KeySpace
+from ... import _connection
+from ..._core.keys import KeySpace
 from ..apikeys import ApiKey, digest
 
 COOKIE: Final = "__Host-sessionstore-console"
@@ -129,7 +129,7 @@ class ConsoleSessions:
             "expires": round((now + self._settings.lifetime) * 1000),
         }
         past_cap = -(max(1, self._settings.max_sessions_per_key) + 1)
-        with connection.translated(self._failed):
+        with _connection.translated(self._failed):
             await self._forget_ended(listed)
             async with self._client.pipeline(transaction=True) as multi:
                 multi.set(name, _dump(record), px=self._idle_ms)
@@ -165,7 +165,7 @@ class ConsoleSessions:
             return None  # junk costs Redis nothing
         name = self.record_key(value)
         listed, _, entry = name.rpartition(":")
-        with connection.translated(self._failed):
+        with _connection.translated(self._failed):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.getex(name, px=self._idle_ms)
                 pipe.zscore(listed, entry)
@@ -192,7 +192,7 @@ class ConsoleSessions:
         if session is None or expires <= self._clock() * 1000:
             await self._delete(name)
             return None
-        with connection.translated(self._failed):
+        with _connection.translated(self._failed):
             stored, tenant = await self._client.hmget(
                 self._api_keys.api_key(session.key_id), "hash", "tenant"
             )
@@ -224,13 +224,13 @@ class ConsoleSessions:
 
     async def _rewrite(self, session: ConsoleSession, record: dict[str, Any]) -> None:
         # XX: never brings back a session that ended meanwhile; KEEPTTL: no renewal here.
-        with connection.translated(self._failed):
+        with _connection.translated(self._failed):
             await self._client.set(session.record_key, _dump(record), xx=True, keepttl=True)
 
     async def _delete(self, name: str) -> None:
         """End a console session: its record and its entry in its key's list."""
         listed, _, entry = name.rpartition(":")
-        with connection.translated(self._failed):
+        with _connection.translated(self._failed):
             async with self._client.pipeline(transaction=True) as multi:
                 multi.delete(name)
                 multi.zrem(listed, entry)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final
 
-from ... import inputs
+from ..._core import inputs
 from ...model import Device, Location
 
 _UNITS: Final = (

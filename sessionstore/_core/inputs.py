@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import Final
 
-from .errors import (
+from ..errors import (
     InvalidArgument,
     InvalidAuthMethod,
     InvalidIPAddress,

@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .model import Session, from_ms, to_ms
+from ..model import Session, from_ms, to_ms
 
 
 @dataclass(frozen=True, slots=True)

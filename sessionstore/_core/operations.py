@@ -15,11 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from . import events, inputs, listing, scripts
-from .codec import decode_view, packed_ip, session_fields
-from .config import StoreConfig
-from .device import parse_device
-from .errors import (
+from ..config import StoreConfig
+from ..errors import (
     IncompatibleLayout,
     IndexInconsistent,
     InvalidArgument,
@@ -27,11 +24,14 @@ from .errors import (
     RevocationNotDurable,
     SessionConflict,
 )
+from ..geo import LocationResolver, no_location
+from ..model import Page, Session, from_ms, to_ms
+from . import events, inputs, listing, scripts
+from .codec import decode_view, packed_ip, session_fields
+from .device import parse_device
 from .fixed import Fixed, FixedParts
 from .flows import Batch, Call, Command, Flow, ScriptCall, T
-from .geo import LocationResolver, no_location
 from .keys import LAYOUT, KeySpace, ip_key, random_part
-from .model import Page, Session, from_ms, to_ms
 from .nearcache import NearCache
 from .scripts import Script
 from .tokens import BUCKET, ParsedToken, new_session, parse_token, session_id

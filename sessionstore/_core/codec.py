@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Final, cast
 
-from .model import AuthMethod, Device, DeviceType, Location, Session, from_ms, to_ms
+from ..model import AuthMethod, Device, DeviceType, Location, Session, from_ms, to_ms
 
 VERSION: Final = b"2"
 CHUNK: Final = 64

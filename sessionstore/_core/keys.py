@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 from .tokens import BUCKET, RANDOM, bucket_name, session_id, user_bucket
 
 if TYPE_CHECKING:
-    from .model import Session
+    from ..model import Session
 
 LAYOUT: Final = 2
 CREATED_HEX: Final = 11  # milliseconds, fixed width until the year 2527

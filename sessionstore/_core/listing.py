@@ -22,16 +22,16 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import InvalidCursor
+from ..model import Page, Session, to_ms
 from . import inputs, scripts
 from .codec import VIEW, decode_view, packed_ip
-from .errors import InvalidCursor
 from .flows import Batch, Command, Flow, ScriptCall
 from .keys import created_at, ip_key, position, random_part, session_id_at
-from .model import Page, Session, to_ms
 from .tokens import RANDOM_LEN
 
 if TYPE_CHECKING:
-    from ._core import Core
+    from .operations import Core
 
 MAX_ROUNDS = 4
 SLACK = 16  # ended sessions a bucket may drop per call beyond the live ones it was asked for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .model import Device, DeviceType
+from ..model import Device, DeviceType
 
 CACHE_SIZE = 4096
 

@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from ..errors import InvalidActor, InvalidArgument, InvalidCursor
+from ..model import from_ms, isoformat
 from . import inputs
 from .codec import ip_text
-from .errors import InvalidActor, InvalidArgument, InvalidCursor
 from .flows import Command, Flow
-from .model import from_ms, isoformat
 from .tokens import session_id
 
 if TYPE_CHECKING:
-    from ._core import Core
+    from .operations import Core
 
 # What the scripts write (one letter, to keep each stream entry small) and what readers see.
 TYPES: Final = {

@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .model import Session, to_ms
+from ..model import Session, to_ms
 
 PING_EVERY = 0.05  # seconds between the subscriber's PINGs
 TRUSTED_FOR = 0.25  # seconds a handled PONG vouches for the cache

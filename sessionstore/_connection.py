@@ -23,9 +23,9 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from ._core.flows import Command
 from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable, StoreWriteRejected
-from .flows import Command
 
 if TYPE_CHECKING:
     import fakeredis
