@@ -23,7 +23,7 @@ METHOD = (
     "Every figure is from repeated runs in this one process: throughput is the median of the "
     "runs' operations per second, latency p50/p99 are over all timed calls of the runs. Each "
     "floor ran in the same run on the same Redis with the same connection settings "
-    "(`sessionstore.connection`). The naive floors find keys with SCAN MATCH over the whole "
+    "(`sessionstore._connection`). The naive floors find keys with SCAN MATCH over the whole "
     'database, which also holds the keys of whoever else uses that Redis (see "keys in the '
     'database"). "Flat" means the p50 at the largest total is at most '
     f"{FLAT_TOLERANCE}x the p50 at the smallest. Targets are reported, never asserted."

@@ -2,7 +2,7 @@
 
 The floors are a raw EVALSHA of a minimal script that returns the session hash (what any
 script-based validate must at least do) and a raw HGETALL of the same hash (no Lua at all).
-Both use a client from ``sessionstore.connection``, as the store does, and their runs are
+Both use a client from ``sessionstore._connection``, as the store does, and their runs are
 interleaved with the store's. A third, sync only, splits the store's cost in two: the very
 EVALSHA calls the store sent (validate.lua, its keys and arguments, recorded once), replayed
 raw, so the gap to the store is Python and the gap to the minimal script is Lua.
