@@ -23,6 +23,7 @@ from sessionstore import (
 from sessionstore._core import events as events_module
 from sessionstore._core.events import GRACE, Event
 from sessionstore._core.flows import Batch, Command
+from sessionstore._core.kinds import EventType
 from sessionstore.errors import InvalidActor
 from tests import backends
 
@@ -304,7 +305,7 @@ def stored_events(client: Any, store: SessionStore, tenant: str = TENANT) -> lis
             found.append(
                 (
                     (ms, sequence, bucket),
-                    events_module.TYPES[fields[b"t"]],
+                    EventType.coded(fields[b"t"]).type_name,
                     int(owner) if owner else None,
                 )
             )

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import Any
+
+import pytest
 
 from sessionstore._core import scripts
 from sessionstore._core.codec import VIEW
+from sessionstore._core.kinds import EventType, Reason
 
 
 def test_every_lua_file_is_registered_once() -> None:
@@ -55,3 +59,42 @@ def test_scripts_never_spell_the_field_list_themselves() -> None:
 def _own_source(script: scripts.Script) -> str:
     """The script's own file, without the prelude scripts.py puts in front of it."""
     return resources.files("sessionstore").joinpath("lua", f"{script.name}.lua").read_text()
+
+
+def test_scripts_name_event_types_and_reasons_only_through_the_enums() -> None:
+    emits = [
+        call
+        for script in scripts.ALL
+        for call in re.findall(r"emit\(bucket, ([^,]+),", _raw(script.name))
+    ]
+    assert emits and all(kind.startswith("EVENT.") for kind in emits), emits
+    assert "EVENT.<" not in "".join(emits)
+
+
+def test_every_event_type_and_reason_is_emitted_by_some_script() -> None:
+    sources = "".join(_raw(script.name) for script in scripts.ALL) + _raw("lib")
+    for kind in EventType:
+        assert f"EVENT.{kind.script_name}" in sources, kind
+    for reason in Reason:
+        assert f"REASON.{reason.name.lower()}" in sources, reason
+
+
+def test_an_unknown_event_name_fails_when_the_script_loads(monkeypatch: Any) -> None:
+    real_read = scripts._read
+    monkeypatch.setattr(
+        scripts,
+        "_read",
+        lambda name: real_read(name) + (b"\nemit(b, EVENT.renamed)" if name == "revoke" else b""),
+    )
+    with pytest.raises(KeyError, match="renamed"):
+        scripts._load("revoke")
+
+
+def test_loaded_scripts_carry_the_enums_letters() -> None:
+    assert not re.search(r"\b(EVENT|REASON)\.\w", scripts.REVOKE_WHERE.source.decode())
+    assert f"'{EventType.REVOKED.code}'" in scripts.REVOKE_WHERE.source.decode()
+    assert f"'{Reason.BULK.code}'" in scripts.REVOKE_WHERE.source.decode()
+
+
+def _raw(name: str) -> str:
+    return resources.files("sessionstore").joinpath("lua", f"{name}.lua").read_text()

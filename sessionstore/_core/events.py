@@ -27,19 +27,12 @@ from ..model import from_ms, isoformat
 from . import inputs
 from .codec import ip_text
 from .flows import Command, Flow
+from .kinds import EventType
 from .tokens import session_id
 
 if TYPE_CHECKING:
     from .operations import Core
 
-# What the scripts write (one letter, to keep each stream entry small) and what readers see.
-TYPES: Final = {
-    b"c": "session.created",
-    b"r": "session.revoked",
-    b"v": "session.evicted",
-    b"x": "session.expired",
-    b"m": "session.mfa_verified",
-}
 # How long an ended session's hash outlives its end while events are on, so that the sweep
 # that finds it can still say whose it was: the bound on a late session.expired (README).
 GRACE: Final = timedelta(minutes=15)
@@ -60,9 +53,9 @@ def types(values: Iterable[str] | None) -> frozenset[str] | None:
     if values is None:
         return None
     chosen = frozenset(values)
-    unknown = chosen - set(TYPES.values())
+    unknown = chosen - set(EventType.type_names())
     if unknown or not chosen:
-        raise InvalidArgument(f"event types are {', '.join(TYPES.values())}")
+        raise InvalidArgument(f"event types are {', '.join(EventType.type_names())}")
     return chosen
 
 
@@ -187,7 +180,7 @@ def read(
     wanted = types(kinds)
     user = None if user_id is None else inputs.user_id(user_id)
     cursor = None if after is None else _order(after)
-    letters = None if wanted is None else {k for k, name in TYPES.items() if name in wanted}
+    letters = None if wanted is None else EventType.codes_of(wanted)
     owner = None if user is None else str(user).encode()
     yield from core.check_layout()
     buckets = (
@@ -381,7 +374,7 @@ def _event(tenant: str, order: _Order, fields: dict[bytes, bytes]) -> Event:
     reason = fields[b"r"]
     return Event(
         id=_id_of(order),
-        type=TYPES[fields[b"t"]],
+        type=EventType.coded(fields[b"t"]).type_name,
         session_id=session_id(order[2], fields[b"s"].decode()),
         user_id=int(owner) if owner else None,
         ip_address=ip_text(fields[b"ip"]),

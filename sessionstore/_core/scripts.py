@@ -3,7 +3,9 @@
 Each script is sent with ``lua/lib.lua`` in front of it, so the shared steps are written
 once. The session hash's fields are written once too, in codec.VIEW: a script says
 ``unpack(VIEW)`` for the list and ``AT.x`` for the place of field ``x`` in it, and both become
-literals here, so Redis builds no table per call for them.
+literals here, so Redis builds no table per call for them. Event types and reasons are
+``EVENT.created`` and ``REASON.bulk`` (kinds.py), literals too; an unknown name fails the
+import, not a call.
 Redis caches scripts by SHA1; a restart, failover or ``SCRIPT FLUSH`` empties that cache, so
 the drivers answer NOSCRIPT by loading the source and running the call again (every script
 is safe to run twice).
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from .codec import VIEW
+from .kinds import EventType, Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +39,16 @@ def _read(name: str) -> bytes:
 def _load(name: str) -> Script:
     source = (_read("lib") + _read(name)).decode().replace("unpack(VIEW)", _FIELDS)
     source = re.sub(r"\bAT\.(\w+)", lambda field: str(_PLACE[field[1]]), source)
+    source = re.sub(r"\bEVENT\.(\w+)", lambda kind: f"'{_EVENTS[kind[1]]}'", source)
+    source = re.sub(r"\bREASON\.(\w+)", lambda reason: f"'{_REASONS[reason[1]]}'", source)
     encoded = source.encode()
     return Script(name, encoded, hashlib.sha1(encoded, usedforsecurity=False).hexdigest())
 
 
 _PLACE = {field: place for place, field in enumerate(VIEW, start=1)}
 _FIELDS = ", ".join(f"'{field}'" for field in VIEW)
+_EVENTS = {kind.script_name: kind.code for kind in EventType}
+_REASONS = {reason.name.lower(): reason.code for reason in Reason}
 
 
 CREATE = _load("create")

@@ -10,11 +10,11 @@ import re
 from typing import Any
 
 from .._core import inputs, tokens
-from .._core.events import TYPES
+from .._core.kinds import EventType
 from ..webhooks import MAX_PER_TENANT, MAX_URL_LENGTH, URL_PATTERN
 from .problems import CONTENT_TYPE as PROBLEM
 
-EVENT_TYPES = tuple(TYPES.values())
+EVENT_TYPES = EventType.type_names()
 _ANY_TYPE = "|".join(re.escape(kind) for kind in EVENT_TYPES)
 
 ADMIN = "/admin"

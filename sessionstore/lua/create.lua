@@ -28,7 +28,7 @@ local entry = entry_of(random, unpack(redis.call('HMGET', KEYS[1], 'c', 'ip')))
 redis.call('ZADD', KEYS[3], 0, entry)
 redis.call('ZADD', KEYS[4], 0, ip_entry(entry))
 if ARGV[6] == '1' then redis.call('ZADD', KEYS[5], expires_at, entry) end
-emit(bucket, 'c', entry, redis.call('HGET', KEYS[1], 'u'), ACTOR, '', now)
+emit(bucket, EVENT.created, entry, redis.call('HGET', KEYS[1], 'u'), ACTOR, '', now)
 drop_expired(bucket, KEYS[2], now)
 redis.call('ZADD', KEYS[2], expires_at, random)
 
@@ -42,7 +42,7 @@ if excess > 0 then
       local created, ip = unpack(redis.call('HMGET', bucket .. 's:' .. member, 'c', 'ip'))
       if created then
         local evicted_entry = entry_of(member, created, ip)
-        emit(bucket, 'v', evicted_entry, drop(bucket, evicted_entry), 'system', 'cap', now)
+        emit(bucket, EVENT.evicted, evicted_entry, drop(bucket, evicted_entry), 'system', REASON.cap, now)
       end
       redis.call('ZREM', KEYS[2], member)
       evicted = evicted + 1

@@ -56,8 +56,8 @@ local function events_from(argument)
 end
 
 -- Append an event to the bucket's stream `e`, in the same step as the change it records.
--- kind: c created, r revoked, v evicted, x expired, m mfa_verified. The stream id's time is
--- the store's clock (never below the stream's last, so a bucket's events, and so a user's,
+-- kind is an EVENT.<name> and reason a REASON.<name> (_core/kinds.py; literals once loaded).
+-- The stream id's time is the store's clock (never below the stream's last, so a bucket's events, and so a user's,
 -- stay in order whatever the callers' clocks); entries older than RETENTION are trimmed as new
 -- ones come, and an idle stream expires whole.
 local function emit(bucket, kind, entry, whose, actor, reason, now)
@@ -110,7 +110,7 @@ end
 
 -- End a session that ran out of time, and record that it did.
 local function expire(bucket, entry, now)
-  emit(bucket, 'x', entry, drop(bucket, entry), 'system', '', now)
+  emit(bucket, EVENT.expired, entry, drop(bucket, entry), 'system', '', now)
 end
 
 -- Is this session (its VIEW values) live: hash present, not expired, in its user's index?

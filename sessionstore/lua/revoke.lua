@@ -13,9 +13,9 @@ local live = is_live(bucket, random, view, now)
 local entry = entry_of(random, view[AT.c], view[AT.ip])
 drop(bucket, entry)
 if live then
-  emit(bucket, 'r', entry, ARGV[2], ACTOR, '', now)
+  emit(bucket, EVENT.revoked, entry, ARGV[2], ACTOR, '', now)
 elseif tonumber(view[AT.x]) <= now then
-  emit(bucket, 'x', entry, ARGV[2], 'system', '', now)
+  emit(bucket, EVENT.expired, entry, ARGV[2], 'system', '', now)
 end
 sweep(bucket, now, 8)
 if live then return 1 end

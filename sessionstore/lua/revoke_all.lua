@@ -19,7 +19,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
     if owner == ARGV[3] and random_of(entry) ~= keep then orphans[#orphans + 1] = entry end
   end
   drop_all(bucket, orphans)
-  for _, entry in ipairs(orphans) do emit(bucket, 'r', entry, ARGV[3], ACTOR, 'revoke_all', now) end
+  for _, entry in ipairs(orphans) do emit(bucket, EVENT.revoked, entry, ARGV[3], ACTOR, REASON.revoke_all, now) end
   return {0, #orphans}
 end
 
@@ -46,9 +46,9 @@ end
 drop_all(bucket, doomed)
 for at, entry in ipairs(doomed) do
   if kinds[at] == 'r' then
-    emit(bucket, 'r', entry, ARGV[3], ACTOR, 'revoke_all', now)
+    emit(bucket, EVENT.revoked, entry, ARGV[3], ACTOR, REASON.revoke_all, now)
   else
-    emit(bucket, 'x', entry, ARGV[3], 'system', '', now)
+    emit(bucket, EVENT.expired, entry, ARGV[3], 'system', '', now)
   end
 end
 if keep == '' or #members * 2 == #indexed then

@@ -81,12 +81,12 @@ end
 
 drop_all(bucket, strays)
 drop_all(bucket, doomed)
-for _, entry in ipairs(strays) do emit(bucket, 'x', entry, nil, 'system', '', now) end
+for _, entry in ipairs(strays) do emit(bucket, EVENT.expired, entry, nil, 'system', '', now) end
 for at, entry in ipairs(doomed) do
   if kinds[at] ~= 'x' then
-    emit(bucket, 'r', entry, owners[at], ACTOR, 'bulk', now)
+    emit(bucket, EVENT.revoked, entry, owners[at], ACTOR, REASON.bulk, now)
   else
-    emit(bucket, 'x', entry, owners[at], 'system', '', now)
+    emit(bucket, EVENT.expired, entry, owners[at], 'system', '', now)
   end
 end
 for _, pair in ipairs(unindexed) do

@@ -14,7 +14,7 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 announce(KEYS[1])
 for at = 3, #ARGV - 1, 2 do
   if ARGV[at] == 'm' and ARGV[at + 1] == '1' and view[AT.m] ~= '1' then
-    emit(bucket, 'm', entry_of(random_in(KEYS[1]), view[AT.c], view[AT.ip]), view[AT.u], ACTOR, '', ARGV[1])
+    emit(bucket, EVENT.mfa_verified, entry_of(random_in(KEYS[1]), view[AT.c], view[AT.ip]), view[AT.u], ACTOR, '', ARGV[1])
   end
 end
 return 1

@@ -27,7 +27,7 @@ if not is_live(bucket, random, view, now) then
   local entry = entry_of(random, view[AT.c], view[AT.ip])
   local owner = drop(bucket, entry)
   if tonumber(view[AT.x]) <= now then
-    emit(bucket, 'x', entry, owner, 'system', '', now)
+    emit(bucket, EVENT.expired, entry, owner, 'system', '', now)
     return 2
   end
   return 3

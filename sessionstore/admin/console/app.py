@@ -177,6 +177,7 @@ def _environment() -> jinja2.Environment:
         location=text.location,
         auth_method=text.auth_method,
         event_type=text.event_type,
+        event_tone=text.event_tone,
         reason=text.reason,
         actor=text.actor,
     )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from ..._core import inputs
+from ..._core.kinds import EventType, Reason, Tone
 from ...model import Device, Location
 
 _UNITS: Final = (
@@ -29,23 +30,12 @@ USER_ID_HELP: Final = (
 IP_HELP: Final = "Enter an IPv4 or IPv6 address, such as 203.0.113.45 or 2001:db8::1."
 
 # Each event type in words, in the order the timeline's filter offers them.
-EVENT_TYPES: Final = {
-    "session.created": "Created",
-    "session.revoked": "Revoked",
-    "session.evicted": "Evicted",
-    "session.expired": "Expired",
-    "session.mfa_verified": "MFA verified",
-}
+EVENT_TYPES: Final = {kind.type_name: kind.words for kind in EventType}
 EVENT_TYPE_HELP: Final = (
     "Choose an event type from the list: "
     + ", ".join(name.lower() for name in EVENT_TYPES.values())
     + ", or all types."
 )
-REASONS: Final = {
-    "revoke_all": "All of the user's sessions",
-    "bulk": "Bulk revocation (by IP)",
-    "cap": "Over the per-user session cap",
-}
 
 
 def relative(moment: datetime, now: datetime) -> str:
@@ -96,8 +86,14 @@ def event_type(value: str) -> str:
     return EVENT_TYPES.get(value, value)
 
 
+def event_tone(value: str) -> str:
+    """The CSS class of an event type's badge: ``event--good``."""
+    kind = EventType.named(value)
+    return f"event--{kind.tone.value if kind else Tone.INFO.value}"
+
+
 def reason(value: str | None) -> str:
-    return "" if value is None else REASONS.get(value, value)
+    return "" if value is None else Reason.words_for(value)
 
 
 def actor(value: str) -> str:
