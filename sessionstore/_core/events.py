@@ -20,18 +20,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from ..errors import InvalidActor, InvalidArgument, InvalidCursor
 from ..model import from_ms, isoformat
 from . import inputs
 from .codec import ip_text
 from .flows import Command, Flow
+from .keys import KeySpace
 from .kinds import EventType
 from .tokens import session_id
-
-if TYPE_CHECKING:
-    from .operations import Core
 
 # How long an ended session's hash outlives its end while events are on, so that the sweep
 # that finds it can still say whose it was: the bound on a late session.expired (README).
@@ -104,12 +102,12 @@ class EventPage:
         }
 
 
-def script_argument(core: Core, who: str) -> str:
-    """The events argument of a script call (lua/lib.lua: events_from); '' records nothing."""
-    config = core.config
-    if not core.events_on:
+def script_argument(retention_ms: int | None, who: str) -> str:
+    """The events argument of a script call (lua/lib.lua: events_from): events kept
+    ``retention_ms``, recorded as done by ``who``; '' (``retention_ms`` None) records nothing."""
+    if retention_ms is None:
         return ""
-    return f"{config.event_retention_ms}:{int(GRACE.total_seconds() * 1000)}:{who}"
+    return f"{retention_ms}:{int(GRACE.total_seconds() * 1000)}:{who}"
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -150,14 +148,39 @@ class _Read:
     count: int
 
 
-def read(
-    core: Core,
+@dataclass(frozen=True, slots=True)
+class Query:
+    """An events request, its inputs checked."""
+
+    tenant: str
+    cursor: _Order | None
+    limit: int
+    letters: frozenset[bytes] | None  # the event types wanted, as the stream writes them
+    owner: bytes | None  # the user wanted, as the stream writes it
+
+
+def query(
     tenant: str,
     after: str | None,
     limit: int,
     kinds: Sequence[str] | None,
     user_id: int | None,
-) -> Flow[EventPage]:
+) -> Query:
+    """Check an events request's inputs before anything is read."""
+    tenant = inputs.tenant(tenant)
+    limit = inputs.limit(limit)
+    wanted = types(kinds)
+    user = None if user_id is None else inputs.user_id(user_id)
+    return Query(
+        tenant,
+        None if after is None else _order(after),
+        limit,
+        None if wanted is None else EventType.codes_of(wanted),
+        None if user is None else str(user).encode(),
+    )
+
+
+def read(keys: KeySpace, wanted: Query) -> Flow[EventPage]:
     """Up to ``limit`` events after the cursor, oldest first, reading at most PAGE_BUDGET
     stream entries in at most MAX_ROUNDS rounds (each of one round trip per BATCH buckets).
 
@@ -175,16 +198,15 @@ def read(
     the frontier, so the next page goes on from there: no event is skipped or repeated.
     No cursor: nothing more is stored now.
     """
-    tenant = inputs.tenant(tenant)
-    limit = inputs.limit(limit)
-    wanted = types(kinds)
-    user = None if user_id is None else inputs.user_id(user_id)
-    cursor = None if after is None else _order(after)
-    letters = None if wanted is None else EventType.codes_of(wanted)
-    owner = None if user is None else str(user).encode()
-    yield from core.check_layout()
+    tenant, cursor, limit, letters, owner = (
+        wanted.tenant,
+        wanted.cursor,
+        wanted.limit,
+        wanted.letters,
+        wanted.owner,
+    )
     buckets = (
-        [core.keys.bucket_of(tenant, user)] if user is not None else list(core.keys.all_buckets())
+        [keys.bucket_of(tenant, int(owner))] if owner is not None else list(keys.all_buckets())
     )
     streams = [_Stream(b, _lower(b, cursor)) for b in buckets]
     want = limit + 1  # one more than the page, to know whether there are more
@@ -202,7 +224,7 @@ def read(
                 Command(
                     (
                         "XRANGE",
-                        core.keys.events(tenant, r.stream.bucket),
+                        keys.events(tenant, r.stream.bucket),
                         r.stream.start,
                         "+" if r.end is None else _upper(r.stream.bucket, r.end),
                         "COUNT",
@@ -346,13 +368,11 @@ def _reached(stream: _Stream, cursor: _Order | None) -> _Order:
     return cursor if cursor is not None else (-1, -1, "")
 
 
-def newest(core: Core, tenant: str) -> Flow[str | None]:
+def newest(keys: KeySpace, tenant: str) -> Flow[str | None]:
     """The id of the newest event of the tenant, a cursor for "only what comes next"."""
-    tenant = inputs.tenant(tenant)
-    yield from core.check_layout()
-    buckets = core.keys.all_buckets()
+    buckets = keys.all_buckets()
     replies = yield [
-        Command(("XREVRANGE", core.keys.events(tenant, b), "+", "-", "COUNT", 1)) for b in buckets
+        Command(("XREVRANGE", keys.events(tenant, b), "+", "-", "COUNT", 1)) for b in buckets
     ]
     last = [
         _stream_order(entries[0][0], b)

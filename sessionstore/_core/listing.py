@@ -20,18 +20,14 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ..errors import InvalidCursor
 from ..model import Page, Session, to_ms
 from . import inputs, scripts
 from .codec import VIEW, decode_view, packed_ip
 from .flows import Batch, Command, Flow, ScriptCall
-from .keys import created_at, ip_key, position, random_part, session_id_at
+from .keys import KeySpace, created_at, ip_key, position, random_part, session_id_at
 from .tokens import RANDOM_LEN
-
-if TYPE_CHECKING:
-    from .operations import Core
 
 MAX_ROUNDS = 4
 SLACK = 16  # ended sessions a bucket may drop per call beyond the live ones it was asked for
@@ -70,35 +66,48 @@ class _Bucket:
     done: bool = False
 
 
-def list_sessions(
-    core: Core,
-    tenant: str,
-    user_id: int | None,
-    ip_address: str | None,
-    limit: int,
-    cursor: str | None,
-) -> Flow[Page]:
-    tenant = inputs.tenant(tenant)
-    limit = inputs.limit(limit)
-    if user_id is not None:
-        user_id = inputs.user_id(user_id)
-    if ip_address is not None:
-        ip_address = inputs.ip_address(ip_address)
-    below = b"" if cursor is None else decode_cursor(cursor)
-    if user_id is not None:
-        sessions = yield from core.user_sessions(tenant, user_id)
-        if ip_address is not None:
-            sessions = [s for s in sessions if s.ip_address == ip_address]
-        ranked = sorted(((_position_of(s), s) for s in sessions), key=lambda p: p[0], reverse=True)
-        after = [(at, s) for at, s in ranked if not below or at < below]
-        page = after[:limit]
-        more = len(after) > limit
-        return Page([s for _, s in page], encode_cursor(page[-1][0]) if more else None, len(ranked))
-    yield from core.check_layout()
-    ip = b"" if ip_address is None else ip_key(packed_ip(ip_address))
-    found, frontier, total = yield from _walk(core, tenant, ip, limit + 1, below)
-    page = found[:limit]
-    if len(found) > limit:
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A listing request, its inputs checked: what page of whose sessions."""
+
+    tenant: str
+    user_id: int | None
+    ip_address: str | None
+    limit: int
+    below: bytes  # the page starts below this position (b"": from the newest)
+
+
+def query(
+    tenant: str, user_id: int | None, ip_address: str | None, limit: int, cursor: str | None
+) -> Query:
+    """Check a listing's inputs before anything is read (a typed error for each bad one)."""
+    return Query(
+        inputs.tenant(tenant),
+        None if user_id is None else inputs.user_id(user_id),
+        None if ip_address is None else inputs.ip_address(ip_address),
+        inputs.limit(limit),
+        b"" if cursor is None else decode_cursor(cursor),
+    )
+
+
+def user_page(wanted: Query, sessions: list[Session]) -> Page:
+    """The page of one user's sessions (all of them, read from the user's index)."""
+    if wanted.ip_address is not None:
+        sessions = [s for s in sessions if s.ip_address == wanted.ip_address]
+    ranked = sorted(((_position_of(s), s) for s in sessions), key=lambda p: p[0], reverse=True)
+    after = [(at, s) for at, s in ranked if not wanted.below or at < wanted.below]
+    page = after[: wanted.limit]
+    more = len(after) > wanted.limit
+    return Page([s for _, s in page], encode_cursor(page[-1][0]) if more else None, len(ranked))
+
+
+def tenant_page(keys: KeySpace, now_ms: int, events_system: str, wanted: Query) -> Flow[Page]:
+    """The page of a tenant's sessions (optionally from one IP), walked over its buckets."""
+    ip = b"" if wanted.ip_address is None else ip_key(packed_ip(wanted.ip_address))
+    walk = _Walk(keys, now_ms, events_system, wanted.tenant, ip)
+    found, frontier, total = yield from walk.newest(wanted.limit + 1, wanted.below)
+    page = found[: wanted.limit]
+    if len(found) > wanted.limit:
         next_cursor: str | None = encode_cursor(page[-1][0])
     elif frontier is not None:
         next_cursor = encode_cursor(frontier)  # the budget ran out: continue below the frontier
@@ -107,68 +116,73 @@ def list_sessions(
     return Page([session for _, session in page], next_cursor, total)
 
 
-def _walk(
-    core: Core, tenant: str, ip: bytes, want: int, below: bytes
-) -> Flow[tuple[list[tuple[bytes, Session]], bytes | None, int]]:
-    """The newest ``want`` live sessions below ``below``, the frontier if incomplete, the count.
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    keys: KeySpace
+    now_ms: int
+    events_system: str
+    tenant: str
+    ip: bytes
 
-    Rounds of page.lua find positions of live sessions (cheap: no session is read whole);
-    the last round reads the views of the positions that make the page, as plain HMGETs.
-    """
-    buckets = [_Bucket(name, below) for name in core.keys.all_buckets()]
-    found: list[tuple[bytes, _Bucket]] = []
-    total = 0
-    wanted = -(-want // len(buckets)) + 2  # a little over each bucket's share
-    asking = buckets
-    for round_ in range(MAX_ROUNDS - 1):
-        calls: Batch = [
-            _page_call(core, tenant, bucket, ip, wanted, count=round_ == 0) for bucket in asking
+    def newest(
+        self, want: int, below: bytes
+    ) -> Flow[tuple[list[tuple[bytes, Session]], bytes | None, int]]:
+        """The newest ``want`` live sessions below ``below``, the frontier if incomplete, the count.
+
+        Rounds of page.lua find positions of live sessions (cheap: no session is read whole);
+        the last round reads the views of the positions that make the page, as plain HMGETs.
+        """
+        buckets = [_Bucket(name, below) for name in self.keys.all_buckets()]
+        found: list[tuple[bytes, _Bucket]] = []
+        total = 0
+        wanted = -(-want // len(buckets)) + 2  # a little over each bucket's share
+        asking = buckets
+        for round_ in range(MAX_ROUNDS - 1):
+            calls: Batch = [self._page_call(bucket, wanted, count=round_ == 0) for bucket in asking]
+            for bucket, reply in zip(asking, (yield calls), strict=True):
+                done, last, count, *positions = reply
+                total += max(int(count), 0)
+                bucket.done = bool(done)
+                bucket.below = bytes(last) or bucket.below
+                found += [(bytes(at), bucket) for at in positions]
+            found.sort(key=lambda item: item[0], reverse=True)
+            # A bucket still matters if it may hold a session newer than the want-th found.
+            bar = found[want - 1][0] if len(found) >= want else b""
+            asking = [bucket for bucket in buckets if not bucket.done and bucket.below > bar]
+            if not asking:
+                break
+            wanted = want if round_ else 4 * wanted
+        frontier = max((bucket.below for bucket in buckets if not bucket.done), default=None)
+        if frontier is not None:
+            found = [item for item in found if item[0] >= frontier]
+        page = found[:want]
+        ids = [session_id_at(bucket.name, at) for at, bucket in page]
+        reads: Batch = [
+            Command(("HMGET", self.keys.session(self.tenant, sid), *VIEW[1:])) for sid in ids
         ]
-        for bucket, reply in zip(asking, (yield calls), strict=True):
-            done, last, count, *positions = reply
-            total += max(int(count), 0)
-            bucket.done = bool(done)
-            bucket.below = bytes(last) or bucket.below
-            found += [(bytes(at), bucket) for at in positions]
-        found.sort(key=lambda item: item[0], reverse=True)
-        # A bucket still matters if it may hold a session newer than the want-th found.
-        bar = found[want - 1][0] if len(found) >= want else b""
-        asking = [bucket for bucket in buckets if not bucket.done and bucket.below > bar]
-        if not asking:
-            break
-        wanted = want if round_ else 4 * wanted
-    frontier = max((bucket.below for bucket in buckets if not bucket.done), default=None)
-    if frontier is not None:
-        found = [item for item in found if item[0] >= frontier]
-    page = found[:want]
-    ids = [session_id_at(bucket.name, at) for at, bucket in page]
-    reads: Batch = [Command(("HMGET", core.keys.session(tenant, sid), *VIEW[1:])) for sid in ids]
-    views = (yield reads) if reads else []
-    # A session that ended since its position was read is left out of the page.
-    sessions = [
-        (at, decode_view(sid, [b"", *view]))
-        for (at, _), sid, view in zip(page, ids, views, strict=True)
-        if view[0] is not None
-    ]
-    return sessions, frontier if len(found) < want else None, total
+        views = (yield reads) if reads else []
+        # A session that ended since its position was read is left out of the page.
+        sessions = [
+            (at, decode_view(sid, [b"", *view]))
+            for (at, _), sid, view in zip(page, ids, views, strict=True)
+            if view[0] is not None
+        ]
+        return sessions, frontier if len(found) < want else None, total
 
-
-def _page_call(
-    core: Core, tenant: str, bucket: _Bucket, ip: bytes, wanted: int, *, count: bool
-) -> ScriptCall:
-    return ScriptCall(
-        scripts.PAGE,
-        (core.keys.created_index(tenant, bucket.name),),
-        (
-            core.now_ms(),
-            ip,
-            bucket.below,
-            wanted,
-            wanted + SLACK,
-            COUNT_CHECKED if count else 0,
-            core.events_system,
-        ),
-    )
+    def _page_call(self, bucket: _Bucket, wanted: int, *, count: bool) -> ScriptCall:
+        return ScriptCall(
+            scripts.PAGE,
+            (self.keys.created_index(self.tenant, bucket.name),),
+            (
+                self.now_ms,
+                self.ip,
+                bucket.below,
+                wanted,
+                wanted + SLACK,
+                COUNT_CHECKED if count else 0,
+                self.events_system,
+            ),
+        )
 
 
 def _position_of(session: Session) -> bytes:

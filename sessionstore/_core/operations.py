@@ -106,7 +106,12 @@ class Core:
     @property
     def events_system(self) -> str:
         """The events argument of a script call that changes sessions on its own behalf."""
-        return events.script_argument(self, "system")
+        return events.script_argument(self._retention_ms, "system")
+
+    @property
+    def _retention_ms(self) -> int | None:
+        """How long events are kept, while this store records them (None: it records none)."""
+        return self.config.event_retention_ms if self.events_on else None
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -298,7 +303,7 @@ class Core:
         if not isinstance(mfa_verified, bool):
             raise inputs.InvalidArgument("mfa_verified must be a bool")
         yield from self.check_layout()
-        recorded = events.script_argument(self, who)
+        recorded = events.script_argument(self._retention_ms, who)
         config, keys = self.config, self.keys
         bucket = keys.bucket_of(tenant, user_id)
         for _attempt in range(3):
@@ -384,7 +389,7 @@ class Core:
         session_id = inputs.session_id(session_id)
         who = events.actor(actor)
         yield from self.check_layout()
-        recorded = events.script_argument(self, who)
+        recorded = events.script_argument(self._retention_ms, who)
         call = self._one_session(scripts.REVOKE, tenant, session_id, user_id, recorded)
         reply = yield from self._durably(call)
         return bool(reply)
@@ -402,7 +407,7 @@ class Core:
         keep = "" if except_session_id is None else inputs.session_id(except_session_id)
         who = events.actor(actor)
         yield from self.check_layout()
-        recorded = events.script_argument(self, who)
+        recorded = events.script_argument(self._retention_ms, who)
         bucket = self.keys.bucket_of(tenant, user_id)
         call = ScriptCall(
             scripts.REVOKE_ALL,
@@ -456,7 +461,7 @@ class Core:
                 )
             }
         yield from self.check_layout()
-        recorded = events.script_argument(self, who)
+        recorded = events.script_argument(self._retention_ms, who)
         revoked = 0
         for _round in range(MAX_REVOKE_ROUNDS):
             calls: Batch = [
@@ -490,7 +495,7 @@ class Core:
         session_id = inputs.session_id(session_id)
         who = events.actor(actor)
         yield from self.check_layout()
-        recorded = events.script_argument(self, who)
+        recorded = events.script_argument(self._retention_ms, who)
         call = self._one_session(
             scripts.UPDATE, tenant, session_id, recorded, "m", int(mfa_verified)
         )
@@ -506,7 +511,14 @@ class Core:
         limit: int = inputs.DEFAULT_LIMIT,
         cursor: str | None = None,
     ) -> Flow[Page]:
-        return (yield from listing.list_sessions(self, tenant, user_id, ip_address, limit, cursor))
+        wanted = listing.query(tenant, user_id, ip_address, limit, cursor)
+        if wanted.user_id is not None:  # the user's own index is the narrowest there is
+            sessions = yield from self.user_sessions(wanted.tenant, wanted.user_id)
+            return listing.user_page(wanted, sessions)
+        yield from self.check_layout()
+        return (
+            yield from listing.tenant_page(self.keys, self.now_ms(), self.events_system, wanted)
+        )
 
     def events(
         self,
@@ -517,7 +529,9 @@ class Core:
         types: Sequence[str] | None = None,
         user_id: int | None = None,
     ) -> Flow[events.EventPage]:
-        return (yield from events.read(self, tenant, after, limit, types, user_id))
+        wanted = events.query(tenant, after, limit, types, user_id)
+        yield from self.check_layout()
+        return (yield from events.read(self.keys, wanted))
 
     def sweep_buckets(self, created_indexes: Sequence[str]) -> Flow[None]:
         """Drop, and record as expired, what ended in these buckets (``t`` index keys, as a
@@ -533,7 +547,9 @@ class Core:
         ]
 
     def newest_event(self, tenant: str) -> Flow[str | None]:
-        return (yield from events.newest(self, tenant))
+        tenant = inputs.tenant(tenant)
+        yield from self.check_layout()
+        return (yield from events.newest(self.keys, tenant))
 
     # -- shared steps -----------------------------------------------------------------------
 
