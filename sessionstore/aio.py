@@ -17,6 +17,8 @@ from ._subscribers import AsyncSubscriber
 from .model import Page, Session
 from .store import _args
 
+__all__ = ["AsyncSessionStore"]
+
 
 class AsyncSessionStore(BaseStore):
     """Login sessions in Redis, for asyncio. With no client, runs on the embedded server."""
@@ -29,6 +31,7 @@ class AsyncSessionStore(BaseStore):
             self._subscriber = AsyncSubscriber(cache, self._client, self.config.prefix)
 
     async def aclose(self) -> None:
+        """Stop the near cache's subscribers and release the connections this store opened."""
         if self._subscriber is not None:
             await self._subscriber.stop()
         await self._client.aclose()
@@ -58,6 +61,7 @@ class AsyncSessionStore(BaseStore):
     ) -> tuple[Session, str]:
         """Start a session; returns it and its bearer token (shown once, never stored)."""
         return await self._drive(
+            "create",
             self._core.create(
                 tenant,
                 user_id,
@@ -66,20 +70,27 @@ class AsyncSessionStore(BaseStore):
                 auth_method=auth_method,
                 mfa_verified=mfa_verified,
                 actor=actor,
-            )
+            ),
         )
 
     async def validate(self, tenant: str, token: object) -> Session | None:
         """The token's live session, recording activity; None if unknown, expired or revoked."""
         if self._subscriber is not None:
             self._subscriber.ensure_running()
-        return await self._drive(self._core.validate(tenant, token))
+        return await self._drive("validate", self._core.validate(tenant, token))
 
     async def get(self, tenant: str, session_id: str) -> Session | None:
-        return await self._drive(self._core.get(tenant, session_id))
+        """The live session with this id, without recording activity; None if there is none.
+
+        For admin views: it never extends a session. Raises InvalidSessionId for a malformed id."""
+        return await self._drive("get", self._core.get(tenant, session_id))
 
     async def list_user_sessions(self, tenant: str, user_id: int) -> list[Session]:
-        return await self._drive(self._core.list_user_sessions(tenant, user_id))
+        """Every live session of the user, most recently active first (at most
+        ``max_sessions_per_user``, read from the user's own index in one script call)."""
+        return await self._drive(
+            "list_user_sessions", self._core.list_user_sessions(tenant, user_id)
+        )
 
     async def list_sessions(
         self,
@@ -90,17 +101,24 @@ class AsyncSessionStore(BaseStore):
         limit: int = inputs.DEFAULT_LIMIT,
         cursor: str | None = None,
     ) -> Page:
+        """One page of the tenant's live sessions, newest first: all of them, one user's, or
+        those from one IP address. ``cursor`` is a previous page's ``next_cursor``; a page costs
+        at most ``listing.MAX_ROUNDS`` round trips whatever the tenant's size, and may end early
+        with a cursor to go on from. Raises InvalidCursor for a cursor it did not issue."""
         return await self._drive(
+            "list_sessions",
             self._core.list_sessions(
                 tenant, user_id=user_id, ip_address=ip_address, limit=limit, cursor=cursor
-            )
+            ),
         )
 
     async def revoke(
         self, tenant: str, user_id: int, session_id: str, *, actor: str = "system"
     ) -> bool:
         """End one session at once; ``actor`` says who, in its event (events.py)."""
-        return await self._drive(self._core.revoke(tenant, user_id, session_id, actor=actor))
+        return await self._drive(
+            "revoke", self._core.revoke(tenant, user_id, session_id, actor=actor)
+        )
 
     async def revoke_all(
         self,
@@ -110,8 +128,14 @@ class AsyncSessionStore(BaseStore):
         except_session_id: str | None = None,
         actor: str = "system",
     ) -> int:
+        """End every session of the user at once (one script, one step), except
+        ``except_session_id`` if given (\"sign out my other devices\"); returns how many ended.
+        Raises RevocationNotDurable when the change may not survive a failover."""
         return await self._drive(
-            self._core.revoke_all(tenant, user_id, except_session_id=except_session_id, actor=actor)
+            "revoke_all",
+            self._core.revoke_all(
+                tenant, user_id, except_session_id=except_session_id, actor=actor
+            ),
         )
 
     async def revoke_sessions(
@@ -128,35 +152,39 @@ class AsyncSessionStore(BaseStore):
         With neither filter it refuses (InvalidArgument) unless ``all_sessions=True``.
         """
         return await self._drive(
+            "revoke_sessions",
             self._core.revoke_sessions(
                 tenant,
                 ip_address=ip_address,
                 user_id=user_id,
                 all_sessions=all_sessions,
                 actor=actor,
-            )
+            ),
         )
 
     async def mark_mfa_verified(self, tenant: str, session_id: str, *, actor: str = "user") -> bool:
+        """Record that the session passed a second factor; False if it is no longer live.
+        Validations see it at once (the near cache is told, like a revocation)."""
         return await self._drive(
-            self._core.update(tenant, session_id, mfa_verified=True, actor=actor)
+            "mark_mfa_verified",
+            self._core.update(tenant, session_id, mfa_verified=True, actor=actor),
         )
 
     async def enable_events(self) -> None:
         """Record session events from now on, for every store under this prefix: each reads
         the setting when it starts and at least every 10 s (``sessionstore serve --events``
         turns it on; ``StoreConfig(events=True)`` does too, when its store starts)."""
-        await self._drive(self._core.set_events(True))
+        await self._drive("enable_events", self._core.set_events(True))
 
     async def disable_events(self) -> None:
         """Stop recording events, for every store under this prefix (within 10 s); what is
         recorded stays until its retention ends. A store configured with ``events=True``
         turns them on again when it starts."""
-        await self._drive(self._core.set_events(False))
+        await self._drive("disable_events", self._core.set_events(False))
 
     async def events_enabled(self) -> bool:
         """Whether this prefix's deployment records events (asks Redis)."""
-        return await self._drive(self._core.events_enabled())
+        return await self._drive("events_enabled", self._core.events_enabled())
 
     async def sweep_expired(self) -> int:
         """Drop, and record as ``session.expired``, the sessions that ended while nobody asked
@@ -168,10 +196,10 @@ class AsyncSessionStore(BaseStore):
             async for key in self._client.scan_iter(match=pattern, count=1000):
                 chunk.append(key.decode() if isinstance(key, bytes) else key)
                 if len(chunk) == SWEEP_CHUNK:
-                    await self._drive(self._core.sweep_buckets(chunk))
+                    await self._drive("sweep_expired", self._core.sweep_buckets(chunk))
                     swept, chunk = swept + len(chunk), []
         if chunk:
-            await self._drive(self._core.sweep_buckets(chunk))
+            await self._drive("sweep_expired", self._core.sweep_buckets(chunk))
         return swept + len(chunk)
 
     async def events(
@@ -188,7 +216,8 @@ class AsyncSessionStore(BaseStore):
         A page reads at most events.PAGE_BUDGET stream entries: with a sparse filter it may
         hold fewer than ``limit`` events (even none) and a ``next_cursor`` to go on from."""
         return await self._drive(
-            self._core.events(tenant, after=after, limit=limit, types=types, user_id=user_id)
+            "events",
+            self._core.events(tenant, after=after, limit=limit, types=types, user_id=user_id),
         )
 
     async def tail(
@@ -196,7 +225,11 @@ class AsyncSessionStore(BaseStore):
     ) -> AsyncIterator[Event]:
         """Every event after ``after`` (by default, after the newest now stored), as it comes;
         polls every ``poll`` seconds when there is nothing new."""
-        cursor = after if after is not None else await self._drive(self._core.newest_event(tenant))
+        cursor = (
+            after
+            if after is not None
+            else await self._drive("tail", self._core.newest_event(tenant))
+        )
         while True:
             page = await self.events(tenant, after=cursor)
             for event in page.data:
@@ -209,10 +242,10 @@ class AsyncSessionStore(BaseStore):
 
     # -- I/O ----------------------------------------------------------------------------------
 
-    async def _drive(self, flow: Flow[T]) -> T:
+    async def _drive(self, operation: str, flow: Flow[T]) -> T:
         if self._metrics is None:
             return await self._run_flow(flow)
-        with self._metrics.operation(getattr(flow, "__name__", "operation")):
+        with self._metrics.operation(operation):
             return await self._run_flow(flow)
 
     async def _run_flow(self, flow: Flow[T]) -> T:

@@ -9,6 +9,8 @@ from datetime import timedelta
 from ._core.tokens import MAX_BUCKETS
 from .errors import InvalidArgument
 
+__all__ = ["StoreConfig"]
+
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 

@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "IncompatibleLayout",
+    "IndexInconsistent",
+    "InvalidActor",
+    "InvalidArgument",
+    "InvalidAuthMethod",
+    "InvalidCursor",
+    "InvalidIPAddress",
+    "InvalidLimit",
+    "InvalidSessionId",
+    "InvalidTenant",
+    "InvalidUserId",
+    "OperationIncomplete",
+    "RevocationNotDurable",
+    "SessionConflict",
+    "SessionStoreError",
+    "StoreUnavailable",
+    "StoreWriteRejected",
+]
+
 
 class SessionStoreError(Exception):
     """Base class of every error raised by sessionstore."""

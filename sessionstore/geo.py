@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 from .model import Location
 
+__all__ = ["LocationResolver", "MaxMindResolver", "no_location"]
+
 
 class LocationResolver(Protocol):
     def __call__(self, ip_address: str) -> Location | None: ...

@@ -25,6 +25,8 @@ from .errors import InvalidArgument, StoreUnavailable
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+__all__ = ["ApiMetrics", "DeliveryMetrics", "StoreMetrics"]
+
 # Validate answers one of these; the other operations answer ok, invalid or unavailable.
 VALIDATE_OUTCOMES = ("valid", "unknown", "expired", "revoked", "malformed", "unavailable")
 

@@ -6,6 +6,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+__all__ = [
+    "AuthMethod",
+    "Device",
+    "DeviceType",
+    "Location",
+    "Page",
+    "Session",
+    "from_ms",
+    "isoformat",
+    "to_ms",
+]
+
 DeviceType = Literal["desktop", "mobile", "tablet", "bot", "other"]
 AuthMethod = Literal["password", "social", "sso"]
 

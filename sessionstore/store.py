@@ -16,6 +16,8 @@ from ._core.flows import Batch, Call, Command, Flow, T
 from ._subscribers import Subscriber
 from .model import Page, Session
 
+__all__ = ["SessionStore"]
+
 
 class SessionStore(BaseStore):
     """Login sessions in Redis. With no client, runs on the embedded in-process server.
@@ -35,6 +37,7 @@ class SessionStore(BaseStore):
             self._subscriber = Subscriber.start_all(cache, self._client, self.config.prefix)
 
     def close(self) -> None:
+        """Stop the near cache's subscribers and release the connections this store opened."""
         for subscriber in self._subscriber or ():
             subscriber.stop()
         for subscriber in self._subscriber or ():
@@ -66,6 +69,7 @@ class SessionStore(BaseStore):
     ) -> tuple[Session, str]:
         """Start a session; returns it and its bearer token (shown once, never stored)."""
         return self._drive(
+            "create",
             self._core.create(
                 tenant,
                 user_id,
@@ -74,18 +78,23 @@ class SessionStore(BaseStore):
                 auth_method=auth_method,
                 mfa_verified=mfa_verified,
                 actor=actor,
-            )
+            ),
         )
 
     def validate(self, tenant: str, token: object) -> Session | None:
         """The token's live session, recording activity; None if unknown, expired or revoked."""
-        return self._drive(self._core.validate(tenant, token))
+        return self._drive("validate", self._core.validate(tenant, token))
 
     def get(self, tenant: str, session_id: str) -> Session | None:
-        return self._drive(self._core.get(tenant, session_id))
+        """The live session with this id, without recording activity; None if there is none.
+
+        For admin views: it never extends a session. Raises InvalidSessionId for a malformed id."""
+        return self._drive("get", self._core.get(tenant, session_id))
 
     def list_user_sessions(self, tenant: str, user_id: int) -> list[Session]:
-        return self._drive(self._core.list_user_sessions(tenant, user_id))
+        """Every live session of the user, most recently active first (at most
+        ``max_sessions_per_user``, read from the user's own index in one script call)."""
+        return self._drive("list_user_sessions", self._core.list_user_sessions(tenant, user_id))
 
     def list_sessions(
         self,
@@ -96,15 +105,20 @@ class SessionStore(BaseStore):
         limit: int = inputs.DEFAULT_LIMIT,
         cursor: str | None = None,
     ) -> Page:
+        """One page of the tenant's live sessions, newest first: all of them, one user's, or
+        those from one IP address. ``cursor`` is a previous page's ``next_cursor``; a page costs
+        at most ``listing.MAX_ROUNDS`` round trips whatever the tenant's size, and may end early
+        with a cursor to go on from. Raises InvalidCursor for a cursor it did not issue."""
         return self._drive(
+            "list_sessions",
             self._core.list_sessions(
                 tenant, user_id=user_id, ip_address=ip_address, limit=limit, cursor=cursor
-            )
+            ),
         )
 
     def revoke(self, tenant: str, user_id: int, session_id: str, *, actor: str = "system") -> bool:
         """End one session at once; ``actor`` says who, in its event (events.py)."""
-        return self._drive(self._core.revoke(tenant, user_id, session_id, actor=actor))
+        return self._drive("revoke", self._core.revoke(tenant, user_id, session_id, actor=actor))
 
     def revoke_all(
         self,
@@ -114,8 +128,14 @@ class SessionStore(BaseStore):
         except_session_id: str | None = None,
         actor: str = "system",
     ) -> int:
+        """End every session of the user at once (one script, one step), except
+        ``except_session_id`` if given (\"sign out my other devices\"); returns how many ended.
+        Raises RevocationNotDurable when the change may not survive a failover."""
         return self._drive(
-            self._core.revoke_all(tenant, user_id, except_session_id=except_session_id, actor=actor)
+            "revoke_all",
+            self._core.revoke_all(
+                tenant, user_id, except_session_id=except_session_id, actor=actor
+            ),
         )
 
     def revoke_sessions(
@@ -132,33 +152,39 @@ class SessionStore(BaseStore):
         With neither filter it refuses (InvalidArgument) unless ``all_sessions=True``.
         """
         return self._drive(
+            "revoke_sessions",
             self._core.revoke_sessions(
                 tenant,
                 ip_address=ip_address,
                 user_id=user_id,
                 all_sessions=all_sessions,
                 actor=actor,
-            )
+            ),
         )
 
     def mark_mfa_verified(self, tenant: str, session_id: str, *, actor: str = "user") -> bool:
-        return self._drive(self._core.update(tenant, session_id, mfa_verified=True, actor=actor))
+        """Record that the session passed a second factor; False if it is no longer live.
+        Validations see it at once (the near cache is told, like a revocation)."""
+        return self._drive(
+            "mark_mfa_verified",
+            self._core.update(tenant, session_id, mfa_verified=True, actor=actor),
+        )
 
     def enable_events(self) -> None:
         """Record session events from now on, for every store under this prefix: each reads
         the setting when it starts and at least every 10 s (``sessionstore serve --events``
         turns it on; ``StoreConfig(events=True)`` does too, when its store starts)."""
-        self._drive(self._core.set_events(True))
+        self._drive("enable_events", self._core.set_events(True))
 
     def disable_events(self) -> None:
         """Stop recording events, for every store under this prefix (within 10 s); what is
         recorded stays until its retention ends. A store configured with ``events=True``
         turns them on again when it starts."""
-        self._drive(self._core.set_events(False))
+        self._drive("disable_events", self._core.set_events(False))
 
     def events_enabled(self) -> bool:
         """Whether this prefix's deployment records events (asks Redis)."""
-        return self._drive(self._core.events_enabled())
+        return self._drive("events_enabled", self._core.events_enabled())
 
     def sweep_expired(self) -> int:
         """Drop, and record as ``session.expired``, the sessions that ended while nobody asked
@@ -170,10 +196,10 @@ class SessionStore(BaseStore):
             for key in self._client.scan_iter(match=pattern, count=1000):
                 chunk.append(key.decode() if isinstance(key, bytes) else key)
                 if len(chunk) == SWEEP_CHUNK:
-                    self._drive(self._core.sweep_buckets(chunk))
+                    self._drive("sweep_expired", self._core.sweep_buckets(chunk))
                     swept, chunk = swept + len(chunk), []
         if chunk:
-            self._drive(self._core.sweep_buckets(chunk))
+            self._drive("sweep_expired", self._core.sweep_buckets(chunk))
         return swept + len(chunk)
 
     def events(
@@ -190,13 +216,16 @@ class SessionStore(BaseStore):
         A page reads at most events.PAGE_BUDGET stream entries: with a sparse filter it may
         hold fewer than ``limit`` events (even none) and a ``next_cursor`` to go on from."""
         return self._drive(
-            self._core.events(tenant, after=after, limit=limit, types=types, user_id=user_id)
+            "events",
+            self._core.events(tenant, after=after, limit=limit, types=types, user_id=user_id),
         )
 
     def tail(self, tenant: str, *, after: str | None = None, poll: float = 0.5) -> Iterator[Event]:
         """Every event after ``after`` (by default, after the newest now stored), as it comes;
         polls every ``poll`` seconds when there is nothing new."""
-        cursor = after if after is not None else self._drive(self._core.newest_event(tenant))
+        cursor = (
+            after if after is not None else self._drive("tail", self._core.newest_event(tenant))
+        )
         while True:
             page = self.events(tenant, after=cursor)
             for event in page.data:
@@ -209,10 +238,10 @@ class SessionStore(BaseStore):
 
     # -- I/O ----------------------------------------------------------------------------------
 
-    def _drive(self, flow: Flow[T]) -> T:
+    def _drive(self, operation: str, flow: Flow[T]) -> T:
         if self._metrics is None:
             return self._run_flow(flow)
-        with self._metrics.operation(getattr(flow, "__name__", "operation")):
+        with self._metrics.operation(operation):
             return self._run_flow(flow)
 
     def _run_flow(self, flow: Flow[T]) -> T:

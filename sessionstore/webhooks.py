@@ -714,7 +714,7 @@ class _Redis:
 
     async def newest_event(self, tenant: str) -> str | None:
         # The store's own reading of the tenant's streams (what tail() starts after).
-        return await self.store._drive(self.store._core.newest_event(tenant))
+        return await self.store._drive("tail", self.store._core.newest_event(tenant))
 
 
 # -- registration -------------------------------------------------------------------------------

@@ -126,6 +126,29 @@ def test_other_operations_count_ok_and_invalid(
     assert timed(registry, "create") == 1
 
 
+@pytest.mark.parametrize("face", ["sync", "async"])
+async def test_each_method_is_counted_under_its_own_name(
+    face: str, client: Any, config: StoreConfig, clock: backends.Clock, backend: str, request: Any
+) -> None:
+    """The label is the method's name, not the core flow it runs (mark_mfa_verified runs
+    update, tail runs newest_event): a dashboard reads what the caller called."""
+    registry = CollectorRegistry()
+    metrics = StoreMetrics(registry, tracing=False)
+    sync = SessionStore(client, config=config, clock=clock, metrics=metrics)
+    session, _ = login(sync)
+    if face == "sync":
+        assert sync.mark_mfa_verified(TENANT, session.id)
+    else:
+        fake_server = request.getfixturevalue("fake_server")
+        async_store = AsyncSessionStore(
+            backends.async_client(backend, fake_server), config=config, clock=clock, metrics=metrics
+        )
+        async with async_store:
+            assert await async_store.mark_mfa_verified(TENANT, session.id)
+    assert count(registry, "mark_mfa_verified", "ok") == 1
+    assert count(registry, "update", "ok") == 0
+
+
 def test_redis_down_counts_unavailable_and_the_error_kind(
     metrics: StoreMetrics, registry: CollectorRegistry
 ) -> None:
