@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -58,20 +58,24 @@ class Session:
     expires_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec's JSON object: camelCase keys, UTC times ending in ``Z``."""
-        return {
-            "id": self.id,
-            "userId": self.user_id,
-            "ipAddress": self.ip_address,
-            "userAgent": self.user_agent,
-            "device": self.device.to_dict(),
-            "location": None if self.location is None else self.location.to_dict(),
-            "authMethod": self.auth_method,
-            "mfaVerified": self.mfa_verified,
-            "createdAt": isoformat(self.created_at),
-            "lastActiveAt": isoformat(self.last_active_at),
-            "expiresAt": isoformat(self.expires_at),
-        }
+        """The spec's JSON object: every field above, camelCase, UTC times ending in ``Z``."""
+        return {key: _json(getattr(self, name)) for name, key in _SESSION_KEYS}
+
+
+def camel_case(name: str) -> str:
+    """``last_active_at`` -> ``lastActiveAt``: the JSON name of a field."""
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return isoformat(value)
+    return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+# The one list of a session's fields is the dataclass; its JSON follows it.
+_SESSION_KEYS = tuple((field.name, camel_case(field.name)) for field in fields(Session))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ X      absolute expiry, when an idle timeout makes it differ from x
 =====  ==================================  =====  ==================================
 
 Scripts and reads return a session as ``VIEW``: the values of these fields in this order
-(HMGET), so decoding is positional and the field names never cross the wire. scripts.py
-hands the same list to the Lua scripts, so it is written only here.
+(HMGET), so the field names never cross the wire; decoding finds each by its name's
+place. scripts.py hands the same list to the Lua scripts, so it is written only here.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ VIEW: Final = (
     "h", "x", "a", "X", "u", "ip", "am", "m", "dt", "do", "db", "c", "lc", "lk",
     *(f"ua{index}" for index in range(MAX_AGENT_CHUNKS)),
 )  # fmt: skip
+_PLACE: Final = {field: place for place, field in enumerate(VIEW)}  # the agent's chunks last
 
 
 def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | str | int]:
@@ -70,24 +71,22 @@ def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | st
 
 
 def decode_view(session_id: str, view: Sequence[bytes | None]) -> Session:
-    """Build a Session from its ``VIEW`` values (an HMGET reply, or a script's)."""
-    # The first twelve are written at creation and never removed; location and agent vary.
-    core = cast("Sequence[bytes]", view)
-    _, expires, active, _, user, ip, method, mfa, kind, os, browser, created = core[:12]
-    city, country = view[12], view[13]
+    """Build a Session from its ``VIEW`` values (an HMGET reply, or a script's), by name."""
+    at = cast("Sequence[bytes]", view).__getitem__  # the fields written at creation, never None
+    city, country = view[_PLACE["lc"]], view[_PLACE["lk"]]
     location = None if city is None and country is None else Location(_text(city), _text(country))
     return Session(
         id=session_id,
-        user_id=int(user),
-        ip_address=ip_text(ip),
-        user_agent=b"".join(filter(None, view[14:])).decode(errors="replace"),
-        device=_device(kind, os, browser),
+        user_id=int(at(_PLACE["u"])),
+        ip_address=ip_text(at(_PLACE["ip"])),
+        user_agent=b"".join(filter(None, view[_PLACE["ua0"] :])).decode(errors="replace"),
+        device=_device(at(_PLACE["dt"]), at(_PLACE["do"]), at(_PLACE["db"])),
         location=location,
-        auth_method=cast(AuthMethod, method.decode()),
-        mfa_verified=mfa == b"1",
-        created_at=from_ms(int(created)),
-        last_active_at=from_ms(int(active)),
-        expires_at=from_ms(int(expires)),
+        auth_method=cast(AuthMethod, at(_PLACE["am"]).decode()),
+        mfa_verified=at(_PLACE["m"]) == b"1",
+        created_at=from_ms(int(at(_PLACE["c"]))),
+        last_active_at=from_ms(int(at(_PLACE["a"]))),
+        expires_at=from_ms(int(at(_PLACE["x"]))),
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model import Session, from_ms, to_ms
 
@@ -38,16 +38,9 @@ class Fixed:
             known.mfa_verified,
         ):
             return known  # frozen: the same answer can be handed out again
-        return Session(
-            id=known.id,
-            user_id=known.user_id,
-            ip_address=known.ip_address,
-            user_agent=known.user_agent,
-            device=known.device,
-            location=known.location,
-            auth_method=known.auth_method,
+        return replace(
+            known,
             mfa_verified=mfa,
-            created_at=known.created_at,
             last_active_at=from_ms(active_ms),
             expires_at=from_ms(expires_ms),
         )
