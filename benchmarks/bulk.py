@@ -77,7 +77,7 @@ def _run_flows(store: SessionStore, chunk: list[NewSession]) -> list[tuple[Sessi
 def check_layout(store: SessionStore) -> None:
     """The store's layout check (``Core.check_layout``), once, as its first operation runs it."""
     if not store._core.layout_checked:
-        store._drive(store._core.check_layout())
+        store._run_flow(store._core.check_layout())
 
 
 def _execute(client: Any, calls: list[Call]) -> list[Any]:

@@ -30,7 +30,7 @@ class RoundTrips:
     """Counts the batches (one round trip each) a warmed-up store sends to Redis."""
 
     def __init__(self, store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
-        store._drive(store._core.check_layout())  # once per store, not per operation
+        store._run_flow(store._core.check_layout())  # once per store, not per operation
         self.count = 0
         run = store._run
 

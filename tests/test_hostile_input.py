@@ -92,7 +92,7 @@ class CommandCounter:
 
 @pytest.fixture
 def sent(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> CommandCounter:
-    store._drive(store._core.check_layout())  # once per store; not what these tests count
+    store._run_flow(store._core.check_layout())  # once per store; not what these tests count
     counter = CommandCounter(store)
     monkeypatch.setattr(store, "_run", counter.sync)
     return counter

@@ -29,7 +29,7 @@ def store(client: Any, prefix: str, clock: backends.Clock) -> SessionStore:
 
 def checked(store: SessionStore) -> SessionStore:
     """A store past its once-only layout check: each flow then starts with its script."""
-    store._drive(store._core.check_layout())
+    store._run_flow(store._core.check_layout())
     return store
 
 
