@@ -32,8 +32,8 @@ import redis
 import uvicorn
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
-from sessionstore.asgi import SessionMiddleware
-from sessionstore.web import SECURE_COOKIE_NAME as COOKIE  # the default, Secure
+from sessionstore.middleware import SECURE_COOKIE_NAME as COOKIE  # the default, Secure
+from sessionstore.middleware.asgi import SessionMiddleware
 
 TENANT = "acme-corp"
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"

@@ -24,14 +24,14 @@ from pydantic import BaseModel, Field
 
 from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore._core import inputs
-from sessionstore.asgi import (
+from sessionstore.middleware.asgi import (
     SessionMiddleware,
     list_my_sessions,
     login,
     logout,
     sign_out_device,
 )
-from sessionstore.fastapi import CurrentSession, OptionalSession
+from sessionstore.middleware.fastapi import CurrentSession, OptionalSession
 
 TENANT = "acme-corp"
 

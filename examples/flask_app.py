@@ -18,29 +18,20 @@ import options
 import pages
 from flask import Flask, flash, get_flashed_messages, redirect, request
 
-from sessionstore import InvalidArgument, SessionStore, StoreConfig, StoreUnavailable
+from sessionstore import InvalidArgument, SessionStore, StoreConfig
 from sessionstore._core import inputs
-from sessionstore.web import Refusal
-from sessionstore.wsgi import (
+from sessionstore.middleware.wsgi import (
     SessionMiddleware,
     current_session,
-    error_reply,
     list_my_sessions,
     login,
     logout,
+    register_flask,
     sign_out_device,
     sign_out_other_devices,
 )
 
 TENANT = "acme-corp"
-
-
-def session_error(error: Exception) -> Any:
-    # Flask would answer 500: answer as the middleware does (403, or 503 keeping the cookie).
-    reply = error_reply(request.environ, error)
-    if reply is None:
-        raise error
-    return reply.body, reply.status, list(reply.headers)
 
 
 def create_app(store: SessionStore, *, secure_cookie: bool = True) -> Flask:
@@ -55,9 +46,9 @@ def create_app(store: SessionStore, *, secure_cookie: bool = True) -> Flask:
         exclude_paths=["/healthz", "/login"],
         secure_cookie=secure_cookie,
     )
-
-    app.register_error_handler(Refusal, session_error)
-    app.register_error_handler(StoreUnavailable, session_error)
+    # Flask would answer a refusal or an unreachable store with its 500 page: answer as the
+    # middleware does instead (403 problem+json, or 503 keeping the cookie).
+    register_flask(app)
 
     @app.get("/")
     def home() -> Any:

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from sessionstore import AsyncSessionStore, InvalidArgument, StoreConfig
 from sessionstore._core import inputs
-from sessionstore.asgi import (
+from sessionstore.middleware.asgi import (
     SessionMiddleware,
     current_session,
     list_my_sessions,

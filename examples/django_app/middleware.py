@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from sessionstore.wsgi import error_reply
+from sessionstore.middleware.wsgi import error_reply
 
 
 class SessionErrors:

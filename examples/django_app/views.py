@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from sessionstore import InvalidArgument
 from sessionstore._core import inputs
-from sessionstore.wsgi import current_session, login, logout
+from sessionstore.middleware.wsgi import current_session, login, logout
 
 
 def see_other(url: str) -> HttpResponse:

@@ -8,7 +8,7 @@ from wsgiref.types import WSGIApplication
 from django.core.wsgi import get_wsgi_application
 
 from sessionstore import SessionStore
-from sessionstore.wsgi import SessionMiddleware
+from sessionstore.middleware.wsgi import SessionMiddleware
 
 TENANT = "acme-corp"
 

@@ -80,67 +80,6 @@ def limit(value: object) -> int:
     return value
 
 
-class AmbiguousCredential(InvalidArgument):
-    """A request presents more than one credential in one place: two ``Authorization`` headers
-    (or one holding two credentials), or the session cookie twice. Which one the client meant
-    cannot be told, so the request is refused: 400 with ``WWW-Authenticate`` ``CHALLENGE``, the
-    same in the admin API and both middlewares."""
-
-    status: Final = 400
-    challenge: Final = 'Bearer error="invalid_request"'
-
-
-# A second credential after a comma: where servers join repeated headers, and proxies too.
-_BEARER_AFTER_COMMA = re.compile(r",\s*bearer(\s|$)", re.IGNORECASE)
-
-
-def joined(values: list[str], separator: str) -> str | None:
-    """Repeated header fields as one value, the way WSGI servers and proxies join them (RFC 9110
-    5.3; cookies with "; ", RFC 9113 8.2.3), so the rules below see the same thing from ASGI
-    servers, which pass each field on, and from WSGI ones, which join them."""
-    return separator.join(values) if values else None
-
-
-def bearer_token(header: str | None) -> str | None:
-    """The credentials of an ``Authorization: Bearer <credentials>`` header (scheme in any case),
-    for the admin API and the middlewares alike; None for no header or another scheme.
-
-    ``header`` is every Authorization field of the request, joined (``joined``): a token never
-    holds a comma, so a comma means a second credential, and that is AmbiguousCredential.
-    """
-    if not header:
-        return None
-    scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        if _BEARER_AFTER_COMMA.search(header):
-            raise AmbiguousCredential("the request has more than one Authorization credential")
-        return None
-    credentials = credentials.strip()
-    if "," in credentials:
-        raise AmbiguousCredential("the request has more than one Authorization credential")
-    return credentials or None
-
-
-def cookie_token(header: str | None, name: str) -> str | None:
-    """The value of the cookie ``name`` in a Cookie header; None when absent or empty.
-
-    A cookie value never holds ";" or "," (RFC 6265 4.1.1), so both separate pairs: some servers
-    join repeated Cookie fields with a comma. The cookie twice (one tossed in by a sibling
-    domain, say) is AmbiguousCredential: neither "the first" nor "the last" is safe to trust.
-    """
-    if not header:
-        return None
-    found = []
-    for pair in re.split(r"[;,]", header):
-        key, sep, value = pair.partition("=")
-        value = value.strip().strip('"')
-        if sep and value and key.strip() == name:
-            found.append(value)
-    if len(found) > 1:
-        raise AmbiguousCredential(f"the request has the cookie {name} more than once")
-    return found[0] if found else None
-
-
 def user_agent(value: object) -> str:
     if not isinstance(value, str):
         raise InvalidArgument("user agent must be a string")

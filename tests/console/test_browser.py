@@ -269,7 +269,7 @@ def test_cross_site_posts_are_refused_and_headers_are_strict(
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert "form-action 'self'" in policy
     assert headers["x-content-type-options"] == "nosniff"
-    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["referrer-policy"] == "same-origin"
     assert headers["cache-control"] == "no-store"
     sign_in(page, tenant, key)
     csrf = page.locator("input[name=csrf]").first.input_value()

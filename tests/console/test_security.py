@@ -140,6 +140,27 @@ async def test_the_local_cookie_counts_only_on_loopback_and_a_doubled_cookie_not
     assert (await local.get("/console/sessions", headers=single)).status_code == 200
 
 
+async def test_a_console_cookie_sent_twice_is_a_signed_out_browser(
+    astore: AsyncSessionStore, key: str
+) -> None:
+    """The one cookie rule (sessionstore.http.credentials): the cookie twice is ambiguous, and
+    the console answers it as a console session it does not know."""
+    async with client_for(create_app(astore), REMOTE, address="203.0.113.9") as client:
+        await sign_in(client, key)
+        value, csrf = client.cookies[COOKIE], await csrf_of(client)
+        client.cookies.clear()
+        doubled = {"Cookie": f"{COOKIE}={value}; theme=dark; {COOKIE}={value}"}
+        page = await client.get("/console/sessions", headers=doubled)
+        assert page.status_code == 303 and page.headers["location"] == "/console/signin"
+        same_origin = {**doubled, "Sec-Fetch-Site": "same-origin"}
+        post = await client.post("/console/signout", data={"csrf": csrf}, headers=same_origin)
+        assert post.status_code == 403 and "You are signed out" in post.text
+        # An emptied copy is no cookie at all: the one left is the session, still live.
+        for cookie in (f"{COOKIE}={value}", f"{COOKIE}=; {COOKIE}={value}"):
+            answer = await client.get("/console/sessions", headers={"Cookie": cookie})
+            assert answer.status_code == 200, cookie
+
+
 # -- the console session in Redis ---------------------------------------------------------------
 
 
@@ -229,10 +250,9 @@ async def test_every_post_needs_this_consoles_token_and_origin(
         ({**form, "csrf": csrf[:-1] + ("A" if csrf[-1] != "A" else "B")}, same),
         (form, {"Sec-Fetch-Site": "cross-site"}),
         (form, {"Sec-Fetch-Site": "same-site"}),
-        (form, {"Sec-Fetch-Site": "none"}),
         (form, {"Origin": "http://evil.example"}),
         (form, {"Origin": "http://127.0.0.1:8081"}),
-        (form, {"Sec-Fetch-Site": "same-origin", "Origin": "https://evil.example"}),
+        (form, {"Origin": "null"}),
     ]
     for data, headers in refusals:
         refused = await local.post("/console/sessions/revoke", data=data, headers=headers)
@@ -261,6 +281,11 @@ async def test_a_form_with_its_token_from_this_console_is_done(
         {"Sec-Fetch-Site": "same-origin", "Origin": "null"},  # what Chromium sends here
         {"Origin": LOCAL},  # a browser without Sec-Fetch-Site
         {},  # neither: the token decides
+        # The one rule (sessionstore.http.origin) takes a browser at its word: "none" is the
+        # user's own navigation, and a client that contradicts itself is no browser, so no
+        # other site's page made it. The token still decides.
+        {"Sec-Fetch-Site": "none"},
+        {"Sec-Fetch-Site": "same-origin", "Origin": "https://evil.example"},
     ):
         done = await local.post(
             "/console/sessions/revoke",
@@ -269,6 +294,42 @@ async def test_a_form_with_its_token_from_this_console_is_done(
         )
         assert done.status_code == 303 and done.headers["location"] == "/console/users/5"
     assert await astore.validate(TENANT, token) is None
+
+
+# What a browser without Fetch Metadata sends from somewhere that is not this console: the
+# one cross-site rule (sessionstore.http.origin) compares whole origins and never trusts null.
+FOREIGN_ORIGINS = [
+    ("opaque origin", LOCAL, "127.0.0.1", "null"),
+    ("the same host and port over https", LOCAL, "127.0.0.1", "https://127.0.0.1:8080"),
+    ("the same host over plain http", REMOTE, "203.0.113.9", "http://console.example"),
+    ("the same host on another port", REMOTE, "203.0.113.9", "https://console.example:8443"),
+]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "address", "origin"),
+    [row[1:] for row in FOREIGN_ORIGINS],
+    ids=[row[0] for row in FOREIGN_ORIGINS],
+)
+async def test_a_form_from_another_origin_changes_nothing(
+    astore: AsyncSessionStore, key: str, base_url: str, address: str, origin: str
+) -> None:
+    session, token = await astore.create(TENANT, 5, ip_address="192.0.2.5", user_agent="curl/8")
+    async with client_for(create_app(astore), base_url, address=address) as client:
+        assert (await sign_in(client, key)).status_code == 303
+        form = {"csrf": await csrf_of(client), "user_id": "5", "session_id": session.id}
+        refused = await client.post(
+            "/console/sessions/revoke", data=form, headers={"Origin": origin}
+        )
+        assert refused.status_code == 403
+        assert "another site" in refused.text
+        assert await astore.validate(TENANT, token) is not None
+
+        client.cookies.clear()
+        foreign = await client.post(
+            "/console/signin", data={"tenant": TENANT, "api_key": key}, headers={"Origin": origin}
+        )
+        assert foreign.status_code == 403 and "set-cookie" not in foreign.headers
 
 
 async def test_back_never_leaves_the_console(
@@ -322,7 +383,7 @@ async def test_every_answer_carries_the_security_headers(
         assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY, answer.url
         assert headers["cache-control"] == "no-store"
         assert headers["x-content-type-options"] == "nosniff"
-        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["referrer-policy"] == "same-origin"
         assert headers["x-frame-options"] == "DENY"
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
     assert "unsafe-eval" not in CONTENT_SECURITY_POLICY

@@ -30,7 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from sessionstore import AsyncSessionStore, SessionStore, asgi, wsgi
+from sessionstore import AsyncSessionStore, SessionStore
+from sessionstore.middleware import asgi, wsgi
 
 TENANT = "acme-corp"
 FRAMEWORK_SECRET = "framework-cookie-secret-for-tests"

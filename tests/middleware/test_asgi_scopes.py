@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from sessionstore import AsyncSessionStore, SessionStore
-from sessionstore.asgi import SessionMiddleware
+from sessionstore.middleware.asgi import SessionMiddleware
 from tests.middleware.apps import TENANT
 from tests.middleware.conftest import COOKIE, LAPTOP, count_round_trips
 

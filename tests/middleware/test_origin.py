@@ -4,7 +4,9 @@
 request comes from, as OWASP's CSRF cheat sheet describes: ``Sec-Fetch-Site`` first, then
 ``Origin``, then ``Referer``. A request from elsewhere gets 403 problem+json, and nothing
 changes: no session starts (login CSRF), none ends (forced logout). SameSite=Lax alone does not
-stop these: a sibling subdomain is same-site. Over real HTTP, on every backend, both middlewares.
+stop these: a sibling subdomain is same-site. Over real HTTP, both middlewares, once: the rule
+(sessionstore.http.origin) reads headers, and every helper's store calls run on every backend in
+test_helpers.py.
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ import pytest
 from sessionstore import SessionStore
 from tests.middleware.apps import TENANT
 from tests.middleware.conftest import COOKIE, LAPTOP, Device, session_cookie
+
+
+@pytest.fixture
+def backend() -> str:
+    """These rules read headers, not Redis: they run once, on the embedded store (the helpers'
+    and the middleware's store calls run on every backend in test_helpers, test_middleware)."""
+    return "fake"
+
 
 USER = 456
 TRUSTED = "https://accounts.example.net"

@@ -1,7 +1,8 @@
 """Where a request's token comes from: one rule for both middlewares and the admin API.
 
 Over real HTTP (a server on a loopback port), since how repeated header fields arrive is the
-server's doing, on every backend:
+server's doing; once, on the embedded store, since the rule (sessionstore.http.credentials)
+reads headers and validating a token on every backend is test_middleware.py's:
 
 - The middlewares read ``Authorization: Bearer`` first, then the session cookie (the order of
   ``token_sources``); the first token the store accepts is the session. A stale cookie never
@@ -23,6 +24,14 @@ from sessionstore.admin import create_app
 from sessionstore.admin.apikeys import ApiKeys
 from tests.middleware.apps import TENANT
 from tests.middleware.conftest import COOKIE, LAPTOP, _serve_asgi, session_cookie
+
+
+@pytest.fixture
+def backend() -> str:
+    """These rules read headers, not Redis: they run once, on the embedded store (the helpers'
+    and the middleware's store calls run on every backend in test_helpers, test_middleware)."""
+    return "fake"
+
 
 COOKIE_USER, HEADER_USER = 1, 2
 ANONYMOUS, BY_COOKIE, BY_HEADER, AMBIGUOUS = "anonymous", "cookie", "header", "400"

@@ -39,14 +39,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ... import _connection
 from ..._core.keys import KeySpace
+from ...http import origin
+from ...http.credentials import AmbiguousCredential, cookie_token, joined
 from ..apikeys import ApiKey, digest
+
+__all__ = [
+    "COOKIE",
+    "ConsoleSession",
+    "ConsoleSessions",
+    "ConsoleSettings",
+    "LOCAL_COOKIE",
+    "clear_cookies",
+    "cookie_value",
+    "cross_site",
+    "is_loopback",
+    "plain_http_on_loopback",
+    "set_cookie",
+]
 
 COOKIE: Final = "__Host-sessionstore-console"
 LOCAL_COOKIE: Final = "sessionstore-console"
@@ -267,34 +282,27 @@ _PROXY_HEADERS: Final = (
 
 def plain_http_on_loopback(request: Request) -> bool:
     """Whether a local browser is on ``http://`` to a loopback host (the one cookie without
-    Secure). Not the Origin: under ``Referrer-Policy: no-referrer`` a browser sends
-    ``Origin: null`` even with the console's own forms."""
+    Secure). Not the Origin, which a script may leave out."""
     if request.url.scheme != "http" or any(name in request.headers for name in _PROXY_HEADERS):
         return False
     client = request.client.host if request.client else None
     return is_loopback(request.url.hostname) and is_loopback(client)
 
 
-def _cookie(headers: list[str], name: str) -> str | None:
-    """The value of cookie ``name``; None when absent, empty or given more than once (a
-    cookie sent twice, say one tossed in by a sibling domain, is trusted in neither copy)."""
-    found = []
-    for header in headers:
-        for pair in re.split(r"[;,]", header):
-            key, sep, value = pair.partition("=")
-            if sep and key.strip() == name:
-                found.append(value.strip().strip('"'))
-    if len(found) != 1:
-        return None
-    return found[0] or None
-
-
 def cookie_value(request: Request) -> str | None:
-    """The console cookie's value; the local cookie counts only on plain http to loopback."""
-    headers = request.headers.getlist("cookie")
-    value = _cookie(headers, COOKIE)
-    if value is None and plain_http_on_loopback(request):
-        value = _cookie(headers, LOCAL_COOKIE)
+    """The console cookie's value; the local cookie counts only on plain http to loopback.
+
+    Read by the one cookie rule (``sessionstore.http.credentials.cookie_token``): a cookie
+    given twice (one tossed in by a sibling domain, say) is trusted in neither copy, and the
+    console answers it as it answers a console session it does not know: signed out.
+    """
+    header = joined(request.headers.getlist("cookie"), "; ")
+    try:
+        value = cookie_token(header, COOKIE)
+        if value is None and plain_http_on_loopback(request):
+            value = cookie_token(header, LOCAL_COOKIE)
+    except AmbiguousCredential:
+        return None
     return value
 
 
@@ -317,24 +325,15 @@ def clear_cookies(response: Response, base: str) -> None:
 
 
 def cross_site(request: Request) -> bool:
-    """A state-changing request that a browser says came from elsewhere.
+    """A state-changing request that a browser says came from elsewhere, by the one rule of
+    ``sessionstore.http.origin``: ``Sec-Fetch-Site`` ``same-origin`` (or ``none``, the user's
+    own navigation) passes; otherwise the ``Origin`` must be the console's own, scheme, host
+    and port; ``Origin: null`` never is.
 
-    ``Sec-Fetch-Site`` (sent by every current browser) must be ``same-origin``, and an
-    ``Origin`` must name this host. Under the console's ``Referrer-Policy: no-referrer``,
-    browsers send ``Origin: null`` with its own forms, so a null Origin is left to
-    ``Sec-Fetch-Site``, the CSRF token and the SameSite=Strict cookie; so is a request with
-    neither header (an old browser, a script). Only host and port of an Origin are compared,
-    not the scheme: behind a TLS proxy the server cannot tell http from https.
+    The console's ``Referrer-Policy: same-origin`` keeps its URLs from other sites and still
+    lets browsers send its own Origin with its forms (``no-referrer`` would make it ``null``,
+    and a browser without Fetch Metadata could not post them). A request with neither header
+    (a script) is left to the CSRF token and the SameSite=Strict cookie, which no other site's
+    page can send.
     """
-    site = request.headers.get("sec-fetch-site")
-    if site is not None and site != "same-origin":
-        return True
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return False
-    host = request.headers.get("host", "").lower()
-    return not host or urlsplit(origin).netloc.lower() != host
-
-
-def same_token(presented: str, expected: str) -> bool:
-    return hmac.compare_digest(presented.encode(), expected.encode())
+    return origin.cross_site(origin.Origin.from_scope(request)) is not None

@@ -2,15 +2,20 @@
 
 A request's tokens come from the places the policy names, in its order: the ``Authorization:
 Bearer`` header, then the session cookie, by default. A credential given twice in one place is
-refused (400), before anything is validated. No token means an anonymous request and no Redis
-call. The first token the store accepts is the request's session; a token the store rejects
-gets a 401 where the policy requires a session, and passes on as anonymous where it does not. A
-store that cannot answer gets a 503: never anonymous, never authenticated, and the cookie is
-kept, since the session is probably fine and only Redis is away.
+refused (400), before anything is validated (``sessionstore.http.credentials``). No token means
+an anonymous request and no Redis call. The first token the store accepts is the request's
+session; a token the store rejects gets a 401 where the policy requires a session, and passes
+on as anonymous where it does not. A store that cannot answer gets a 503: never anonymous,
+never authenticated, and the cookie is kept, since the session is probably fine and only Redis
+is away.
 
 The helpers that change who is signed in (login, logout, sign out a device) first check that
-the request comes from the app's own origin (``Policy.cross_site``); the response of any request
-that presented a token says so to caches (``Policy.finish``).
+the request comes from the app's own origin (``sessionstore.http.origin``); the response of any
+request that presented a token says so to caches (``Policy.finish``).
+
+Everything that talks to the store is written here once, as a flow: a generator that yields
+the store calls it needs (``StoreCall``) and receives their results, as the store's own core
+does with Redis. asgi.py awaits each call, wsgi.py makes it plainly; neither decides anything.
 """
 
 from __future__ import annotations
@@ -20,17 +25,53 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, Literal, NamedTuple, TypedDict, TypeVar
-from urllib.parse import urlsplit
 
-from ._core import inputs
-from ._core.inputs import AmbiguousCredential
-from .admin.problems import CONTENT_TYPE, problem_bytes
-from .errors import InvalidArgument, InvalidIPAddress, SessionStoreError, StoreUnavailable
-from .model import Session
+from .._core import inputs
+from ..errors import InvalidArgument, InvalidIPAddress, SessionStoreError, StoreUnavailable
+from ..http.credentials import AmbiguousCredential, bearer_token, cookie_token
+from ..http.origin import Origin, cross_site, tokens_match, trusted_origins
+from ..http.problems import CONTENT_TYPE, problem_bytes
+from ..model import Session
+
+__all__ = [
+    "COOKIE_NAME",
+    "ENVIRON_SESSION",
+    "EXCHANGE",
+    "GATE",
+    "SCOPE_SESSION",
+    "SECURE_COOKIE_NAME",
+    "TOKEN_SOURCES",
+    "UNKNOWN_IP",
+    "USER",
+    "Client",
+    "Credential",
+    "CrossSiteRequest",
+    "Exchange",
+    "Gate",
+    "HelperFlow",
+    "Policy",
+    "PolicyOptions",
+    "Refusal",
+    "Reply",
+    "SameSite",
+    "SessionRequired",
+    "StoreCall",
+    "TokenSource",
+    "cookie_max_age",
+    "list_my_sessions_flow",
+    "login_flow",
+    "logout_flow",
+    "mark_current",
+    "sign_out_device_flow",
+    "sign_out_other_devices_flow",
+    "synchronizer_token",
+    "synchronizer_token_matches",
+    "validation_flow",
+]
 
 TokenSource = Literal["cookie", "header"]
 SameSite = Literal["lax", "strict"]
@@ -48,15 +89,14 @@ EXCHANGE = "sessionstore.exchange"
 COOKIE_NAME = "sessionstore"
 SECURE_COOKIE_NAME = "__Host-sessionstore"
 
-# The address recorded when the connection has none (a Unix socket, say).
 # Who ends a session through the login/logout/devices helpers, as its events record it.
 USER = "user"
+# The address recorded when the connection has none (a Unix socket, say).
 UNKNOWN_IP = "0.0.0.0"  # noqa: S104 (recorded, never bound)
 
 # RFC 6265 cookie-name: an HTTP token.
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _SYNCHRONIZER = b"sessionstore synchronizer token v1"
 
 
@@ -97,7 +137,7 @@ class Refusal(SessionStoreError):
 
     The middleware answers it with ``reply`` when the error reaches it; frameworks that turn
     view errors into 500 pages first (Flask, Django) can answer it themselves, see
-    ``error_reply`` in wsgi.py.
+    ``error_reply`` and ``register_flask`` in wsgi.py.
     """
 
     def __init__(self, reply: Reply, detail: str) -> None:
@@ -114,15 +154,13 @@ class SessionRequired(Refusal):
 
 
 @dataclass(frozen=True, slots=True)
-class Origin:
-    """What a request says about where it comes from, and where it goes (OWASP CSRF cheat
-    sheet: Fetch Metadata, then the standard headers). Every field as received, or None."""
+class Client:
+    """What a sign-in records of the request's client, as received: the connection's peer
+    address, the ``proxy_header`` (None without one) and the User-Agent."""
 
-    scheme: str
-    host: str | None
-    sec_fetch_site: str | None
-    origin: str | None
-    referer: str | None
+    peer: str | None
+    forwarded_for: str | None
+    user_agent: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +221,7 @@ class Policy:
         object.__setattr__(self, "cookie_name", name)
         object.__setattr__(self, "token_sources", sources)
         object.__setattr__(self, "exclude_paths", tuple(p.rstrip("/") or "/" for p in excluded))
-        object.__setattr__(self, "trusted_origins", _origins(self.trusted_origins))
+        object.__setattr__(self, "trusted_origins", trusted_origins(self.trusted_origins))
         object.__setattr__(self, "proxy_header", self.proxy_header.lower())
         object.__setattr__(self, "_proxy_networks", _networks(self.trusted_proxies))
 
@@ -205,15 +243,15 @@ class Policy:
         """Every token the request presents, in the order of token_sources.
 
         ``cookie_header`` and ``authorization`` are every field of that name, joined (see
-        inputs.joined). Raises AmbiguousCredential when a source the policy reads holds two;
-        sources it does not read are never looked at.
+        ``sessionstore.http.credentials.joined``). Raises AmbiguousCredential when a source the
+        policy reads holds two; sources it does not read are never looked at.
         """
         found = []
         for source in self.token_sources:
             if source == "cookie":
-                token = inputs.cookie_token(cookie_header, self.cookie_name)
+                token = cookie_token(cookie_header, self.cookie_name)
             else:
-                token = inputs.bearer_token(authorization)
+                token = bearer_token(authorization)
             if token:
                 found.append(Credential(token, source))
         return tuple(found)
@@ -239,31 +277,6 @@ class Policy:
         ip = ipaddress.ip_address(address)
         return any(ip in network for network in self._proxy_networks)
 
-    def cross_site(self, request: Origin) -> str | None:
-        """Why a request may have been sent by another site's page, or None when it was not.
-
-        OWASP's order: ``Sec-Fetch-Site`` first (every current browser sends it): same-origin
-        and none (the user's own navigation) pass. Otherwise the ``Origin`` header, else the
-        ``Referer``'s origin, must be the app's own (the request's scheme and Host) or one of
-        trusted_origins; ``Origin: null`` never is. A sibling subdomain is same-site, not
-        same-origin: it is refused unless trusted. A request with none of the three headers
-        was not sent by a browser (browsers send Origin with every POST), so no page could
-        have made it: it passes, as bearer clients and scripts do.
-        """
-        site = (request.sec_fetch_site or "").strip().lower()
-        if site in ("same-origin", "none"):
-            return None
-        source = request.origin.strip() if request.origin is not None else None
-        if source is None and request.referer is not None:
-            source = _origin_of(request.referer) or "unparsable"
-        if source is None:
-            return f"Sec-Fetch-Site is {site[:16]} and no Origin is given" if site else None
-        target = _origin_of(f"{request.scheme}://{request.host}") if request.host else None
-        allowed = {*self.trusted_origins} if target is None else {target, *self.trusted_origins}
-        if _normalised(source) in allowed:
-            return None
-        return "the request comes from another origin"
-
     # -- deciding -----------------------------------------------------------------------------
 
     def refusal(self, exchange: Exchange, path: str) -> Reply | None:
@@ -285,20 +298,34 @@ class Policy:
             rejected += (("set-cookie", self.clearing_cookie()),)
         return _problem(401, "The session is invalid, expired or revoked.", rejected)
 
+    def require_session(self, exchange: Exchange) -> Session:
+        """The request's session; SessionRequired (the 401 of ``unauthenticated``) when none."""
+        if exchange.session is None:
+            reply = self.unauthenticated(exchange)
+            raise SessionRequired(reply, "this resource needs a signed-in session")
+        return exchange.session
+
     def ambiguous(self, error: AmbiguousCredential) -> Reply:
         """The 400 for a credential given twice: the same answer as the admin API's."""
         return _problem(error.status, str(error), (("www-authenticate", error.challenge),))
 
     def check_change(self, exchange: Exchange, origin: Origin | None) -> None:
-        """What every helper that changes the session checks first, for both middlewares: the
-        response has not started, and (``origin`` given) the request came from this site."""
+        """What every helper that changes the session checks first: the response has not
+        started, and (``origin`` given) the request came from this site or a trusted one
+        (``sessionstore.http.origin.cross_site``), else CrossSiteRequest."""
         exchange.check_open()
         if origin is not None:
-            reason = self.cross_site(origin)
+            reason = cross_site(origin, self.trusted_origins)
             if reason is not None:
                 raise self.forbidden(reason)
 
+    def check_csrf_token(self, exchange: Exchange, submitted: str | None) -> None:
+        """CrossSiteRequest (403) unless ``submitted`` is this session's synchronizer token."""
+        if not synchronizer_token_matches(exchange.token, submitted):
+            raise self.forbidden("the form's synchronizer token is missing or wrong")
+
     def forbidden(self, reason: str) -> CrossSiteRequest:
+        """The 403 CrossSiteRequest for a request refused for ``reason``."""
         detail = f"Refused: {reason}; sign-in and sign-out only work from this site's own pages."
         return CrossSiteRequest(_problem(403, detail, ()), detail)
 
@@ -354,6 +381,7 @@ class Policy:
         return f"{self.cookie_name}={token}; Max-Age={max_age}; {self._attributes()}"
 
     def clearing_cookie(self) -> str:
+        """The Set-Cookie value that makes the browser forget the session cookie."""
         return f"{self.cookie_name}=; Max-Age=0; Expires={_EPOCH}; {self._attributes()}"
 
     def _attributes(self) -> str:
@@ -383,8 +411,13 @@ class Exchange:
         return True
 
     def check_open(self) -> None:
+        """RuntimeError once the response has started: its headers can no longer change."""
         if self.started:
             raise RuntimeError("the response has started: too late to change the session")
+
+    def csrf_token(self) -> str | None:
+        """The synchronizer token of the request's session; None when anonymous."""
+        return None if self.token is None else synchronizer_token(self.token)
 
     def change(self, session: Session | None, token: str | None, set_cookie: str | None) -> None:
         """A helper signed someone in or out: the response carries ``set_cookie``."""
@@ -394,6 +427,7 @@ class Exchange:
 
 
 StoreT = TypeVar("StoreT")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +455,126 @@ def mark_current(sessions: Iterable[Session], current: Session) -> list[dict[str
     return [{**session.to_dict(), "current": session.id == current.id} for session in sessions]
 
 
+# -- the store calls, written once ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCall:
+    """One call of a SessionStore (or AsyncSessionStore) method, for a face to make."""
+
+    method: Literal["validate", "create", "revoke", "revoke_all", "list_user_sessions"]
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+# A flow yields the store calls it needs and is sent each one's result; its return value is
+# the helper's. The faces run it (asgi.py awaiting each call, wsgi.py not).
+HelperFlow = Generator[StoreCall, Any, T]
+
+
+def validation_flow(policy: Policy, exchange: Exchange) -> HelperFlow[None]:
+    """Find the request's session among its credentials: none, no Redis call; otherwise one
+    ``validate`` per token, in the policy's order, until the store accepts one."""
+    for credential in exchange.credentials:
+        session = yield StoreCall("validate", (policy.tenant, credential.token))
+        if exchange.accept(credential, session):
+            return
+
+
+def login_flow(
+    policy: Policy,
+    exchange: Exchange,
+    user_id: int,
+    *,
+    client: Client,
+    origin: Origin | None,
+    lifetime: timedelta,
+    auth_method: str,
+    mfa_verified: bool,
+    set_cookie: bool,
+) -> HelperFlow[tuple[Session, str]]:
+    """Sign the user in (the faces' ``login``): the new session and its token.
+
+    Refused first from another site (``origin``, when given). A session the request already
+    had is revoked, so signing in never leaves an old token alive. The response gets the new
+    cookie, living ``lifetime``; without ``set_cookie``, only a cleared one, when the revoked
+    session came by cookie (a bearer sign-in over a cookie session).
+    """
+    policy.check_change(exchange, origin)
+    previous = exchange.session
+    if previous is not None:
+        yield _revoke(policy, previous.user_id, previous.id)
+    session, token = yield StoreCall(
+        "create",
+        (policy.tenant, user_id),
+        {
+            "ip_address": policy.client_ip(client.peer, client.forwarded_for),
+            "user_agent": client.user_agent,
+            "auth_method": auth_method,
+            "mfa_verified": mfa_verified,
+        },
+    )
+    if set_cookie:
+        cookie: str | None = policy.session_cookie(token, cookie_max_age(lifetime))
+    else:
+        cookie = _stale_cookie(policy, exchange)
+    exchange.change(session, token, cookie)
+    return session, token
+
+
+def logout_flow(policy: Policy, exchange: Exchange, origin: Origin | None) -> HelperFlow[bool]:
+    """Revoke the request's session and clear its cookie; False if it had none to revoke."""
+    policy.check_change(exchange, origin)
+    session = exchange.session
+    revoked = False
+    if session is not None:
+        revoked = bool((yield _revoke(policy, session.user_id, session.id)))
+    exchange.change(None, None, policy.clearing_cookie())
+    return revoked
+
+
+def sign_out_other_devices_flow(
+    policy: Policy, exchange: Exchange, origin: Origin | None
+) -> HelperFlow[int]:
+    """Revoke every session of this user but the current one; how many were revoked."""
+    policy.check_change(exchange, origin)
+    current = exchange.session
+    if current is None:
+        return 0
+    kwargs = {"except_session_id": current.id, "actor": USER}
+    return int((yield StoreCall("revoke_all", (policy.tenant, current.user_id), kwargs)))
+
+
+def sign_out_device_flow(
+    policy: Policy, exchange: Exchange, session_id: str, origin: Origin | None
+) -> HelperFlow[bool]:
+    """Revoke one of this user's own sessions (a "sign out" button on a devices page)."""
+    policy.check_change(exchange, origin)
+    current = exchange.session
+    if current is None:
+        return False
+    return bool((yield _revoke(policy, current.user_id, session_id)))
+
+
+def list_my_sessions_flow(policy: Policy, exchange: Exchange) -> HelperFlow[list[dict[str, Any]]]:
+    """The user's sessions as the spec's objects plus ``current``; none when anonymous."""
+    current = exchange.session
+    if current is None:
+        return []
+    sessions = yield StoreCall("list_user_sessions", (policy.tenant, current.user_id))
+    return mark_current(sessions, current)
+
+
+def _revoke(policy: Policy, user_id: int, session_id: str) -> StoreCall:
+    return StoreCall("revoke", (policy.tenant, user_id, session_id), {"actor": USER})
+
+
+def _stale_cookie(policy: Policy, exchange: Exchange) -> str | None:
+    # A bearer sign-in over a cookie session revokes that session: its cookie goes too.
+    presented = any(credential.source == "cookie" for credential in exchange.credentials)
+    return policy.clearing_cookie() if presented else None
+
+
 # -- synchronizer tokens ------------------------------------------------------------------------
 
 
@@ -435,15 +589,11 @@ def synchronizer_token(session_token: str) -> str:
 
 
 def synchronizer_token_matches(session_token: str | None, submitted: str | None) -> bool:
-    """Whether ``submitted`` is this session's synchronizer token, compared in constant time."""
-    if session_token is None or not submitted:
+    """Whether ``submitted`` is this session's synchronizer token, compared in constant time
+    (``sessionstore.http.origin.tokens_match``)."""
+    if session_token is None:
         return False
-    expected = synchronizer_token(session_token).encode()
-    return hmac.compare_digest(expected, submitted.encode("utf-8", "replace"))
-
-
-def bad_synchronizer_token(policy: Policy) -> CrossSiteRequest:
-    return policy.forbidden("the form's synchronizer token is missing or wrong")
+    return tokens_match(submitted, synchronizer_token(session_token))
 
 
 # -- small pieces -------------------------------------------------------------------------------
@@ -462,39 +612,6 @@ def _problem(status: int, detail: str, headers: tuple[tuple[str, str], ...]) -> 
         ("cache-control", "no-store"),
     )
     return Reply(status, common + headers, body)
-
-
-def _origin_of(url: str) -> str | None:
-    """``scheme://host[:port]`` of an absolute http(s) URL, lowercased, default port dropped."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "")
-    if scheme not in _DEFAULT_PORTS or not host:
-        return None
-    host = f"[{host}]" if ":" in host else host
-    if port in (None, _DEFAULT_PORTS[scheme]):
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
-
-
-def _normalised(origin: str) -> str | None:
-    return None if origin == "null" else _origin_of(origin)
-
-
-def _origins(origins: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(origins, str):
-        raise InvalidArgument("trusted_origins must be a sequence of origins, not one string")
-    normalised = []
-    for origin in origins:
-        parsed = _origin_of(origin)
-        parts = urlsplit(origin)
-        if parsed is None or parts.path not in ("", "/") or parts.query or parts.username:
-            raise InvalidArgument(f"trusted_origins: not an http(s) origin: {origin[:64]!r}")
-        normalised.append(parsed)
-    return tuple(normalised)
 
 
 def _address(value: str | None) -> str | None:

@@ -1,22 +1,28 @@
-"""web.py's decisions, which need no store: tokens, addresses, cookies, refusals, settings."""
+"""policy.py's decisions, which need no store: tokens, addresses, cookies, refusals, settings,
+and the helpers' flows (the store calls they ask for, checked without making them)."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from sessionstore import InvalidArgument, InvalidTenant
-from sessionstore._core.inputs import AmbiguousCredential, bearer_token, cookie_token, joined
-from sessionstore.web import (
+from sessionstore.http.credentials import AmbiguousCredential
+from sessionstore.http.origin import Origin
+from sessionstore.middleware.policy import (
+    Client,
     Credential,
     CrossSiteRequest,
     Exchange,
-    Origin,
     Policy,
+    SessionRequired,
+    StoreCall,
     cookie_max_age,
+    login_flow,
     synchronizer_token,
     synchronizer_token_matches,
 )
@@ -26,71 +32,6 @@ TOKEN = "sst_" + "a" * 64
 
 def policy(**options: Any) -> Policy:
     return Policy("acme-corp", **options)
-
-
-@pytest.mark.parametrize(
-    ("header", "value"),
-    [
-        (None, None),
-        ("", None),
-        ("sid=abc", "abc"),
-        ("theme=dark; sid=abc; lang=en", "abc"),
-        ('sid="abc"', "abc"),
-        ("sid=; other=x", None),
-        ("xsid=abc; sidx=def", None),
-        ("garbage; sid=abc", "abc"),
-        ("sid=; sid=abc", "abc"),  # an emptied cookie is no credential
-    ],
-)
-def test_cookie_token(header: str | None, value: str | None) -> None:
-    assert cookie_token(header, "sid") == value
-
-
-@pytest.mark.parametrize(
-    "header",
-    [
-        "sid=first; sid=second",
-        "sid=same; sid=same",
-        "sid=first,sid=second",  # how some WSGI servers join two Cookie fields
-        "a=1; sid=first; b=2; sid=second",
-    ],
-)
-def test_a_cookie_given_twice_is_ambiguous(header: str) -> None:
-    with pytest.raises(AmbiguousCredential):
-        cookie_token(header, "sid")
-
-
-@pytest.mark.parametrize(
-    ("header", "token"),
-    [
-        (None, None),
-        ("Bearer abc", "abc"),
-        ("bearer   abc  ", "abc"),
-        ("BEARER abc", "abc"),
-        ("Bearer", None),
-        ("Bearer   ", None),
-        ("Basic abc", None),
-        ("Bearerabc", None),
-        ('Digest username="a", realm="b"', None),  # commas of one credential's own
-        ("Basic abc, Basic def", None),  # not ours to judge
-    ],
-)
-def test_bearer_token(header: str | None, token: str | None) -> None:
-    assert bearer_token(header) == token
-
-
-@pytest.mark.parametrize(
-    "header",
-    ["Bearer abc, Bearer def", "Bearer abc,Bearer def", "Basic abc, Bearer def", "Bearer a,b"],
-)
-def test_two_authorization_credentials_are_ambiguous(header: str) -> None:
-    with pytest.raises(AmbiguousCredential):
-        bearer_token(header)
-
-
-def test_repeated_fields_are_joined_as_servers_join_them() -> None:
-    assert joined([], ", ") is None
-    assert joined(["Bearer a", "Bearer b"], ", ") == "Bearer a, Bearer b"
 
 
 def test_credentials_follow_the_order_and_name_the_source() -> None:
@@ -260,51 +201,22 @@ def test_a_signed_in_or_out_response_carries_its_cookie_and_stays_private() -> N
         exchange.change(None, None, None)
 
 
-# -- where a request comes from (OWASP: Fetch Metadata, then Origin, then Referer) -------------
-
-OWN = "https://app.example.com"
-SIBLING = "https://evil.example.com"
+# -- where a request comes from: the rule is sessionstore.http.origin's -----------------------
 
 
-def came_from(
-    site: str | None = None, origin: str | None = None, referer: str | None = None
-) -> Origin:
-    return Origin("https", "app.example.com", site, origin, referer)
-
-
-@pytest.mark.parametrize(
-    ("request_", "passes"),
-    [
-        (came_from(), True),  # no browser sent it: curl, a mobile app, a bearer client
-        (came_from("same-origin"), True),
-        (came_from("none"), True),  # the user's own navigation
-        (came_from("same-origin", SIBLING), True),  # the browser's word first
-        (came_from("same-site", SIBLING), False),  # a sibling subdomain is not us
-        (came_from("cross-site", "https://evil.test"), False),
-        (came_from("cross-site"), False),  # a browser says cross-site and shows no origin
-        (came_from("same-site", OWN), True),  # contradictory, and not another page's doing
-        (came_from(origin=OWN), True),  # browsers without Fetch Metadata
-        (came_from(origin="https://APP.example.com:443"), True),
-        (came_from(origin="http://app.example.com"), False),  # plain http is another origin
-        (came_from(origin="https://app.example.com:8443"), False),
-        (came_from(origin=SIBLING), False),
-        (came_from(origin="null"), False),  # sandboxed frames, data: URLs
-        (came_from(referer=f"{OWN}/login?next=/"), True),
-        (came_from(referer=f"{SIBLING}/page"), False),
-        (came_from(referer="not a url"), False),
-        (came_from(origin=SIBLING, referer=f"{OWN}/"), False),  # Origin before Referer
-        (came_from("cross-site", "https://idp.example.net"), True),  # trusted below
-        (came_from("cross-site", referer="https://idp.example.net/cb"), True),
-    ],
-)
-def test_cross_site(request_: Origin, passes: bool) -> None:
+def test_a_change_is_checked_against_the_own_and_the_trusted_origins() -> None:
     checked = policy(trusted_origins=["https://idp.example.net"])
-    assert (checked.cross_site(request_) is None) is passes
-
-
-def test_a_request_without_host_matches_only_trusted_origins() -> None:
-    assert policy().cross_site(Origin("https", None, None, "null", None)) is not None
-    assert policy().cross_site(Origin("https", None, None, OWN, None)) is not None
+    own = Origin("https", "app.example.com", None, "https://app.example.com", None)
+    trusted = Origin("https", "app.example.com", "cross-site", "https://idp.example.net", None)
+    opaque = Origin("https", "app.example.com", None, "null", None)
+    checked.check_change(Exchange(), own)
+    checked.check_change(Exchange(), trusted)
+    checked.check_change(Exchange(), None)  # the caller opted out (check_origin=False)
+    with pytest.raises(CrossSiteRequest):
+        checked.check_change(Exchange(), opaque)
+    with pytest.raises(CrossSiteRequest):
+        policy().check_change(Exchange(), trusted)
+    assert checked.trusted_origins == ("https://idp.example.net",)
 
 
 def test_a_refusal_for_another_origin_is_a_403_problem() -> None:
@@ -357,31 +269,89 @@ def test_the_tenant_is_validated() -> None:
         Policy("Acme Corp")
 
 
-def test_a_flask_error_handler_written_from_the_readme_answers_as_the_middleware() -> None:
-    """README: ``error_reply(environ, error)`` gives the reply (status, headers, body)."""
-    from flask import Flask, request
+# -- the helpers' flows: the store calls they ask for, and what they decide -----------------------
 
-    from sessionstore import SessionStore
-    from sessionstore.web import CrossSiteRequest
-    from sessionstore.wsgi import SessionMiddleware, error_reply, login
+LAPTOP = Client(peer="10.0.0.5", forwarded_for="198.51.100.1", user_agent="Safari")
 
-    app = Flask(__name__)
 
-    @app.post("/login")
-    def sign_in() -> str:
-        login(request.environ, 7)  # refused: the request comes from another site's page
-        return "signed in"
+def signed_in_as(user_id: int, session_id: str, source: str = "cookie") -> Exchange:
+    exchange = Exchange(credentials=(Credential(TOKEN, source),))  # type: ignore[arg-type]
+    exchange.accept(exchange.credentials[0], SimpleNamespace(id=session_id, user_id=user_id))  # type: ignore[arg-type]
+    return exchange
 
-    @app.errorhandler(CrossSiteRequest)
-    def answer(error: CrossSiteRequest) -> tuple[bytes, int, list[tuple[str, str]]]:
-        reply = error_reply(request.environ, error)
-        assert reply is not None
-        status, headers, body = reply
-        return body, status, list(headers)
 
-    store = SessionStore()
-    app.wsgi_app = SessionMiddleware(app.wsgi_app, store, "acme-corp")  # type: ignore[method-assign]
-    answered = app.test_client().post("/login", headers={"sec-fetch-site": "cross-site"})
-    assert answered.status_code == 403
-    assert answered.headers["content-type"] == "application/problem+json"
-    store.close()
+def sign_in(exchange: Exchange, origin: Origin | None = None, **options: Any) -> Any:
+    checked = policy(trusted_proxies=["10.0.0.0/8"])
+    settings = {"auth_method": "sso", "mfa_verified": True, "set_cookie": True, **options}
+    return checked, login_flow(
+        checked,
+        exchange,
+        7,
+        client=LAPTOP,
+        origin=origin,
+        lifetime=timedelta(hours=1),
+        **settings,
+    )
+
+
+def test_a_login_revokes_the_old_session_then_starts_one_and_sets_its_cookie() -> None:
+    exchange = signed_in_as(7, "sess_old")
+    checked, flow = sign_in(exchange)
+    assert next(flow) == StoreCall("revoke", ("acme-corp", 7, "sess_old"), {"actor": "user"})
+    create = flow.send(True)
+    assert create == StoreCall(
+        "create",
+        ("acme-corp", 7),
+        {
+            "ip_address": "198.51.100.1",
+            "user_agent": "Safari",
+            "auth_method": "sso",
+            "mfa_verified": True,
+        },
+    )
+    new = SimpleNamespace(id="sess_new", user_id=7)
+    with pytest.raises(StopIteration) as done:
+        flow.send((new, "sst_new"))
+    assert done.value.value == (new, "sst_new")
+    assert exchange.session is new and exchange.token == "sst_new"
+    assert exchange.set_cookie == checked.session_cookie("sst_new", 3600)
+
+
+def test_a_bearer_login_over_a_cookie_session_clears_that_cookie() -> None:
+    exchange = signed_in_as(7, "sess_old")
+    checked, flow = sign_in(exchange, set_cookie=False)
+    next(flow)
+    flow.send(True)
+    with pytest.raises(StopIteration):
+        flow.send((SimpleNamespace(id="sess_new", user_id=7), "sst_new"))
+    assert exchange.set_cookie == checked.clearing_cookie()
+    anonymous = Exchange()
+    _, flow = sign_in(anonymous, set_cookie=False)
+    assert next(flow).method == "create"  # nothing to revoke
+    with pytest.raises(StopIteration):
+        flow.send((SimpleNamespace(id="sess_new", user_id=7), "sst_new"))
+    assert anonymous.set_cookie is None and anonymous.changed
+
+
+def test_a_login_from_another_site_asks_the_store_for_nothing() -> None:
+    exchange = signed_in_as(7, "sess_old")
+    _, flow = sign_in(exchange, Origin("https", "app.example.com", "cross-site", None, None))
+    with pytest.raises(CrossSiteRequest):
+        next(flow)
+    assert not exchange.changed
+
+
+def test_a_required_session_is_the_401_of_unauthenticated() -> None:
+    checked = policy()
+    with pytest.raises(SessionRequired) as refused:
+        checked.require_session(Exchange())
+    assert refused.value.reply == checked.unauthenticated(Exchange())
+    assert checked.require_session(signed_in_as(7, "sess_x")).id == "sess_x"
+
+
+def test_the_csrf_token_of_an_exchange_is_its_sessions_synchronizer_token() -> None:
+    assert Exchange().csrf_token() is None
+    assert signed_in_as(7, "sess_x").csrf_token() == synchronizer_token(TOKEN)
+    with pytest.raises(CrossSiteRequest):
+        policy().check_csrf_token(Exchange(), synchronizer_token(TOKEN))
+    policy().check_csrf_token(signed_in_as(7, "sess_x"), synchronizer_token(TOKEN))

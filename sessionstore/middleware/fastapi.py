@@ -1,4 +1,4 @@
-"""FastAPI dependencies over ``sessionstore.asgi.SessionMiddleware``.
+"""FastAPI dependencies over ``sessionstore.middleware.asgi.SessionMiddleware``.
 
     app = FastAPI()
     app.add_middleware(SessionMiddleware, store=AsyncSessionStore.from_url(url), tenant="acme")
@@ -20,9 +20,9 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from ..model import Session
 from . import asgi
-from .model import Session
-from .web import GATE
+from .policy import GATE
 
 __all__ = ["CurrentSession", "OptionalSession", "optional_session", "require_session"]
 
@@ -35,7 +35,7 @@ async def require_session(connection: HTTPConnection) -> Session:
 async def optional_session(connection: HTTPConnection) -> Session | None:
     """The request's session, or None when anonymous."""
     if GATE not in connection.scope:
-        raise RuntimeError("optional_session needs sessionstore.asgi.SessionMiddleware")
+        raise RuntimeError("optional_session needs sessionstore.middleware.asgi.SessionMiddleware")
     return asgi.current_session(connection)
 
 

@@ -9,39 +9,56 @@ Each request's session is ``scope["sessionstore.session"]``, also ``request.stat
 ``scope["session"]``) can run beside it. It takes one Redis round trip when the request carries
 a token and none when it does not. The helpers (``login``, ``logout``, ...) take the request and
 use the store, tenant and cookie settings of the middleware it came through; the cookie they set
-or clear goes on whatever response the app then sends.
+or clear goes on whatever response the app then sends. What they decide is policy.py's; this
+module reads the scope, awaits the store and sends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Unpack
+from typing import Any, TypeVar, Unpack
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._core.inputs import AmbiguousCredential
-from .aio import AsyncSessionStore
-from .errors import StoreUnavailable
-from .model import Session
-from .web import (
+from ..aio import AsyncSessionStore
+from ..errors import StoreUnavailable
+from ..http.credentials import AmbiguousCredential, scope_header
+from ..http.origin import Origin
+from ..model import Session
+from .policy import (
     EXCHANGE,
     GATE,
     SCOPE_SESSION,
-    USER,
+    Client,
     Exchange,
     Gate,
-    Origin,
+    HelperFlow,
     Policy,
     PolicyOptions,
     Refusal,
     Reply,
-    SessionRequired,
-    bad_synchronizer_token,
-    cookie_max_age,
-    mark_current,
-    synchronizer_token,
-    synchronizer_token_matches,
+    list_my_sessions_flow,
+    login_flow,
+    logout_flow,
+    sign_out_device_flow,
+    sign_out_other_devices_flow,
+    validation_flow,
 )
+
+__all__ = [
+    "SessionMiddleware",
+    "check_csrf_token",
+    "csrf_token",
+    "current_session",
+    "list_my_sessions",
+    "login",
+    "logout",
+    "required_session",
+    "sign_out_device",
+    "sign_out_other_devices",
+]
+
+T = TypeVar("T")
 
 # A WebSocket refused before its handshake is accepted: the server answers 403 (ASGI spec),
 # and the close code says why to clients that look.
@@ -51,7 +68,7 @@ _CLOSE_CODES = {400: 1008, 401: 1008, 403: 1008, 503: 1013}  # policy violation,
 class SessionMiddleware:
     """Validates the request's session token once, then passes the request on or refuses it.
 
-    Options (all keywords, see ``sessionstore.web.Policy``): cookie_name, token_sources,
+    Options (all keywords, see ``sessionstore.middleware.Policy``): cookie_name, token_sources,
     required, exclude_paths, secure_cookie, same_site, trusted_origins, trusted_proxies,
     proxy_header, retry_after. Lifespan and other non-HTTP scopes pass straight through.
     """
@@ -77,9 +94,9 @@ class SessionMiddleware:
         scope[EXCHANGE] = exchange
         try:
             exchange.credentials = policy.credentials(
-                _header(scope, b"cookie", "; "), _header(scope, b"authorization", ", ")
+                scope_header(scope, b"cookie", "; "), scope_header(scope, b"authorization", ", ")
             )
-            await self._validate(exchange)
+            await _run(self.gate.store, validation_flow(policy, exchange))
         except AmbiguousCredential as error:
             await _refuse(scope, send, policy.ambiguous(error))
             return
@@ -93,13 +110,6 @@ class SessionMiddleware:
 
         _publish(scope, exchange.session)
         await self._call_app(scope, receive, send, exchange)
-
-    async def _validate(self, exchange: Exchange) -> None:
-        # No token: anonymous, no Redis call. Otherwise one call per token until one is live.
-        store, tenant = self.gate.store, self.gate.policy.tenant
-        for credential in exchange.credentials:
-            if exchange.accept(credential, await store.validate(tenant, credential.token)):
-                return
 
     async def _call_app(
         self, scope: Scope, receive: Receive, send: Send, exchange: Exchange
@@ -141,12 +151,8 @@ def current_session(request: Mapping[str, Any]) -> Session | None:
 
 def required_session(request: Mapping[str, Any]) -> Session:
     """This request's session; SessionRequired (401, answered by the middleware) when none."""
-    session = current_session(request)
-    if session is None:
-        _, policy, exchange = _context(request)
-        reply = policy.unauthenticated(exchange)
-        raise SessionRequired(reply, "this resource needs a signed-in session")
-    return session
+    gate, exchange = _context(request)
+    return gate.policy.require_session(exchange)
 
 
 async def login(
@@ -164,108 +170,104 @@ async def login(
     clients, which take the token from the app's answer). A session the request already had
     is revoked first, so signing in never leaves an old token alive. The address is the
     peer's, or a trusted proxy's word for it (Policy). Raises CrossSiteRequest (403) for a
-    request from another site's page (Policy.cross_site); ``check_origin=False`` only where the
-    flow has a check of its own (an OAuth callback's state).
+    request from another site's page (``sessionstore.http.origin``); ``check_origin=False``
+    only where the flow has a check of its own (an OAuth callback's state).
     """
-    store, policy, exchange = _changing(request, check_origin)
-    previous = exchange.session
-    if previous is not None:
-        await store.revoke(policy.tenant, previous.user_id, previous.id, actor=USER)
-    session, token = await store.create(
-        policy.tenant,
+    gate, exchange = _context(request)
+    policy = gate.policy
+    client = Client(
+        peer=_peer(request),
+        forwarded_for=scope_header(request, policy.proxy_header.encode(), ", "),
+        user_agent=scope_header(request, b"user-agent", " ") or "",
+    )
+    flow = login_flow(
+        policy,
+        exchange,
         user_id,
-        ip_address=policy.client_ip(
-            _peer(request), _header(request, policy.proxy_header.encode(), ", ")
-        ),
-        user_agent=_header(request, b"user-agent", " ") or "",
+        client=client,
+        origin=_origin(request, check_origin),
+        lifetime=gate.store.config.lifetime,
         auth_method=auth_method,
         mfa_verified=mfa_verified,
+        set_cookie=set_cookie,
     )
-    cookie = policy.session_cookie(token, cookie_max_age(store.config.lifetime))
-    exchange.change(session, token, cookie if set_cookie else _stale_cookie(exchange, policy))
-    _publish(_scope(request), session)
-    return session, token
+    return await _run_publishing(request, gate, exchange, flow)
 
 
 async def logout(request: Mapping[str, Any], *, check_origin: bool = True) -> bool:
     """Revoke this request's session and clear its cookie; False if it had none to revoke."""
-    store, policy, exchange = _changing(request, check_origin)
-    session = exchange.session
-    revoked = session is not None and await store.revoke(
-        policy.tenant, session.user_id, session.id, actor=USER
-    )
-    exchange.change(None, None, policy.clearing_cookie())
-    _publish(_scope(request), None)
-    return revoked
+    gate, exchange = _context(request)
+    flow = logout_flow(gate.policy, exchange, _origin(request, check_origin))
+    return await _run_publishing(request, gate, exchange, flow)
 
 
 async def sign_out_other_devices(request: Mapping[str, Any], *, check_origin: bool = True) -> int:
     """Revoke every session of this user but the current one; how many were revoked."""
-    store, policy, exchange = _changing(request, check_origin)
-    current = exchange.session
-    if current is None:
-        return 0
-    return await store.revoke_all(
-        policy.tenant, current.user_id, except_session_id=current.id, actor=USER
-    )
+    gate, exchange = _context(request)
+    origin = _origin(request, check_origin)
+    return await _run(gate.store, sign_out_other_devices_flow(gate.policy, exchange, origin))
 
 
 async def sign_out_device(
     request: Mapping[str, Any], session_id: str, *, check_origin: bool = True
 ) -> bool:
     """Revoke one of this user's own sessions (a "sign out" button on a devices page)."""
-    store, policy, exchange = _changing(request, check_origin)
-    current = exchange.session
-    if current is None:
-        return False
-    return await store.revoke(policy.tenant, current.user_id, session_id, actor=USER)
+    gate, exchange = _context(request)
+    origin = _origin(request, check_origin)
+    return await _run(gate.store, sign_out_device_flow(gate.policy, exchange, session_id, origin))
 
 
 async def list_my_sessions(request: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The user's sessions as the spec's objects plus ``current``, true on this request's only."""
-    store, policy, exchange = _context(request)
-    current = exchange.session
-    if current is None:
-        return []
-    return mark_current(await store.list_user_sessions(policy.tenant, current.user_id), current)
+    gate, exchange = _context(request)
+    return await _run(gate.store, list_my_sessions_flow(gate.policy, exchange))
 
 
 def csrf_token(request: Mapping[str, Any]) -> str | None:
     """This session's synchronizer token for the app's forms; None when anonymous."""
-    token = _context(request)[2].token
-    return None if token is None else synchronizer_token(token)
+    return _context(request)[1].csrf_token()
 
 
 def check_csrf_token(request: Mapping[str, Any], submitted: str | None) -> None:
     """Raise CrossSiteRequest (403) unless ``submitted`` is this session's synchronizer token."""
-    _, policy, exchange = _context(request)
-    if not synchronizer_token_matches(exchange.token, submitted):
-        raise bad_synchronizer_token(policy)
-
-
-def _changing(
-    request: Mapping[str, Any], check_origin: bool
-) -> tuple[AsyncSessionStore, Policy, Exchange]:
-    store, policy, exchange = _context(request)
-    policy.check_change(exchange, _origin(request) if check_origin else None)
-    return store, policy, exchange
-
-
-def _context(request: Mapping[str, Any]) -> tuple[AsyncSessionStore, Policy, Exchange]:
-    gate: Gate[AsyncSessionStore] | None = request.get(GATE)
-    exchange: Exchange | None = request.get(EXCHANGE)
-    if gate is None or exchange is None:
-        raise RuntimeError("this helper needs sessionstore.asgi.SessionMiddleware around the app")
-    return gate.store, gate.policy, exchange
-
-
-def _stale_cookie(exchange: Exchange, policy: Policy) -> str | None:
-    # A bearer sign-in over a cookie session revokes that session: its cookie goes too.
-    presented = any(credential.source == "cookie" for credential in exchange.credentials)
-    return policy.clearing_cookie() if presented else None
+    gate, exchange = _context(request)
+    gate.policy.check_csrf_token(exchange, submitted)
 
 
 # -- ASGI plumbing -------------------------------------------------------------------------------
+
+
+def _context(request: Mapping[str, Any]) -> tuple[Gate[AsyncSessionStore], Exchange]:
+    gate: Gate[AsyncSessionStore] | None = request.get(GATE)
+    exchange: Exchange | None = request.get(EXCHANGE)
+    if gate is None or exchange is None:
+        raise RuntimeError(
+            "this helper needs sessionstore.middleware.asgi.SessionMiddleware around the app"
+        )
+    return gate, exchange
+
+
+async def _run(store: AsyncSessionStore, flow: HelperFlow[T]) -> T:
+    """Make the store calls a policy flow asks for, awaiting each; the flow's result."""
+    try:
+        call = next(flow)
+        while True:
+            result = await getattr(store, call.method)(*call.args, **call.kwargs)
+            call = flow.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def _run_publishing(
+    request: Mapping[str, Any],
+    gate: Gate[AsyncSessionStore],
+    exchange: Exchange,
+    flow: HelperFlow[T],
+) -> T:
+    """Run a flow that changes who is signed in, then publish the request's new session."""
+    result = await _run(gate.store, flow)
+    _publish(_scope(request), exchange.session)
+    return result
 
 
 def _scope(request: Mapping[str, Any]) -> Any:
@@ -278,20 +280,9 @@ def _publish(scope: Any, session: Session | None) -> None:
     scope.setdefault("state", {})["session"] = session
 
 
-def _origin(request: Mapping[str, Any]) -> Origin:
-    scheme = str(request.get("scheme", "http"))
-    return Origin(
-        scheme={"ws": "http", "wss": "https"}.get(scheme, scheme),
-        host=_header(request, b"host", ","),
-        sec_fetch_site=_header(request, b"sec-fetch-site", ","),
-        origin=_header(request, b"origin", ","),
-        referer=_header(request, b"referer", ","),
-    )
-
-
-def _header(scope: Mapping[str, Any], name: bytes, separator: str) -> str | None:
-    values = [value.decode("latin-1") for key, value in scope["headers"] if key == name]
-    return separator.join(values) if values else None
+def _origin(request: Mapping[str, Any], check_origin: bool) -> Origin | None:
+    """The request's origin for a helper to check; None when the caller opted out."""
+    return Origin.from_scope(request) if check_origin else None
 
 
 def _peer(scope: Mapping[str, Any]) -> str | None:

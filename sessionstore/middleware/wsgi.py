@@ -2,51 +2,75 @@
 
     app.wsgi_app = SessionMiddleware(app.wsgi_app, store=SessionStore.from_url(url),
                                      tenant="acme-corp")
+    register_flask(app)  # Flask: answer refusals as the middleware would, not with a 500
 
 Each request's session is ``environ["sessionstore.session"]`` (None when anonymous). It takes
 one Redis round trip when the request carries a token and none when it does not. The helpers
 take the environ (``flask.request.environ``, Django's ``request.environ``) and use the store,
 tenant and cookie settings of the middleware it came through; the cookie they set or clear goes
-on whatever response the app then sends, whatever its framework. The twin of asgi.py: the
-decisions live in web.py.
+on whatever response the app then sends, whatever its framework. The twin of asgi.py: what
+they decide is policy.py's; this module reads the environ, calls the store and answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from ._core.inputs import AmbiguousCredential
-from .errors import StoreUnavailable
-from .model import Session
-from .store import SessionStore
-from .web import (
+from ..errors import StoreUnavailable
+from ..http.credentials import AmbiguousCredential
+from ..http.origin import Origin
+from ..model import Session
+from ..store import SessionStore
+from .policy import (
     ENVIRON_SESSION,
     EXCHANGE,
     GATE,
-    USER,
+    Client,
     Exchange,
     Gate,
-    Origin,
+    HelperFlow,
     Policy,
     PolicyOptions,
     Refusal,
     Reply,
-    SessionRequired,
-    bad_synchronizer_token,
-    cookie_max_age,
-    mark_current,
-    synchronizer_token,
-    synchronizer_token_matches,
+    list_my_sessions_flow,
+    login_flow,
+    logout_flow,
+    sign_out_device_flow,
+    sign_out_other_devices_flow,
+    validation_flow,
 )
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.typing import ResponseReturnValue
+
+__all__ = [
+    "SessionMiddleware",
+    "check_csrf_token",
+    "csrf_token",
+    "current_session",
+    "error_reply",
+    "flask_error_handler",
+    "list_my_sessions",
+    "login",
+    "logout",
+    "register_flask",
+    "required_session",
+    "sign_out_device",
+    "sign_out_other_devices",
+]
+
+T = TypeVar("T")
 
 
 class SessionMiddleware:
     """Validates the request's session token once, then passes the request on or refuses it.
 
-    Options (all keywords, see ``sessionstore.web.Policy``): cookie_name, token_sources,
+    Options (all keywords, see ``sessionstore.middleware.Policy``): cookie_name, token_sources,
     required, exclude_paths, secure_cookie, same_site, trusted_origins, trusted_proxies,
     proxy_header, retry_after.
     """
@@ -71,7 +95,7 @@ class SessionMiddleware:
             exchange.credentials = policy.credentials(
                 environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
             )
-            self._validate(exchange)
+            _run(self.gate.store, validation_flow(policy, exchange))
         except AmbiguousCredential as error:
             return _refuse(start_response, policy.ambiguous(error))
         except StoreUnavailable:
@@ -82,13 +106,6 @@ class SessionMiddleware:
 
         environ[ENVIRON_SESSION] = exchange.session
         return self._call_app(environ, start_response, exchange)
-
-    def _validate(self, exchange: Exchange) -> None:
-        # No token: anonymous, no Redis call. Otherwise one call per token until one is live.
-        store, tenant = self.gate.store, self.gate.policy.tenant
-        for credential in exchange.credentials:
-            if exchange.accept(credential, store.validate(tenant, credential.token)):
-                return
 
     def _call_app(
         self, environ: WSGIEnvironment, start_response: StartResponse, exchange: Exchange
@@ -122,19 +139,36 @@ def current_session(environ: WSGIEnvironment) -> Session | None:
 
 def required_session(environ: WSGIEnvironment) -> Session:
     """This request's session; SessionRequired (401) when none (see error_reply)."""
-    session = current_session(environ)
-    if session is None:
-        _, policy, exchange = _context(environ)
-        reply = policy.unauthenticated(exchange)
-        raise SessionRequired(reply, "this resource needs a signed-in session")
-    return session
+    gate, exchange = _context(environ)
+    return gate.policy.require_session(exchange)
 
 
 def error_reply(environ: WSGIEnvironment, error: BaseException) -> Reply | None:
     """The answer the middleware gives for ``error``: a Refusal's own (401, 403), or the 503 for
     StoreUnavailable; None for any other error. For frameworks that answer view errors before
-    the middleware sees them (a Flask errorhandler, a Django middleware's process_exception)."""
-    return _context(environ)[1].error_reply(error)
+    the middleware sees them (a Django middleware's process_exception; Flask: register_flask).
+    The reply unpacks as ``status, headers, body``."""
+    return _context(environ)[0].policy.error_reply(error)
+
+
+def flask_error_handler(error: Exception) -> ResponseReturnValue:
+    """A Flask error handler for Refusal and StoreUnavailable: the middleware's own answer
+    (problem+json 401, 403, or 503 with Retry-After) instead of Flask's 500 page. Any other
+    error, or one raised outside the middleware, goes on to Flask's own handling."""
+    from flask import request  # here: only Flask apps import Flask
+
+    reply = error_reply(request.environ, error) if GATE in request.environ else None
+    if reply is None:
+        raise error
+    return reply.body, reply.status, list(reply.headers)
+
+
+def register_flask(app: Flask) -> None:
+    """Answer the session layer's errors in ``app`` as the middleware would: registers
+    ``flask_error_handler`` for Refusal (CrossSiteRequest, SessionRequired) and for
+    StoreUnavailable. The app's own handlers for other errors stay as they are."""
+    app.register_error_handler(Refusal, flask_error_handler)
+    app.register_error_handler(StoreUnavailable, flask_error_handler)
 
 
 def login(
@@ -151,121 +185,106 @@ def login(
     The response the app sends gets the session cookie (``set_cookie=False``: none, for bearer
     clients, which take the token from the app's answer). A session the request already had
     is revoked first, so signing in never leaves an old token alive. Raises CrossSiteRequest
-    (403) for a request from another site's page (Policy.cross_site); ``check_origin=False``
-    only where the flow has a check of its own (an OAuth callback's state).
+    (403) for a request from another site's page (``sessionstore.http.origin``);
+    ``check_origin=False`` only where the flow has a check of its own (an OAuth callback's
+    state).
     """
-    store, policy, exchange = _changing(environ, check_origin)
-    previous = exchange.session
-    if previous is not None:
-        store.revoke(policy.tenant, previous.user_id, previous.id, actor=USER)
-    session, token = store.create(
-        policy.tenant,
-        user_id,
-        ip_address=policy.client_ip(
-            environ.get("REMOTE_ADDR"), _header(environ, policy.proxy_header)
-        ),
+    gate, exchange = _context(environ)
+    policy = gate.policy
+    client = Client(
+        peer=environ.get("REMOTE_ADDR"),
+        forwarded_for=_header(environ, policy.proxy_header),
         user_agent=environ.get("HTTP_USER_AGENT", ""),
+    )
+    flow = login_flow(
+        policy,
+        exchange,
+        user_id,
+        client=client,
+        origin=_origin(environ, check_origin),
+        lifetime=gate.store.config.lifetime,
         auth_method=auth_method,
         mfa_verified=mfa_verified,
+        set_cookie=set_cookie,
     )
-    cookie = policy.session_cookie(token, cookie_max_age(store.config.lifetime))
-    exchange.change(session, token, cookie if set_cookie else _stale_cookie(exchange, policy))
-    environ[ENVIRON_SESSION] = session
-    return session, token
+    return _run_publishing(environ, gate, exchange, flow)
 
 
 def logout(environ: WSGIEnvironment, *, check_origin: bool = True) -> bool:
     """Revoke this request's session and clear its cookie; False if it had none to revoke."""
-    store, policy, exchange = _changing(environ, check_origin)
-    session = exchange.session
-    revoked = session is not None and store.revoke(
-        policy.tenant, session.user_id, session.id, actor=USER
-    )
-    exchange.change(None, None, policy.clearing_cookie())
-    environ[ENVIRON_SESSION] = None
-    return revoked
+    gate, exchange = _context(environ)
+    flow = logout_flow(gate.policy, exchange, _origin(environ, check_origin))
+    return _run_publishing(environ, gate, exchange, flow)
 
 
 def sign_out_other_devices(environ: WSGIEnvironment, *, check_origin: bool = True) -> int:
     """Revoke every session of this user but the current one; how many were revoked."""
-    store, policy, exchange = _changing(environ, check_origin)
-    current = exchange.session
-    if current is None:
-        return 0
-    return store.revoke_all(
-        policy.tenant, current.user_id, except_session_id=current.id, actor=USER
-    )
+    gate, exchange = _context(environ)
+    origin = _origin(environ, check_origin)
+    return _run(gate.store, sign_out_other_devices_flow(gate.policy, exchange, origin))
 
 
 def sign_out_device(
     environ: WSGIEnvironment, session_id: str, *, check_origin: bool = True
 ) -> bool:
     """Revoke one of this user's own sessions (a "sign out" button on a devices page)."""
-    store, policy, exchange = _changing(environ, check_origin)
-    current = exchange.session
-    if current is None:
-        return False
-    return store.revoke(policy.tenant, current.user_id, session_id, actor=USER)
+    gate, exchange = _context(environ)
+    origin = _origin(environ, check_origin)
+    return _run(gate.store, sign_out_device_flow(gate.policy, exchange, session_id, origin))
 
 
 def list_my_sessions(environ: WSGIEnvironment) -> list[dict[str, Any]]:
     """The user's sessions as the spec's objects plus ``current``, true on this request's only."""
-    store, policy, exchange = _context(environ)
-    current = exchange.session
-    if current is None:
-        return []
-    return mark_current(store.list_user_sessions(policy.tenant, current.user_id), current)
+    gate, exchange = _context(environ)
+    return _run(gate.store, list_my_sessions_flow(gate.policy, exchange))
 
 
 def csrf_token(environ: WSGIEnvironment) -> str | None:
     """This session's synchronizer token for the app's forms; None when anonymous."""
-    token = _context(environ)[2].token
-    return None if token is None else synchronizer_token(token)
+    return _context(environ)[1].csrf_token()
 
 
 def check_csrf_token(environ: WSGIEnvironment, submitted: str | None) -> None:
     """Raise CrossSiteRequest (403) unless ``submitted`` is this session's synchronizer token."""
-    _, policy, exchange = _context(environ)
-    if not synchronizer_token_matches(exchange.token, submitted):
-        raise bad_synchronizer_token(policy)
-
-
-def _changing(
-    environ: WSGIEnvironment, check_origin: bool
-) -> tuple[SessionStore, Policy, Exchange]:
-    store, policy, exchange = _context(environ)
-    policy.check_change(exchange, _origin(environ) if check_origin else None)
-    return store, policy, exchange
-
-
-def _context(environ: WSGIEnvironment) -> tuple[SessionStore, Policy, Exchange]:
-    gate: Gate[SessionStore] | None = environ.get(GATE)
-    exchange: Exchange | None = environ.get(EXCHANGE)
-    if gate is None or exchange is None:
-        raise RuntimeError("this helper needs sessionstore.wsgi.SessionMiddleware around the app")
-    return gate.store, gate.policy, exchange
-
-
-def _stale_cookie(exchange: Exchange, policy: Policy) -> str | None:
-    # A bearer sign-in over a cookie session revokes that session: its cookie goes too.
-    presented = any(credential.source == "cookie" for credential in exchange.credentials)
-    return policy.clearing_cookie() if presented else None
+    gate, exchange = _context(environ)
+    gate.policy.check_csrf_token(exchange, submitted)
 
 
 # -- WSGI plumbing -------------------------------------------------------------------------------
 
 
-def _origin(environ: WSGIEnvironment) -> Origin:
-    host = environ.get("HTTP_HOST")
-    if host is None and environ.get("SERVER_NAME"):
-        host = f"{environ['SERVER_NAME']}:{environ.get('SERVER_PORT', '')}".rstrip(":")
-    return Origin(
-        scheme=str(environ.get("wsgi.url_scheme", "http")),
-        host=host,
-        sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
-        origin=environ.get("HTTP_ORIGIN"),
-        referer=environ.get("HTTP_REFERER"),
-    )
+def _context(environ: WSGIEnvironment) -> tuple[Gate[SessionStore], Exchange]:
+    gate: Gate[SessionStore] | None = environ.get(GATE)
+    exchange: Exchange | None = environ.get(EXCHANGE)
+    if gate is None or exchange is None:
+        raise RuntimeError(
+            "this helper needs sessionstore.middleware.wsgi.SessionMiddleware around the app"
+        )
+    return gate, exchange
+
+
+def _run(store: SessionStore, flow: HelperFlow[T]) -> T:
+    """Make the store calls a policy flow asks for, one after another; the flow's result."""
+    try:
+        call = next(flow)
+        while True:
+            call = flow.send(getattr(store, call.method)(*call.args, **call.kwargs))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def _run_publishing(
+    environ: WSGIEnvironment, gate: Gate[SessionStore], exchange: Exchange, flow: HelperFlow[T]
+) -> T:
+    """Run a flow that changes who is signed in, then publish the request's new session."""
+    result = _run(gate.store, flow)
+    environ[ENVIRON_SESSION] = exchange.session
+    return result
+
+
+def _origin(environ: WSGIEnvironment, check_origin: bool) -> Origin | None:
+    """The request's origin for a helper to check; None when the caller opted out."""
+    return Origin.from_environ(environ) if check_origin else None
 
 
 def _header(environ: WSGIEnvironment, name: str) -> str | None:
