@@ -17,9 +17,8 @@ from redis.exceptions import NoScriptError
 
 from sessionstore import SessionStore
 from sessionstore._core import scripts
-from sessionstore._core.flows import Call
+from sessionstore._core.flows import Call, wire_args
 from sessionstore.model import Session
-from sessionstore.store import _args
 
 from .workload import NewSession
 
@@ -93,7 +92,7 @@ def _execute(client: Any, calls: list[Call]) -> list[Any]:
 def _pipeline(client: Any, calls: list[Call]) -> Any:
     pipe = client.pipeline(transaction=False)
     for call in calls:
-        pipe.execute_command(*_args(call))
+        pipe.execute_command(*wire_args(call))
     return pipe
 
 

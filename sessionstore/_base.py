@@ -17,10 +17,6 @@ if TYPE_CHECKING:
     from .metrics import StoreMetrics
 
 
-# Buckets one round trip of a background sweep asks about.
-SWEEP_CHUNK = 128
-
-
 class BaseStore:
     # How a store of this kind connects: _connection.sync_client or _connection.async_client.
     _connect: ClassVar[Callable[..., Any]]

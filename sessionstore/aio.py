@@ -9,13 +9,14 @@ from typing import Any, Self
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import _connection
-from ._base import SWEEP_CHUNK, BaseStore
+from ._base import BaseStore
 from ._core import inputs
-from ._core.events import Event, EventPage
-from ._core.flows import Batch, Call, Command, Flow, T
+from ._core.events import Event, EventPage, Tail
+from ._core.flows import Batch, Call, Command, Flow, ScriptCall, T, wire_args
+from ._core.operations import Sweep
+from ._core.scripts import Script
 from ._subscribers import AsyncSubscriber
 from .model import Page, Session
-from .store import _args
 
 __all__ = ["AsyncSessionStore"]
 
@@ -190,17 +191,15 @@ class AsyncSessionStore(BaseStore):
         """Drop, and record as ``session.expired``, the sessions that ended while nobody asked
         about them, in every bucket of every tenant; returns the buckets swept. ``sessionstore
         serve --events`` runs it every minute; an embedding service may run it likewise."""
-        swept, chunk = 0, []
+        sweep = Sweep()
         pattern = self._core.keys.every_created_index()
         with _connection.translated(self._redis_failed):  # the SCAN; each chunk counts itself
             async for key in self._client.scan_iter(match=pattern, count=1000):
-                chunk.append(key.decode() if isinstance(key, bytes) else key)
-                if len(chunk) == SWEEP_CHUNK:
+                if chunk := sweep.found(key):
                     await self._drive("sweep_expired", self._core.sweep_buckets(chunk))
-                    swept, chunk = swept + len(chunk), []
-        if chunk:
+        if chunk := sweep.rest():
             await self._drive("sweep_expired", self._core.sweep_buckets(chunk))
-        return swept + len(chunk)
+        return sweep.swept
 
     async def events(
         self,
@@ -225,19 +224,15 @@ class AsyncSessionStore(BaseStore):
     ) -> AsyncIterator[Event]:
         """Every event after ``after`` (by default, after the newest now stored), as it comes;
         polls every ``poll`` seconds when there is nothing new."""
-        cursor = (
+        tail = Tail(
             after
             if after is not None
             else await self._drive("tail", self._core.newest_event(tenant))
         )
         while True:
-            page = await self.events(tenant, after=cursor)
-            for event in page.data:
+            for event in tail.follow(await self.events(tenant, after=tail.cursor)):
                 yield event
-                cursor = event.id
-            if page.next_cursor is not None:
-                cursor = page.next_cursor  # past what the page read, even when it read no event
-            else:
+            if tail.caught_up:
                 await asyncio.sleep(poll)
 
     # -- I/O ----------------------------------------------------------------------------------
@@ -261,11 +256,11 @@ class AsyncSessionStore(BaseStore):
             if len(batch) == 1:
                 return [await self._call_alone(batch[0])]
             if self._raw:
-                replies = await _connection.arun_raw(self._client, [_args(c) for c in batch])
+                replies = await _connection.arun_raw(self._client, [wire_args(c) for c in batch])
             else:
                 pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
                 for call in batch:
-                    pipe.execute_command(*_args(call))
+                    pipe.execute_command(*wire_args(call))
                 async with _connection.turn(self._client):
                     replies = await pipe.execute(raise_on_error=False)
             return [
@@ -306,3 +301,19 @@ class AsyncSessionStore(BaseStore):
         if isinstance(reply, Exception) and not (isinstance(call, Command) and call.best_effort):
             raise reply
         return reply
+
+    # -- for tools built on the store (sessionstore/webhooks/registry.py) ----------------------
+
+    async def newest_event_id(self, tenant: str) -> str | None:
+        """The id of the tenant's newest stored event, None when it has none: a cursor for
+        "only what comes from now on" (``events(after=...)``; what ``tail`` starts after)."""
+        return await self._drive("newest_event_id", self._core.newest_event(tenant))
+
+    async def run_script(self, script: Script, keys: Sequence[str], *args: object) -> Any:
+        """Run one of sessionstore's own Lua scripts (``_core.scripts``, such as
+        ``WEBHOOK_ADD``) on keys of one hash slot, as the store runs its own: loaded after
+        NOSCRIPT, run again while its slot moves between cluster nodes (so it must be safe to
+        run twice). Returns the script's reply; a Redis failure raises StoreUnavailable and
+        counts in the store's metrics (``redis_failed``)."""
+        with _connection.translated(self._redis_failed):
+            return await self._call(ScriptCall(script, tuple(keys), args))

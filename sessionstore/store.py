@@ -9,10 +9,12 @@ from typing import Any, Self
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import _connection
-from ._base import SWEEP_CHUNK, BaseStore
+from ._base import BaseStore
 from ._core import inputs
-from ._core.events import Event, EventPage
-from ._core.flows import Batch, Call, Command, Flow, T
+from ._core.events import Event, EventPage, Tail
+from ._core.flows import Batch, Call, Command, Flow, ScriptCall, T, wire_args
+from ._core.operations import Sweep
+from ._core.scripts import Script
 from ._subscribers import Subscriber
 from .model import Page, Session
 
@@ -190,17 +192,15 @@ class SessionStore(BaseStore):
         """Drop, and record as ``session.expired``, the sessions that ended while nobody asked
         about them, in every bucket of every tenant; returns the buckets swept. ``sessionstore
         serve --events`` runs it every minute; an embedding service may run it likewise."""
-        swept, chunk = 0, []
+        sweep = Sweep()
         pattern = self._core.keys.every_created_index()
         with _connection.translated(self._redis_failed):  # the SCAN; each chunk counts itself
             for key in self._client.scan_iter(match=pattern, count=1000):
-                chunk.append(key.decode() if isinstance(key, bytes) else key)
-                if len(chunk) == SWEEP_CHUNK:
+                if chunk := sweep.found(key):
                     self._drive("sweep_expired", self._core.sweep_buckets(chunk))
-                    swept, chunk = swept + len(chunk), []
-        if chunk:
+        if chunk := sweep.rest():
             self._drive("sweep_expired", self._core.sweep_buckets(chunk))
-        return swept + len(chunk)
+        return sweep.swept
 
     def events(
         self,
@@ -223,17 +223,12 @@ class SessionStore(BaseStore):
     def tail(self, tenant: str, *, after: str | None = None, poll: float = 0.5) -> Iterator[Event]:
         """Every event after ``after`` (by default, after the newest now stored), as it comes;
         polls every ``poll`` seconds when there is nothing new."""
-        cursor = (
+        tail = Tail(
             after if after is not None else self._drive("tail", self._core.newest_event(tenant))
         )
         while True:
-            page = self.events(tenant, after=cursor)
-            for event in page.data:
-                yield event
-                cursor = event.id
-            if page.next_cursor is not None:
-                cursor = page.next_cursor  # past what the page read, even when it read no event
-            else:
+            yield from tail.follow(self.events(tenant, after=tail.cursor))
+            if tail.caught_up:
                 time.sleep(poll)
 
     # -- I/O ----------------------------------------------------------------------------------
@@ -257,11 +252,11 @@ class SessionStore(BaseStore):
             if len(batch) == 1:
                 return [self._call_alone(batch[0])]
             if self._raw:
-                replies = _connection.run_raw(self._client, [_args(call) for call in batch])
+                replies = _connection.run_raw(self._client, [wire_args(call) for call in batch])
             else:
                 pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
                 for call in batch:
-                    pipe.execute_command(*_args(call))
+                    pipe.execute_command(*wire_args(call))
                 replies = pipe.execute(raise_on_error=False)
             return [self._settle(call, reply) for call, reply in zip(batch, replies, strict=True)]
         except RedisError as error:
@@ -299,10 +294,17 @@ class SessionStore(BaseStore):
             raise reply
         return reply
 
+    # -- for tools built on the store --------------------------------------------------------
 
-def _args(call: Call) -> tuple[Any, ...]:
-    # EVALSHA as a plain command: redis-py's cluster pipeline refuses its evalsha() method,
-    # but routes the command by its keys like any other.
-    if isinstance(call, Command):
-        return call.args
-    return ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+    def newest_event_id(self, tenant: str) -> str | None:
+        """The id of the tenant's newest stored event, None when it has none: a cursor for
+        "only what comes from now on" (``events(after=...)``; what ``tail`` starts after)."""
+        return self._drive("newest_event_id", self._core.newest_event(tenant))
+
+    def run_script(self, script: Script, keys: Sequence[str], *args: object) -> Any:
+        """Run one of sessionstore's own Lua scripts (``_core.scripts``) on keys of one hash
+        slot, as the store runs its own: loaded after NOSCRIPT, run again while its slot moves
+        between cluster nodes (so it must be safe to run twice). Returns the script's reply; a
+        Redis failure raises StoreUnavailable and counts in the store's metrics."""
+        with _connection.translated(self._redis_failed):
+            return self._call(ScriptCall(script, tuple(keys), args))

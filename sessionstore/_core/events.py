@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -108,6 +108,26 @@ def script_argument(retention_ms: int | None, who: str) -> str:
     if retention_ms is None:
         return ""
     return f"{retention_ms}:{int(GRACE.total_seconds() * 1000)}:{who}"
+
+
+class Tail:
+    """Where a tail of the events stands: after which event, and whether it has caught up.
+
+    The drivers only read pages and wait; the cursor moves here, past each event as it is
+    handed out and past what a page read even when it held no event, so nothing is skipped
+    or repeated."""
+
+    def __init__(self, cursor: str | None) -> None:
+        self.cursor = cursor
+        self.caught_up = False
+
+    def follow(self, page: EventPage) -> Iterator[Event]:
+        for event in page.data:
+            yield event
+            self.cursor = event.id
+        if page.next_cursor is not None:
+            self.cursor = page.next_cursor
+        self.caught_up = page.next_cursor is None  # wait before asking again
 
 
 # -- reading ------------------------------------------------------------------------------------

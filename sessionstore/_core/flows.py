@@ -1,7 +1,8 @@
 """What a flow is: a generator that yields batches of Redis calls and receives their replies.
 
-The core (``_core.py``, ``listing.py``) writes every operation as a flow, as httpx's auth flows
-do; the sync and async stores only run them. A batch goes to Redis in one round trip.
+The core (``operations.py``, ``listing.py``, ``events.py``) writes every operation as a flow,
+as httpx's auth flows do; the sync and async stores only run them. A batch goes to Redis in
+one round trip.
 """
 
 from __future__ import annotations
@@ -35,3 +36,12 @@ class Command:
 Call = ScriptCall | Command
 Batch = list[Call]
 Flow = Generator[Batch, list[Any], T]
+
+
+def wire_args(call: Call) -> tuple[Any, ...]:
+    """The call as one Redis command, as a pipeline sends it. EVALSHA goes as a plain command:
+    redis-py's cluster pipeline refuses its evalsha() method, but routes the command by its
+    keys like any other."""
+    if isinstance(call, Command):
+        return call.args
+    return ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)

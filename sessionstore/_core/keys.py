@@ -1,7 +1,7 @@
 """Every Redis key of the sessions, and the index entries inside them. Nothing else names them.
 
 (Webhooks, the console and the near cache name their own few keys and channel beside the code
-that uses them: webhooks.py, admin/console/auth.py, _subscribers.py.)
+that uses them: webhooks/registry.py, admin/console/auth.py, _subscribers.py.)
 
 =====================================  ======  ============================================
 key                                    type    contents

@@ -67,6 +67,31 @@ SETTINGS_REFRESH = 10.0
 MAX_REVOKE_ROUNDS = 10_000
 # Ended sessions one background sweep drops per bucket (more wait for the next sweep).
 SWEEP_BUDGET = 100
+# Buckets one round trip of a background sweep asks about.
+SWEEP_CHUNK = 128
+
+
+class Sweep:
+    """The ``t`` index keys a background sweep's SCAN finds, gathered into chunks of
+    SWEEP_CHUNK buckets: one ``sweep_buckets`` round trip each."""
+
+    def __init__(self) -> None:
+        self.swept = 0
+        self._chunk: list[str] = []
+
+    def found(self, key: bytes | str) -> list[str] | None:
+        """Take one key; a full chunk to sweep now, or None."""
+        self._chunk.append(key.decode() if isinstance(key, bytes) else key)
+        return self._take() if len(self._chunk) == SWEEP_CHUNK else None
+
+    def rest(self) -> list[str] | None:
+        """What is left once the SCAN is done, or None."""
+        return self._take() if self._chunk else None
+
+    def _take(self) -> list[str]:
+        chunk, self._chunk = self._chunk, []
+        self.swept += len(chunk)
+        return chunk
 
 
 class Core:

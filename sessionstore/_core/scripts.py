@@ -63,6 +63,6 @@ PAGE = _load("page")
 
 ALL = (CREATE, VALIDATE, READ, REVOKE, REVOKE_ALL, REVOKE_WHERE, LIST_USER, UPDATE, PAGE)
 
-# Not a session script (no bucket, no session fields): webhooks.py calls it, through the same
-# drivers (NOSCRIPT and slot moves handled alike).
+# Not a session script (no bucket, no session fields): webhooks/registry.py calls it through
+# the same drivers (AsyncSessionStore.run_script: NOSCRIPT and slot moves handled alike).
 WEBHOOK_ADD = _load("webhook_add")

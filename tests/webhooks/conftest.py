@@ -11,8 +11,10 @@ from typing import Any
 import fakeredis
 import pytest
 
-from sessionstore import AsyncSessionStore, StoreConfig
-from sessionstore.webhooks import Deliverer, Webhooks
+from sessionstore import AsyncSessionStore, StoreConfig, aio
+from sessionstore._core import operations
+from sessionstore.webhooks.delivery import Deliverer
+from sessionstore.webhooks.registry import Webhooks
 from tests import backends
 from tests.webhooks.helpers import FAST
 from tests.webhooks.receiver import Receiver
@@ -58,6 +60,13 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     yield tried
     assert tried == [], f"a test tried to reach beyond loopback: {tried}"
+
+
+@pytest.fixture(autouse=True)
+def guard_run_script_slots(monkeypatch: pytest.MonkeyPatch, guard_script_slots: None) -> None:
+    """The store's ``run_script`` (how registration runs its script) is held to the rule
+    tests/conftest.py holds the core's script calls to: keys of exactly one cluster slot."""
+    monkeypatch.setattr(aio, "ScriptCall", operations.ScriptCall)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import asyncio
 import sys
 
 from sessionstore import AsyncSessionStore, StoreConfig
-from sessionstore.webhooks import Deliverer
+from sessionstore.webhooks.delivery import Deliverer
 from tests.webhooks.helpers import SHORT
 
 

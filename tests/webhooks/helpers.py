@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from sessionstore import AsyncSessionStore
-from sessionstore.webhooks import Backoff, Webhook, Webhooks
+from sessionstore.webhooks.delivery import Backoff
+from sessionstore.webhooks.registry import Webhook, Webhooks
 from tests.backends import Clock
 from tests.webhooks.receiver import Receiver
 
@@ -100,3 +103,14 @@ async def register(
     webhook, secret = await hooks.add(tenant, receiver.url + path, **options)
     receiver.secrets[path] = secret
     return webhook
+
+
+def none_loaded(names: tuple[str, ...]) -> str:
+    """Python that fails unless none of the modules ``names`` is loaded."""
+    return f"loaded = [m for m in {names!r} if m in sys.modules]\nassert not loaded, loaded\n"
+
+
+def run_fresh(program: str) -> None:
+    """Run ``program`` in a new interpreter; fail with its stderr unless it succeeds."""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -18,7 +18,7 @@ from sessionstore.admin import create_app, openapi
 from sessionstore.admin.apikeys import ApiKeys
 from sessionstore.admin.app import route_of
 from sessionstore.admin.ratelimit import Rate, RateLimits
-from sessionstore.webhooks import MAX_PER_TENANT
+from sessionstore.webhooks.registry import MAX_PER_TENANT
 from tests import backends
 from tests.api.helpers import CLIENT_ADDRESS, admin, bearer, is_problem
 from tests.webhooks.conftest import DelivererFactory

@@ -18,7 +18,8 @@ import pytest
 
 from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore.cli import main
-from sessionstore.webhooks import Deliverer, Webhooks
+from sessionstore.webhooks.delivery import Deliverer
+from sessionstore.webhooks.registry import Webhooks
 from tests import backends
 from tests.api.helpers import (
     REAL_BACKENDS,

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from sessionstore import AsyncSessionStore
-from sessionstore.webhooks import GIVE_UP_AFTER, Backoff, Webhooks
+from sessionstore.webhooks.delivery import GIVE_UP_AFTER, Backoff
+from sessionstore.webhooks.registry import Webhooks
 from tests import backends
 from tests.webhooks.conftest import DelivererFactory
 from tests.webhooks.helpers import (
@@ -410,6 +411,15 @@ async def test_any_error_in_an_attempt_is_a_failed_attempt(
     log = await hooks.log(TENANT, webhook.id)
     assert log is not None and [(a.outcome, a.error) for a in log] == [("failed", "cannot resolve")]
     assert await deliverer.run_once() == 0  # backed off
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    backoff = Backoff()
+    delays = [backoff.delay(n) for n in range(1, 14)]
+    assert delays[:4] == [5, 10, 20, 40]
+    assert max(delays) == 3600 and delays[-1] == 3600
+    assert delays == sorted(delays)
+    assert Backoff().delay(10_000) == 3600  # no overflow however long it fails
 
 
 async def test_the_checked_address_is_the_one_connected_to(

@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry
 
 from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore.metrics import DeliveryMetrics, StoreMetrics
-from sessionstore.webhooks import Deliverer, Webhooks
+from sessionstore.webhooks.delivery import Deliverer
+from sessionstore.webhooks.registry import Webhooks
 from tests import backends
 from tests.webhooks.conftest import DelivererFactory
 from tests.webhooks.helpers import SHORT, TENANT, register, session_events, wait_until

@@ -10,12 +10,8 @@ import pytest
 from redis.crc import key_slot
 
 from sessionstore import AsyncSessionStore, InvalidArgument, InvalidTenant
-from sessionstore.webhooks import (
-    MAX_PER_TENANT,
-    DestinationRefused,
-    TooManyWebhooks,
-    Webhooks,
-)
+from sessionstore.webhooks.destinations import DestinationRefused
+from sessionstore.webhooks.registry import MAX_PER_TENANT, TooManyWebhooks, Webhooks
 from tests import backends
 from tests.webhooks.helpers import OTHER, TENANT, session_events
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from sessionstore import AsyncSessionStore
-from sessionstore.webhooks import Webhook, Webhooks
+from sessionstore.webhooks.registry import Webhook, Webhooks
 from tests import backends
 from tests.api.helpers import REAL_BACKENDS
 from tests.webhooks.conftest import DelivererFactory

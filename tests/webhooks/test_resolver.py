@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from sessionstore import AsyncSessionStore
-from sessionstore.webhooks import Backoff, Lookups, LookupTimedOut, NoTurn, Webhook, Webhooks
+from sessionstore.webhooks.delivery import Backoff
+from sessionstore.webhooks.destinations import Lookups, LookupTimedOut, NoTurn
+from sessionstore.webhooks.registry import Webhook, Webhooks
 from tests import backends
 from tests.webhooks.conftest import DelivererFactory
 from tests.webhooks.helpers import OTHER, SHORT, TENANT, session_events, wait_until

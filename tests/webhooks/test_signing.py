@@ -1,4 +1,8 @@
-"""Signatures, payloads, secrets, destinations and backoff: no Redis, no network."""
+"""Signatures, payloads and secrets (signing.py): no Redis, no network.
+
+Also that a receiver can import ``verify`` alone: a fresh interpreter imports it and is
+checked for what came with it.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,10 @@ import base64
 import json
 from datetime import UTC, datetime
 
-import pytest
-
 from sessionstore._core.events import Event
-from sessionstore.errors import InvalidArgument
-from sessionstore.webhooks import (
-    Backoff,
-    DestinationRefused,
-    check_url,
-    new_secret,
-    payload,
-    refusal,
-    sign,
-    verify,
-)
+from sessionstore.webhooks.signing import new_secret, payload, sign, verify
 from tests.webhooks import receiver
+from tests.webhooks.helpers import none_loaded, run_fresh
 
 # The test vector published with Standard Webhooks' reference libraries.
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -92,217 +85,36 @@ def test_the_body_is_type_timestamp_and_the_event() -> None:
     assert payload(event) == payload(event)  # the same bytes on every attempt
 
 
-@pytest.mark.parametrize(
-    ("address", "why"),
-    [
-        ("127.0.0.1", "loopback"),
-        ("127.8.9.10", "loopback"),
-        ("::1", "loopback"),
-        ("169.254.169.254", "link-local"),  # cloud metadata
-        ("fe80::1", "link-local"),
-        ("fe80::1%eth0", "link-local"),
-        ("10.0.0.1", "private or reserved"),
-        ("172.16.5.4", "private or reserved"),
-        ("192.168.1.1", "private or reserved"),
-        ("100.64.0.1", "private or reserved"),  # carrier-grade NAT
-        ("0.0.0.0", "private or reserved"),
-        ("fc00::1", "private or reserved"),
-        ("::ffff:10.0.0.1", "private or reserved"),  # IPv4-mapped
-        ("::ffff:127.0.0.1", "loopback"),
-        ("224.0.0.1", "private or reserved"),
-        ("8.8.8.8", None),
-        ("2001:4860:4860::8888", None),
-    ],
+# What a receiver that only verifies signatures must not load.
+NOT_FOR_A_RECEIVER = (
+    "httpx",
+    "sessionstore.webhooks.delivery",
+    "sessionstore.webhooks.registry",
+    "sessionstore.webhooks.destinations",
 )
-def test_destinations_refused_without_the_allowance(address: str, why: str | None) -> None:
-    assert refusal(address) == why
+IMPORT_VERIFY = "import sys\nfrom sessionstore.webhooks.signing import verify\n"
+
+# The package's root as an empty package: its __init__ does not run (signing.py is checked on
+# its own, whatever the root may come to import).
+BARE_ROOT = """
+import importlib.util, sys
+spec = importlib.util.find_spec("sessionstore")
+sys.modules["sessionstore"] = importlib.util.module_from_spec(spec)
+"""
 
 
-@pytest.mark.parametrize(
-    ("address", "why"),
-    [
-        # NAT64, the well-known prefix 64:ff9b::/96: the IPv4 address is the destination.
-        ("64:ff9b::a9fe:a9fe", "link-local"),  # 169.254.169.254
-        ("64:ff9b::7f00:1", "loopback"),
-        ("64:ff9b::a00:5", "private or reserved"),
-        ("64:ff9b::808:808", None),  # 8.8.8.8, through a NAT64 gateway
-        # NAT64 local-use 64:ff9b:1::/48: the IPv4 address may sit at any of several places
-        # (RFC 6052 prefix lengths), so it cannot be checked: refused outright.
-        ("64:ff9b:1::a9fe:a9fe", "NAT64 local-use"),
-        ("64:ff9b:1:a9fe:a9:fe00::", "NAT64 local-use"),
-        ("64:ff9b:1::808:808", "NAT64 local-use"),
-        # 6to4 2002::/16: bits 16-47.
-        ("2002:a00:5::1", "private or reserved"),  # 10.0.0.5
-        ("2002:a9fe:a9fe::1", "link-local"),
-        ("2002:7f00:1::1", "loopback"),
-        ("2002:808:808::1", None),
-        # IPv4-compatible ::/96 (deprecated): never a public destination.
-        ("::a9fe:a9fe", "link-local"),
-        ("::7f00:1", "loopback"),
-        ("::a00:5", "private or reserved"),
-        ("::808:808", "private or reserved"),
-        # IPv4-mapped and IPv4-translated.
-        ("::ffff:169.254.169.254", "link-local"),
-        ("::ffff:8.8.8.8", None),
-        ("::ffff:0:a9fe:a9fe", "link-local"),
-        # Teredo 2001::/32: server in bits 32-63, client XOR'd in the last 32 bits.
-        ("2001:0:4136:e378::5601:5601", "link-local"),  # client 169.254.169.254
-        ("2001:0:a00:5::f7f7:fbfb", "private or reserved"),  # server 10.0.0.5
-        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "private or reserved"),  # Teredo itself
-        # Others.
-        ("fec0::1", "private or reserved"),  # site-local (deprecated)
-        ("fd00:ec2::254", "cloud metadata"),  # AWS's IPv6 instance metadata
-        ("100.100.100.200", "cloud metadata"),  # Alibaba Cloud's metadata
-        ("2606:2800:220:1::", None),
-    ],
-)
-def test_ipv6_forms_of_ipv4_addresses_are_judged_by_the_ipv4_address(
-    address: str, why: str | None
-) -> None:
-    assert refusal(address) == why
+def test_verify_imports_no_http_client_and_no_deliverer() -> None:
+    run_fresh(IMPORT_VERIFY + none_loaded(NOT_FOR_A_RECEIVER))
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://hooks.example.com/sessions",
-        "http://hooks.example.com:8080/a/b?c=d&e=%20",
-        "https://8.8.8.8/x",
-        "https://example.com",
-        "https://example.com?x=1",
-    ],
-)
-def test_urls_registration_accepts(url: str) -> None:
-    assert check_url(url) == url
+def test_signing_itself_imports_no_redis() -> None:
+    """What signing.py and the webhooks package load, apart from the package's root."""
+    vector = f"{VECTOR_SECRET!r}, {VECTOR_ID!r}, {VECTOR_TIMESTAMP}, {VECTOR_BODY!r}"
+    signs = f"assert sign({vector}) == {VECTOR_SIGNATURE!r}\n"  # and it works
+    program = BARE_ROOT + "from sessionstore.webhooks.signing import sign, verify\n" + signs
+    run_fresh(program + none_loaded(("redis", *NOT_FOR_A_RECEIVER)))
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "ftp://example.com/",
-        "https://user:pw@example.com/",
-        "https://example.com/#fragment",
-        "https://[2001:db8::1]/",
-        "https://example.com:0/",
-        "https://example.com:65536/",
-        "https://exa mple.com/",
-        "https://example.com/ space",
-        "//example.com/",
-        "https://-example.com/",
-        "https://example.com/" + "a" * 2048,
-        "",
-        None,
-        42,
-    ],
-)
-def test_urls_registration_refuses(url: object) -> None:
-    with pytest.raises(InvalidArgument, match="url must be"):
-        check_url(url)
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1:8080/hook",
-        "http://localhost/hook",
-        "http://LOCALHOST:9/",
-        "http://api.localhost/",
-        "http://10.1.2.3/",
-        "http://192.168.0.10/",
-    ],
-)
-def test_literal_private_destinations_are_refused_at_registration(url: str) -> None:
-    with pytest.raises(DestinationRefused, match="--allow-private-destinations"):
-        check_url(url)
-    assert check_url(url, allow_private=True) == url.lower()
-
-
-@pytest.mark.parametrize(
-    ("url", "why"),
-    [
-        ("http://2130706433/", "loopback"),  # one decimal number
-        ("http://0x7f000001:8080/", "loopback"),  # one hexadecimal number
-        ("http://017700000001/", "loopback"),  # one octal number
-        ("http://0x7f.1/", "loopback"),
-        ("http://127.1/", "loopback"),
-        ("http://0177.0.0.1/", "loopback"),  # octal
-        ("http://0177.0.0.01/x", "loopback"),
-        ("http://10.1/", "private or reserved"),  # 10.0.0.1
-        ("http://012.0.0.1/", "private or reserved"),  # octal 012 is 10
-        ("http://0xc0.0xa8.1.1/", "private or reserved"),  # 192.168.1.1
-        ("http://0/", "private or reserved"),  # 0.0.0.0
-    ],
-)
-def test_legacy_spellings_of_private_addresses_are_refused_at_registration(
-    url: str, why: str
-) -> None:
-    """What inet_aton (and so getaddrinfo) reads as an IPv4 address is judged as one."""
-    with pytest.raises(DestinationRefused, match=why):
-        check_url(url)
-
-
-@pytest.mark.parametrize(
-    ("url", "canonical"),
-    [
-        ("http://0177.0.0.1:8080/hook?x=1", "http://127.0.0.1:8080/hook?x=1"),
-        ("http://2130706433/", "http://127.0.0.1/"),
-        ("http://0x7f.1", "http://127.0.0.1"),
-        ("https://Hooks.Example.COM/Path", "https://hooks.example.com/Path"),
-        ("https://0x8.0x8.0x8.0x8/", "https://8.8.8.8/"),
-    ],
-)
-def test_hosts_are_stored_in_canonical_form(url: str, canonical: str) -> None:
-    """The one parser registration and delivery share: what is stored is what is checked."""
-    assert check_url(url, allow_private=True) == canonical
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://1.2.3.999/",  # ends in a number, yet no IPv4 address in any spelling
-        "http://256.1/",
-        "http://1.2.65536/",
-        "http://08.1.1.1/",  # 08 is no octal number
-        "http://1.2.3.4.5/",
-        "http://0x7g.1/",
-        "http://example.123/",
-        "http://99999999999/",
-        "http://" + ".".join(["a" * 63] * 4) + "/",  # a name of more than 253 characters
-    ],
-)
-def test_hosts_that_are_neither_a_name_nor_an_address_are_refused(url: str) -> None:
-    for allow in (False, True):
-        with pytest.raises(InvalidArgument, match="url must"):
-            check_url(url, allow_private=allow)
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://169.254.169.254/latest/meta-data/",
-        "http://0xa9fea9fe/",  # 169.254.169.254 as one number
-        "http://0251.0376.0251.0376/",  # and in octal
-        "http://169.254.0.1/",
-        "http://100.100.100.200/",
-    ],
-)
-def test_the_metadata_range_is_refused_even_with_private_destinations_allowed(url: str) -> None:
-    with pytest.raises(DestinationRefused, match="--allow-metadata-destinations"):
-        check_url(url, allow_private=True)
-
-
-def test_backoff_doubles_up_to_its_cap() -> None:
-    backoff = Backoff()
-    delays = [backoff.delay(n) for n in range(1, 14)]
-    assert delays[:4] == [5, 10, 20, 40]
-    assert max(delays) == 3600 and delays[-1] == 3600
-    assert delays == sorted(delays)
-    assert Backoff().delay(10_000) == 3600  # no overflow however long it fails
-
-
-def test_the_metadata_range_needs_its_own_allowance() -> None:
-    url = "http://169.254.169.254/latest/meta-data/"
-    assert check_url(url, allow_private=True, allow_metadata=True) == url
-    assert check_url(url, allow_metadata=True) == url  # the one flag covers its own range
-    with pytest.raises(DestinationRefused, match="--allow-private-destinations"):
-        check_url("http://10.0.0.1/", allow_metadata=True)  # but no other
+def test_verify_imports_no_redis() -> None:
+    # sessionstore/__init__.py loads each public name on first use, so none of them here.
+    run_fresh(IMPORT_VERIFY + none_loaded(("redis",)))

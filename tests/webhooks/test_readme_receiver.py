@@ -1,8 +1,7 @@
 """The README's webhook receiver against real deliveries, on every backend.
 
 Its ``verify`` is taken from the README itself, so the example a receiver copies is the one
-that accepts what the deliverer sends (and refuses a changed body). Everything else about
-webhooks is tested in tests/webhooks/.
+that accepts what the deliverer sends (and refuses a changed body).
 """
 
 from __future__ import annotations
@@ -12,27 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from sessionstore import AsyncSessionStore, StoreConfig
-from sessionstore.webhooks import Deliverer, Webhooks
+from sessionstore import AsyncSessionStore
+from sessionstore.webhooks.delivery import Deliverer
+from sessionstore.webhooks.registry import Webhooks
 from tests import backends
 from tests.webhooks.receiver import Answer, Receiver, Request
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-@pytest.fixture
-def config(prefix: str) -> StoreConfig:
-    return StoreConfig(prefix=prefix, events=True)
-
-
-@pytest.fixture
-def clock() -> backends.Clock:
-    """A minute behind: events stamped by it are never in the deliverer's future."""
-    clock = backends.Clock()
-    clock.advance(-60)
-    return clock
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_verify() -> Callable[..., bool]:
