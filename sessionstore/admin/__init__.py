@@ -1,8 +1,9 @@
 """The admin REST API and what it is built from.
 
-app (the Starlette app), apikeys (``sk_live_`` keys), ratelimit (in-memory token buckets),
-openapi (the OpenAPI document), problems (RFC 9457 bodies, shared with the middleware),
-webhooks (the webhook endpoints) and console/ (the browser console at ``/console``).
+routes (the one route table: every operation, said once), app (the Starlette app built from
+it), endpoint (what handlers share), sessions and webhooks (the handlers), apikeys
+(``sk_live_`` keys), ratelimit (in-memory token buckets and in-flight caps), openapi (the
+OpenAPI document) and console/ (the browser console at ``/console``).
 Importing this package imports no web framework: ``create_app`` loads Starlette when called.
 """
 

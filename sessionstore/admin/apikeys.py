@@ -29,6 +29,20 @@ if TYPE_CHECKING:
     from ..aio import AsyncSessionStore
     from ..metrics import StoreMetrics
 
+__all__ = [
+    "ApiKey",
+    "ApiKeys",
+    "CHECKSUM_LEN",
+    "ID_LEN",
+    "KEY_ID",
+    "PREFIX",
+    "SECRET_LEN",
+    "checksum",
+    "digest",
+    "mint",
+    "parse",
+]
+
 PREFIX: Final = "sk_live_"
 ID_LEN: Final = 16
 SECRET_LEN: Final = 32

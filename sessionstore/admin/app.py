@@ -4,6 +4,9 @@ A request to ``/t/{tenant}/api/v1/admin/...`` meets, in this order: the API key 
 rate limits (429), the tenant (404 for any tenant but the key's own, before anything about
 that tenant is read or validated), then the endpoint's input checks (422) and the store (503
 when Redis cannot be reached). Every error is ``application/problem+json``.
+
+The admin operations, their costs and their metric labels all come from routes.OPERATIONS;
+the handlers are in sessions.py and webhooks.py.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Final
 
 from starlette.applications import Starlette
@@ -22,55 +25,55 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Match, Mount, Route, Router
+from starlette.routing import BaseRoute, Match, Mount, Route, Router, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._core import inputs, tokens
+from .._core import inputs
 from .._logs import logged_path
 from ..aio import AsyncSessionStore
 from ..errors import InvalidArgument, InvalidTenant, StoreUnavailable
+from ..http.credentials import AmbiguousCredential, bearer_token, joined
 from ..metrics import ApiMetrics
-from ..model import Page
 from . import console, openapi
 from .apikeys import ApiKeys
-from .problems import CONTENT_TYPE, problem_bytes
+from .endpoint import ADMIN_KEY, problem_response, strict_query
 from .ratelimit import HEAVY, Cost, InFlight, Limiter, RateLimits, retry_after
+from .routes import ADMIN, API_BASE, DOCUMENT, OPERATIONS, Operation
+
+__all__ = [
+    "ROUTE_COSTS",
+    "AccessLog",
+    "AdminGate",
+    "Companion",
+    "admin_routes",
+    "bearer_credential",
+    "create_app",
+    "route_of",
+]
 
 log = logging.getLogger("sessionstore.api")
 
 NOT_FOUND = "No such resource."
-ADMIN_KEY = "sessionstore.admin_key"
 ADMIN_PLACE = "sessionstore.admin_place"  # (tenant, heavy) of a call that holds a place
 IN_FLIGHT_RETRY_AFTER = 1.0  # seconds: a call of the same tenant is likely done by then
 UNAVAILABLE_RETRY_AFTER = "1"
-_LIMIT_TEXT = re.compile(r"[1-9][0-9]{0,3}")
-
-
-def problem_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        problem_bytes(status, detail), status_code=status, media_type=CONTENT_TYPE, headers=headers
-    )
 
 
 def bearer_credential(request: Request) -> str | None:
-    """The request's bearer credential, by the rule the session middlewares share (inputs):
-    every Authorization field joined, and more than one credential is AmbiguousCredential."""
-    return inputs.bearer_token(inputs.joined(request.headers.getlist("authorization"), ", "))
+    """The request's bearer credential, by the rule the session middlewares share
+    (http.credentials): every Authorization field joined, and more than one credential is
+    AmbiguousCredential."""
+    return bearer_token(joined(request.headers.getlist("authorization"), ", "))
 
 
 # -- what a call costs ------------------------------------------------------------------------
 
-# Rate-limit tokens of one call, by route (as the admin router names it) and method; every
-# other call costs one token. A page costs a token per 100 items of its limit (1 at the
-# default of 100, 10 at 1,000). An events page with a filter costs 10 whatever its limit: it
-# may read its whole budget (events.PAGE_BUDGET, 2,000 stream entries) before it finds one
-# match. A revocation by IP address or of the whole tenant visits every bucket: 10.
-PAGE: Final = Cost(per_items=100)
+# Rate-limit tokens of one call, by route (as the admin router names it) and method, from the
+# route table; every other call costs one token.
 ROUTE_COSTS: Final[Mapping[tuple[str, str], Cost]] = {
-    ("/sessions", "GET"): PAGE,
-    ("/sessions", "DELETE"): Cost(filtered=10, filters=frozenset({"ipAddress", "all"})),
-    ("/events", "GET"): Cost(per_items=100, filtered=10, filters=frozenset({"type", "userId"})),
-    ("/webhooks/{webhook_id}/deliveries", "GET"): PAGE,
+    (operation.path, operation.method): operation.cost
+    for operation in OPERATIONS
+    if operation.cost is not None
 }
 
 
@@ -137,7 +140,7 @@ class AdminGate:
     async def refusal(self, request: Request) -> Response | None:
         try:
             credential = bearer_credential(request)
-        except inputs.AmbiguousCredential as error:
+        except AmbiguousCredential as error:
             challenge = {"WWW-Authenticate": error.challenge}
             return problem_response(error.status, str(error), challenge)
         key = None if credential is None else await self.api_keys.verify(credential)
@@ -190,6 +193,7 @@ class AdminGate:
 
 
 def too_many_requests(wait: float) -> Response:
+    """429 with the seconds to wait before the bucket holds the call's tokens again."""
     return problem_response(
         429, "Too many requests; retry later.", {"Retry-After": retry_after(wait)}
     )
@@ -198,165 +202,39 @@ def too_many_requests(wait: float) -> Response:
 # -- endpoints --------------------------------------------------------------------------------
 
 
-def _store(request: Request) -> AsyncSessionStore:
-    store: AsyncSessionStore = request.app.state.store
-    return store
+def admin_routes(operations: Sequence[Operation] = OPERATIONS) -> list[Route]:
+    """The routes of ``operations``, relative to ``ADMIN_BASE``: one per path, answering each
+    of its methods (HEAD as GET) and any other with 405 and ``Allow``."""
+    by_path: dict[str, dict[str, Operation]] = {}
+    for operation in operations:
+        by_path.setdefault(operation.path, {})[operation.method.lower()] = operation
+    return [Route(path, _endpoint(path, methods)) for path, methods in by_path.items()]
 
 
-def _query(request: Request, allowed: frozenset[str] = frozenset()) -> dict[str, str]:
-    """The query parameters; unknown or repeated ones are refused, so a typo (``?user_id=``)
-    can never quietly widen a listing to every user."""
-    names = [name for name, _ in request.query_params.multi_items()]
-    for name in names:
-        if name not in allowed:
-            raise InvalidArgument(f"unknown query parameter {name[:32]!r}")
-    if len(set(names)) < len(names):
-        raise InvalidArgument("a query parameter is given more than once")
-    return dict(request.query_params)
+def _endpoint(path: str, methods: Mapping[str, Operation]) -> type[HTTPEndpoint]:
+    """An HTTPEndpoint with a method per operation: HTTPEndpoint answers HEAD as GET, and any
+    other method with 405 and ``Allow``, as the hand-written endpoints did."""
+    handlers = {method: staticmethod(_checked(op)) for method, op in methods.items()}
+    return type(f"AdminEndpoint({path})", (HTTPEndpoint,), handlers)
 
 
-class BodyRefused(HTTPException):
-    """A body over its route's limit (413), or a Content-Length that is not a number (400)."""
+def _checked(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+    """The operation's handler, given the query once it holds only the declared parameters."""
+    allowed = frozenset(operation.query)
 
+    async def endpoint(request: Request) -> Response:
+        return await operation.handler(request, strict_query(request, allowed))
 
-_DIGITS = re.compile(r"[0-9]+")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request's body, never more than ``limit`` bytes of it held: every route of the admin
-    server that reads a body (the API's and the console's) reads it here.
-
-    A declared ``Content-Length`` over the limit is refused before a byte is read, and a body
-    that streams past the limit (chunked, or longer than declared) once it has; both 413.
-    A ``Content-Length`` that is not a decimal number is 400."""
-    for declared in request.headers.getlist("content-length"):
-        declared = declared.strip()
-        if not _DIGITS.fullmatch(declared):
-            raise BodyRefused(400, "Content-Length must be a whole number of bytes.")
-        digits = declared.lstrip("0")
-        if len(digits) > len(str(limit)) or int(digits or "0") > limit:
-            raise BodyRefused(413, _too_large(limit))
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyRefused(413, _too_large(limit))
-    return bytes(body)
-
-
-def _too_large(limit: int) -> str:
-    return f"The body is larger than the {limit} bytes this endpoint takes."
-
-
-def _actor(request: Request) -> str:
-    """Who changes sessions through this request, as their events record it."""
-    return f"admin:{request.scope[ADMIN_KEY]}"
-
-
-def _user(request: Request) -> tuple[str, int]:
-    _query(request)
-    return request.path_params["tenant"], inputs.user_id_text(request.path_params["user_id"])
-
-
-class UserSessions(HTTPEndpoint):
-    async def get(self, request: Request) -> Response:
-        tenant, user_id = _user(request)
-        sessions = await _store(request).list_user_sessions(tenant, user_id)
-        return JSONResponse(Page(sessions, total_count=len(sessions)).to_dict())
-
-    async def delete(self, request: Request) -> Response:
-        tenant, user_id = _user(request)
-        revoked = await _store(request).revoke_all(tenant, user_id, actor=_actor(request))
-        return JSONResponse({"revoked": revoked})
-
-
-class UserSession(HTTPEndpoint):
-    async def delete(self, request: Request) -> Response:
-        tenant, user_id = _user(request)
-        session_id = request.path_params["session_id"]
-        # Not even a session id: certainly none of this user's, so no lookup is needed.
-        well_formed = tokens.SESSION_ID.fullmatch(session_id) is not None
-        revoked = well_formed and await _store(request).revoke(
-            tenant, user_id, session_id, actor=_actor(request)
-        )
-        if not revoked:
-            return problem_response(404, "This user has no such active session.")
-        return JSONResponse({"id": session_id, "revoked": True})
-
-
-class TenantSessions(HTTPEndpoint):
-    PARAMETERS = frozenset({"userId", "ipAddress", "limit", "cursor"})
-    BULK_PARAMETERS = frozenset({"userId", "ipAddress", "all"})
-
-    async def get(self, request: Request) -> Response:
-        params = _query(request, self.PARAMETERS)
-        user_id = params.get("userId")
-        limit = params.get("limit", str(inputs.DEFAULT_LIMIT))
-        page = await _store(request).list_sessions(
-            request.path_params["tenant"],
-            user_id=None if user_id is None else inputs.user_id_text(user_id),
-            ip_address=params.get("ipAddress"),
-            # Only canonical decimals; inputs.limit refuses the None and says why.
-            limit=inputs.limit(int(limit) if _LIMIT_TEXT.fullmatch(limit) else None),
-            cursor=params.get("cursor"),
-        )
-        return JSONResponse(page.to_dict())
-
-    async def delete(self, request: Request) -> Response:
-        """Incident response: every session from an IP (or of a user) in one call."""
-        params = _query(request, self.BULK_PARAMETERS)
-        everything = params.get("all")
-        if everything not in (None, "true"):
-            raise InvalidArgument("all must be 'true' when given")
-        user_id = params.get("userId")
-        ip_address = params.get("ipAddress")
-        if user_id is None and ip_address is None and everything is None:
-            raise InvalidArgument(
-                "give ipAddress or userId; revoking every session of the tenant needs all=true"
-            )
-        revoked = await _store(request).revoke_sessions(
-            request.path_params["tenant"],
-            user_id=None if user_id is None else inputs.user_id_text(user_id),
-            ip_address=ip_address,
-            all_sessions=everything == "true",
-            actor=_actor(request),
-        )
-        return JSONResponse({"revoked": revoked})
-
-
-class TenantEvents(HTTPEndpoint):
-    PARAMETERS = frozenset({"after", "type", "userId", "limit"})
-
-    async def get(self, request: Request) -> Response:
-        """A page reads at most events.PAGE_BUDGET stream entries: ``hasMore`` with fewer
-        items than ``limit`` (even none) means the budget ran out on events the filter passed
-        over; ``nextCursor`` goes on from there. ``hasMore`` false: nothing more stored now."""
-        params = _query(request, self.PARAMETERS)
-        store = _store(request)
-        if not await store.events_enabled():
-            return problem_response(
-                404,
-                "This deployment records no session events; turn them on with "
-                "`sessionstore events on` or `serve --events`.",
-            )
-        user_id = params.get("userId")
-        kinds = params.get("type")
-        limit = params.get("limit", str(inputs.DEFAULT_LIMIT))
-        page = await store.events(
-            request.path_params["tenant"],
-            after=params.get("after"),
-            limit=inputs.limit(int(limit) if _LIMIT_TEXT.fullmatch(limit) else None),
-            types=None if kinds is None else kinds.split(","),
-            user_id=None if user_id is None else inputs.user_id_text(user_id),
-        )
-        return JSONResponse(page.to_dict())
+    return endpoint
 
 
 async def openapi_document(request: Request) -> Response:
+    """The whole API's OpenAPI document, every tenant's paths; no key needed."""
     return JSONResponse(openapi.document())
 
 
 async def tenant_openapi_document(request: Request) -> Response:
+    """The API as one tenant sees it; 404 for a path segment that is no tenant."""
     try:
         tenant = inputs.tenant(request.path_params["tenant"])
     except InvalidTenant:
@@ -394,42 +272,26 @@ async def server_error(request: Request, error: Exception) -> Response:
 # -- logging ----------------------------------------------------------------------------------
 
 
-# Route templates, for metric labels and log fields: a raw path would make a label per user.
-_ROUTES = [
-    (re.compile(pattern), template)
-    for pattern, template in [
-        (
-            r"/t/[^/]+/api/v1/admin/users/[^/]+/sessions",
-            "/t/{tenant}/api/v1/admin/users/{user_id}/sessions",
-        ),
-        (
-            r"/t/[^/]+/api/v1/admin/users/[^/]+/sessions/[^/]+",
-            "/t/{tenant}/api/v1/admin/users/{user_id}/sessions/{session_id}",
-        ),
-        (r"/t/[^/]+/api/v1/admin/sessions", "/t/{tenant}/api/v1/admin/sessions"),
-        (r"/t/[^/]+/api/v1/admin/events", "/t/{tenant}/api/v1/admin/events"),
-        (r"/t/[^/]+/api/v1/admin/webhooks", "/t/{tenant}/api/v1/admin/webhooks"),
-        (
-            r"/t/[^/]+/api/v1/admin/webhooks/[^/]+",
-            "/t/{tenant}/api/v1/admin/webhooks/{webhook_id}",
-        ),
-        (
-            r"/t/[^/]+/api/v1/admin/webhooks/[^/]+/deliveries",
-            "/t/{tenant}/api/v1/admin/webhooks/{webhook_id}/deliveries",
-        ),
-        (r"/t/[^/]+/api/v1/openapi\.json", "/t/{tenant}/api/v1/openapi.json"),
-        (r"/openapi\.json", "/openapi.json"),
-        (r"/console(/.*)?", "/console"),
-    ]
-]
+def _labels() -> list[tuple[re.Pattern[str], str]]:
+    """Every route the app serves, as the template that labels its metrics and log lines (a
+    raw path would make a label per user): each admin operation's (routes.OPERATIONS), the two
+    documents', and one for the whole console."""
+    templates = [*(op.template for op in OPERATIONS), API_BASE + DOCUMENT, DOCUMENT]
+    labels = [(compile_path(template)[0], template) for template in dict.fromkeys(templates)]
+    for console_path in (console.PATH, console.PATH + "/{rest:path}"):
+        labels.append((compile_path(console_path)[0], console.PATH))
+    return labels
+
+
+_LABELS: Final = _labels()
 
 
 def route_of(path: str) -> str:
     """The route template a path matches, or ``other``."""
-    for pattern, template in _ROUTES:
+    for pattern, template in _LABELS:
         if pattern.fullmatch(path):
             return template
-    return "other"
+    return ApiMetrics.OTHER
 
 
 class AccessLog:
@@ -485,13 +347,27 @@ class AccessLog:
 # -- the app ----------------------------------------------------------------------------------
 
 
-def _closing(
-    store: AsyncSessionStore,
-) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+# What runs beside the app (create_app's ``alongside``): a new async context manager per run.
+Companion = Callable[[], AbstractAsyncContextManager[object]]
+
+
+def _lifespan(
+    store: AsyncSessionStore, *, close_store: bool, alongside: Sequence[Companion]
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]] | None:
+    """Enter each of ``alongside`` in order once the app has started; on shutdown leave them
+    in reverse, then close the store (``close_store``): what runs beside the app still has
+    its store while it stops."""
+    if not close_store and not alongside:
+        return None
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await store.aclose()
+        async with AsyncExitStack() as running:
+            if close_store:
+                running.push_async_callback(store.aclose)
+            for companion in alongside:
+                await running.enter_async_context(companion())
+            yield
 
     return lifespan
 
@@ -504,26 +380,21 @@ def create_app(
     close_store: bool = False,
     metrics: ApiMetrics | None = None,
     allow_private_destinations: bool = False,
+    allow_metadata_destinations: bool = False,
+    alongside: Sequence[Companion] = (),
 ) -> Starlette:
     """The admin API over ``store``; API keys live in the same Redis, under the same prefix.
 
     With ``close_store``, the app closes the store when the server shuts it down; with
     ``metrics``, every request is counted by route template and status. Webhooks may be
-    registered at private, loopback and link-local addresses only with
-    ``allow_private_destinations``.
-    """
-    from .webhooks import routes as webhook_routes  # here: that module imports this one
+    registered at private and loopback addresses only with ``allow_private_destinations``,
+    at link-local and cloud metadata ones only with ``allow_metadata_destinations``.
 
-    admin = Router(
-        [
-            Route("/users/{user_id}/sessions", UserSessions),
-            Route("/users/{user_id}/sessions/{session_id}", UserSession),
-            Route("/sessions", TenantSessions),
-            Route("/events", TenantEvents),
-            *webhook_routes(),
-        ],
-        redirect_slashes=False,
-    )
+    ``alongside``: what runs while the app serves (``sessionstore serve``: the webhook
+    deliverer and the sweep), each a factory of an async context manager, entered in order
+    after the app's start-up and left in reverse on shutdown, before the store is closed.
+    """
+    admin = Router(admin_routes(), redirect_slashes=False)
     limits = limits or RateLimits()
     # One bucket per API key for the API and the console: every call, sign-in and click of a
     # key spends the same budget.
@@ -538,15 +409,15 @@ def create_app(
     )
     tenant = Router(
         [
-            Route("/openapi.json", tenant_openapi_document),
-            Mount("/admin", app=admin, middleware=[gate]),
+            Route(DOCUMENT, tenant_openapi_document),
+            Mount(ADMIN, app=admin, middleware=[gate]),
         ],
         redirect_slashes=False,
     )
     app = Starlette(
         routes=[
-            Route("/openapi.json", openapi_document),
-            Mount("/t/{tenant}/api/v1", app=tenant),
+            Route(DOCUMENT, openapi_document),
+            Mount(API_BASE, app=tenant),
             # the admin console, /console
             *console.routes(store, limits=limits, clock=clock, per_key=per_key),
         ],
@@ -557,9 +428,10 @@ def create_app(
             StoreUnavailable: store_unavailable,
             Exception: server_error,
         },
-        lifespan=_closing(store) if close_store else None,
+        lifespan=_lifespan(store, close_store=close_store, alongside=alongside),
     )
     app.router.redirect_slashes = False
     app.state.store = store
     app.state.allow_private_destinations = allow_private_destinations
+    app.state.allow_metadata_destinations = allow_metadata_destinations
     return app

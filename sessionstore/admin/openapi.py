@@ -1,23 +1,34 @@
-"""The admin API's OpenAPI 3.1 document, written by hand to say exactly what app.py does.
+"""The admin API's OpenAPI 3.1 document, derived from what the server does.
 
 ``document()`` describes every tenant (``/t/{tenant}/...`` paths); ``document("acme-corp")``
 is the same API seen from one tenant, its base URL ``/t/acme-corp/api/v1``.
+
+Its ``paths`` come from the route table (routes.OPERATIONS: method, path, operationId, summary,
+parameters, answer, body); the schemas of sessions, events, webhooks and delivery attempts
+from their models' fields, each described once here (``_model``). Parameters, answers and
+refusals every operation shares are the ``components`` below.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Any
+from collections.abc import Collection
+from typing import Any, get_args
 
 from .._core import inputs, tokens
+from .._core.events import Event
 from .._core.kinds import EventType
-from ..webhooks import MAX_PER_TENANT, MAX_URL_LENGTH, URL_PATTERN
-from .problems import CONTENT_TYPE as PROBLEM
+from ..http.problems import CONTENT_TYPE as PROBLEM
+from ..model import Device, DeviceType, Location, Session
+from ..webhooks.destinations import MAX_URL_LENGTH, URL_PATTERN
+from ..webhooks.registry import MAX_PER_TENANT, Attempt, Webhook
+from .routes import ADMIN, API_BASE, OPERATIONS, Body, Operation, path_parameters
+
+__all__ = ["EVENT_TYPES", "PARAMETERS", "RESPONSES", "SCHEMAS", "document"]
 
 EVENT_TYPES = EventType.type_names()
 _ANY_TYPE = "|".join(re.escape(kind) for kind in EVENT_TYPES)
-
-ADMIN = "/admin"
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -68,6 +79,10 @@ RESPONSES = {
         "the operation does not define or one given twice, a bulk revocation with no filter "
         "and no `all=true`."
     ),
+    "ContentTooLarge": _problem(
+        "The request body is larger than the operation takes (its requestBody says how many "
+        "bytes): refused unread when Content-Length says so, else once the limit is passed."
+    ),
     "TooManyRequests": _problem(
         "Rate limited: per API key, per tenant, or repeated failed authentication from one "
         "client address. Calls cost tokens by route (a page one per 100 of its limit, a "
@@ -86,91 +101,153 @@ RESPONSES = {
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_TIME = {"type": "string", "format": "date-time"}
+_USER_ID = {"type": "integer", "minimum": 0, "maximum": inputs.MAX_USER_ID}
+_IP_ADDRESS = {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+_SESSION_ID = {"type": "string", "pattern": f"^{tokens.SESSION_ID.pattern}$"}
 
-_WEBHOOK_FIELDS = [
-    "id",
-    "url",
-    "types",
-    "state",
-    "createdAt",
-    "cursor",
-    "failingSince",
-    "disabledAt",
-    "disabledReason",
-]
-_WEBHOOK_PROPERTIES: dict[str, Any] = {
-    "id": {"type": "string", "pattern": "^wh_[0-9A-Za-z]{16}$"},
-    "url": {"type": "string"},
-    "types": {
-        "type": ["array", "null"],
-        "items": {"enum": list(EVENT_TYPES)},
-        "description": "The event types it receives; null: every type.",
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """An object of exactly ``properties``, each one required unless ``required`` says which."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(properties) if required is None else required,
+        "properties": properties,
+    }
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def _model(
+    model: type[Any], properties: dict[str, Any], *, hidden: Collection[str] = ()
+) -> dict[str, Any]:
+    """The schema of a model's ``to_dict``: one property per field of the dataclass (camelCase,
+    in field order, every one required), the ``hidden`` fields aside (to_dict leaves them out).
+
+    ``properties`` says what each holds; a field it does not describe, or a property that is no
+    field, is refused here (at import), so the document never drifts from the model unseen."""
+    names = [_camel(f.name) for f in dataclasses.fields(model) if f.name not in hidden]
+    if set(names) != set(properties):
+        unmatched = sorted(set(names) ^ set(properties))
+        raise TypeError(f"the {model.__name__} schema does not match its fields: {unmatched}")
+    return _object({name: properties[name] for name in names})
+
+
+_LOCATION = _model(Location, {"city": _NULLABLE_STRING, "country": _NULLABLE_STRING})
+
+_SESSION = _model(
+    Session,
+    {
+        "id": _SESSION_ID,
+        "userId": _USER_ID,
+        "ipAddress": _IP_ADDRESS,
+        "userAgent": {"type": "string"},
+        "device": _model(
+            Device,
+            {
+                "type": {"enum": list(get_args(DeviceType))},
+                "os": {"type": "string"},
+                "browser": {"type": "string"},
+            },
+        ),
+        "location": {**_LOCATION, "type": ["object", "null"]},
+        "authMethod": {"enum": list(inputs.AUTH_METHODS)},
+        "mfaVerified": {"type": "boolean"},
+        "createdAt": _TIME,
+        "lastActiveAt": _TIME,
+        "expiresAt": _TIME,
     },
-    "state": {
-        "enum": ["enabled", "disabled"],
-        "description": "`disabled` after 24 hours of failed attempts; nothing more is sent.",
+)
+
+_EVENT = _model(
+    Event,
+    {
+        "id": {
+            "type": "string",
+            "description": "Ordered (time, sequence, bucket); pass as `after` to read on.",
+        },
+        "type": {"enum": list(EVENT_TYPES)},
+        "sessionId": _SESSION_ID,
+        "userId": {
+            **_USER_ID,
+            "type": ["integer", "null"],
+            "description": "null only for a session whose data was gone when its end was "
+            "found (README: Events).",
+        },
+        "ipAddress": _IP_ADDRESS,
+        "actor": {
+            "type": "string",
+            "description": "`user`, `system`, `admin:<key id>` or the embedding service's.",
+        },
+        "reason": {
+            **_NULLABLE_STRING,
+            "description": "`revoke_all`, `bulk` (revoked); `cap` (evicted).",
+        },
+        "at": _TIME,
     },
-    "createdAt": {"type": "string", "format": "date-time"},
-    "cursor": {
-        **_NULLABLE_STRING,
-        "description": "The last event delivered (or passed over by the type filter); the "
-        "next delivery is the first matching event after it.",
+)
+
+_WEBHOOK = _model(
+    Webhook,
+    {
+        "id": {"type": "string", "pattern": "^wh_[0-9A-Za-z]{16}$"},
+        "url": {"type": "string"},
+        "types": {
+            "type": ["array", "null"],
+            "items": {"enum": list(EVENT_TYPES)},
+            "description": "The event types it receives; null: every type.",
+        },
+        "state": {
+            "enum": ["enabled", "disabled"],
+            "description": "`disabled` after 24 hours of failed attempts; nothing more is sent.",
+        },
+        "createdAt": _TIME,
+        "cursor": {
+            **_NULLABLE_STRING,
+            "description": "The last event delivered (or passed over by the type filter); the "
+            "next delivery is the first matching event after it.",
+        },
+        "failingSince": {**_NULLABLE_TIME, "description": "The first failed attempt in a row."},
+        "disabledAt": _NULLABLE_TIME,
+        "disabledReason": _NULLABLE_STRING,
     },
-    "failingSince": {**_NULLABLE_TIME, "description": "The first failed attempt in a row."},
-    "disabledAt": _NULLABLE_TIME,
-    "disabledReason": _NULLABLE_STRING,
-}
+    # Kept for the deliverer, never listed.
+    hidden=("tenant", "attempts", "next_attempt_at"),
+)
+
+_ATTEMPT = _model(
+    Attempt,
+    {
+        "eventId": {"type": "string", "description": "The event (and webhook-id)."},
+        "outcome": {
+            "enum": ["delivered", "failed", "disabled"],
+            "description": "`disabled`: the endpoint was disabled after this event's last "
+            "failed attempt (failing for 24 hours).",
+        },
+        "status": {
+            "type": ["integer", "null"],
+            "description": "The HTTP status answered; null when there was none.",
+        },
+        "error": {**_NULLABLE_STRING, "description": "Why it failed; null if not."},
+        "durationMs": {"type": "number", "minimum": 0},
+        "at": _TIME,
+    },
+)
+
+
+def _list(item: str, **properties: Any) -> dict[str, Any]:
+    """A page or list: ``data``, items of schema ``item``, and ``properties`` after it."""
+    return _object({"data": {"type": "array", "items": _ref("schemas", item)}, **properties})
+
 
 SCHEMAS: dict[str, Any] = {
-    "Session": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": [
-            "id",
-            "userId",
-            "ipAddress",
-            "userAgent",
-            "device",
-            "location",
-            "authMethod",
-            "mfaVerified",
-            "createdAt",
-            "lastActiveAt",
-            "expiresAt",
-        ],
-        "properties": {
-            "id": {"type": "string", "pattern": f"^{tokens.SESSION_ID.pattern}$"},
-            "userId": {"type": "integer", "minimum": 0, "maximum": inputs.MAX_USER_ID},
-            "ipAddress": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
-            "userAgent": {"type": "string"},
-            "device": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["type", "os", "browser"],
-                "properties": {
-                    "type": {"enum": ["desktop", "mobile", "tablet", "bot", "other"]},
-                    "os": {"type": "string"},
-                    "browser": {"type": "string"},
-                },
-            },
-            "location": {
-                "type": ["object", "null"],
-                "additionalProperties": False,
-                "required": ["city", "country"],
-                "properties": {"city": _NULLABLE_STRING, "country": _NULLABLE_STRING},
-            },
-            "authMethod": {"enum": list(inputs.AUTH_METHODS)},
-            "mfaVerified": {"type": "boolean"},
-            "createdAt": {"type": "string", "format": "date-time"},
-            "lastActiveAt": {"type": "string", "format": "date-time"},
-            "expiresAt": {"type": "string", "format": "date-time"},
-        },
-    },
-    "SessionList": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["data", "hasMore", "nextCursor", "totalCount"],
-        "properties": {
+    "Session": _SESSION,
+    "SessionList": _object(
+        {
             "data": {"type": "array", "items": _ref("schemas", "Session")},
             "hasMore": {"type": "boolean"},
             "totalCount": {
@@ -184,150 +261,59 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Pass as `cursor` to get the next page; null on the last one.",
             },
         },
-    },
-    "RevokedSession": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["id", "revoked"],
-        "properties": {"id": {"type": "string"}, "revoked": {"const": True}},
-    },
-    "RevokedCount": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["revoked"],
-        "properties": {"revoked": {"type": "integer", "minimum": 0}},
-    },
-    "Event": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["id", "type", "sessionId", "userId", "ipAddress", "actor", "reason", "at"],
-        "properties": {
-            "id": {
+        required=["data", "hasMore", "nextCursor", "totalCount"],
+    ),
+    "RevokedSession": _object({"id": {"type": "string"}, "revoked": {"const": True}}),
+    "RevokedCount": _object({"revoked": {"type": "integer", "minimum": 0}}),
+    "Event": _EVENT,
+    "EventList": _list(
+        "Event",
+        hasMore={"type": "boolean"},
+        nextCursor={
+            **_NULLABLE_STRING,
+            "description": "Pass as `after` for the next page; null when no more are stored "
+            "now (new ones come after the last id seen). A page reads at most 2,000 stored "
+            "events: with a sparse filter it may hold fewer than `limit` events, even none, "
+            "and a cursor to go on from.",
+        },
+    ),
+    "WebhookRegistration": _object(
+        {
+            "url": {
                 "type": "string",
-                "description": "Ordered (time, sequence, bucket); pass as `after` to read on.",
+                "maxLength": MAX_URL_LENGTH,
+                "pattern": f"^{URL_PATTERN}$",
+                "description": "Where to POST: http or https, a host name or IPv4 address. A "
+                "private, loopback or link-local address is refused (422) unless the server "
+                "allows them (--allow-private-destinations); names are resolved and checked "
+                "again at each delivery.",
+                "example": "https://hooks.example.com/sessions",
             },
-            "type": {"enum": list(EVENT_TYPES)},
-            "sessionId": {"type": "string", "pattern": f"^{tokens.SESSION_ID.pattern}$"},
-            "userId": {
-                "type": ["integer", "null"],
-                "minimum": 0,
-                "maximum": inputs.MAX_USER_ID,
-                "description": "null only for a session whose data was gone when its end was "
-                "found (README: Events).",
+            "types": {
+                "type": ["array", "null"],
+                "minItems": 1,
+                "items": {"enum": list(EVENT_TYPES)},
+                "description": "Only these event types; absent or null: every type.",
             },
-            "ipAddress": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
-            "actor": {
+        },
+        required=["url"],
+    ),
+    "Webhook": _WEBHOOK,
+    "NewWebhook": _object(
+        {
+            **_WEBHOOK["properties"],
+            "secret": {
                 "type": "string",
-                "description": "`user`, `system`, `admin:<key id>` or the embedding service's.",
+                "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$",
+                "description": "The signing secret, shown this once (Standard Webhooks: "
+                "HMAC-SHA256 keyed by the base64-decoded part after whsec_).",
             },
-            "reason": {
-                **_NULLABLE_STRING,
-                "description": "`revoke_all`, `bulk` (revoked); `cap` (evicted).",
-            },
-            "at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "EventList": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["data", "hasMore", "nextCursor"],
-        "properties": {
-            "data": {"type": "array", "items": _ref("schemas", "Event")},
-            "hasMore": {"type": "boolean"},
-            "nextCursor": {
-                **_NULLABLE_STRING,
-                "description": "Pass as `after` for the next page; null when no more are "
-                "stored now (new ones come after the last id seen). A page reads at most "
-                "2,000 stored events: with a sparse filter it may hold fewer than `limit` "
-                "events, even none, and a cursor to go on from.",
-            },
-        },
-    },
-    **{
-        "WebhookRegistration": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["url"],
-            "properties": {
-                "url": {
-                    "type": "string",
-                    "maxLength": MAX_URL_LENGTH,
-                    "pattern": f"^{URL_PATTERN}$",
-                    "description": "Where to POST: http or https, a host name or IPv4 address. "
-                    "A private, loopback or link-local address is refused (422) unless the "
-                    "server allows them (--allow-private-destinations); names are resolved and "
-                    "checked again at each delivery.",
-                    "example": "https://hooks.example.com/sessions",
-                },
-                "types": {
-                    "type": ["array", "null"],
-                    "minItems": 1,
-                    "items": {"enum": list(EVENT_TYPES)},
-                    "description": "Only these event types; absent or null: every type.",
-                },
-            },
-        },
-        "Webhook": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": _WEBHOOK_FIELDS,
-            "properties": _WEBHOOK_PROPERTIES,
-        },
-        "NewWebhook": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": [*_WEBHOOK_FIELDS, "secret"],
-            "properties": {
-                **_WEBHOOK_PROPERTIES,
-                "secret": {
-                    "type": "string",
-                    "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$",
-                    "description": "The signing secret, shown this once (Standard Webhooks: "
-                    "HMAC-SHA256 keyed by the base64-decoded part after whsec_).",
-                },
-            },
-        },
-        "WebhookList": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["data"],
-            "properties": {"data": {"type": "array", "items": _ref("schemas", "Webhook")}},
-        },
-        "RemovedWebhook": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["id", "removed"],
-            "properties": {"id": {"type": "string"}, "removed": {"const": True}},
-        },
-        "DeliveryAttempt": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["eventId", "outcome", "status", "error", "durationMs", "at"],
-            "properties": {
-                "eventId": {"type": "string", "description": "The event (and webhook-id)."},
-                "outcome": {
-                    "enum": ["delivered", "failed", "disabled"],
-                    "description": "`disabled`: the endpoint was disabled after this event's "
-                    "last failed attempt (failing for 24 hours).",
-                },
-                "status": {
-                    "type": ["integer", "null"],
-                    "description": "The HTTP status answered; null when there was none.",
-                },
-                "error": {**_NULLABLE_STRING, "description": "Why it failed; null if not."},
-                "durationMs": {"type": "number", "minimum": 0},
-                "at": {"type": "string", "format": "date-time"},
-            },
-        },
-        "DeliveryList": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["data"],
-            "properties": {
-                "data": {"type": "array", "items": _ref("schemas", "DeliveryAttempt")},
-            },
-        },
-    },
+        }
+    ),
+    "WebhookList": _list("Webhook"),
+    "RemovedWebhook": _object({"id": {"type": "string"}, "removed": {"const": True}}),
+    "DeliveryAttempt": _ATTEMPT,
+    "DeliveryList": _list("DeliveryAttempt"),
     "Problem": {
         "description": "RFC 9457 problem details.",
         "type": "object",
@@ -341,9 +327,7 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-_USER_ID = {"type": "integer", "minimum": 0, "maximum": inputs.MAX_USER_ID}
-
-PARAMETERS = {
+PARAMETERS: dict[str, dict[str, Any]] = {
     "Tenant": {
         "name": "tenant",
         "in": "path",
@@ -427,150 +411,68 @@ _ERRORS = {
     "400": _ref("responses", "AmbiguousCredential"),
     "401": _ref("responses", "Unauthorized"),
     "404": _ref("responses", "NotFound"),
+    "422": _ref("responses", "InvalidInput"),
     "429": _ref("responses", "TooManyRequests"),
     "503": _ref("responses", "Unavailable"),
 }
 
+# Each parameter of PARAMETERS by where it is and its name: ("query", "limit") -> "Limit".
+_PARAMETER_NAMED = {(value["in"], value["name"]): key for key, value in PARAMETERS.items()}
 
-def _operation(
-    operation_id: str,
-    summary: str,
-    ok: dict[str, Any],
-    *,
-    parameters: list[str],
-    invalid_input: bool = True,
-) -> dict[str, Any]:
-    responses = {"200": ok, **_ERRORS}
-    if invalid_input:
-        responses["422"] = _ref("responses", "InvalidInput")
-    return {
-        "operationId": operation_id,
-        "summary": summary,
-        "parameters": [_ref("parameters", name) for name in parameters],
+
+def _parameters(template: str, operation: Operation) -> list[dict[str, str]]:
+    """The operation's parameters: those in ``template``, in order, then its query's."""
+    wire = [("path", name) for name in path_parameters(template)]
+    wire += [("query", name) for name in operation.query]
+    return [_ref("parameters", _PARAMETER_NAMED[place]) for place in wire]
+
+
+def _operation(template: str, operation: Operation) -> dict[str, Any]:
+    """The document's operation object of one entry of routes.OPERATIONS."""
+    answer = operation.answer
+    responses = {
+        str(answer.status): _json(_ref("schemas", answer.schema), answer.description),
+        **_ERRORS,
+        **{str(status): _ref("responses", name) for status, name in operation.refusals.items()},
+    }
+    if operation.body is not None:
+        responses["413"] = _ref("responses", "ContentTooLarge")
+    described = {
+        "operationId": operation.operation_id,
+        "summary": operation.summary,
+        "parameters": _parameters(template, operation),
         "responses": dict(sorted(responses.items())),
     }
+    if operation.body is not None:
+        described["requestBody"] = _request_body(operation.body)
+    return described
 
 
-def _paths(scope: list[str]) -> dict[str, Any]:
-    """``scope``: the parameters every path starts with (the tenant, or none)."""
-    user_params = [*scope, "UserId"]
-    session_list = _json(_ref("schemas", "SessionList"), "A page of sessions, newest first.")
+def _request_body(body: Body) -> dict[str, Any]:
     return {
-        f"{ADMIN}/users/{{user_id}}/sessions": {
-            "get": _operation(
-                "listUserSessions",
-                "The user's active sessions, most recently active first (one page).",
-                session_list,
-                parameters=user_params,
-            ),
-            "delete": _operation(
-                "revokeUserSessions",
-                "Revoke all of the user's sessions at once.",
-                _json(_ref("schemas", "RevokedCount"), "How many sessions were revoked."),
-                parameters=user_params,
-            ),
-        },
-        f"{ADMIN}/users/{{user_id}}/sessions/{{session_id}}": {
-            "delete": _operation(
-                "revokeSession",
-                "Revoke one session immediately.",
-                _json(_ref("schemas", "RevokedSession"), "The session was revoked."),
-                parameters=[*user_params, "SessionId"],
-            ),
-        },
-        f"{ADMIN}/sessions": {
-            "get": _operation(
-                "listSessions",
-                "Active sessions across all users, newest first, optionally filtered.",
-                session_list,
-                parameters=[*scope, "UserIdFilter", "IpAddressFilter", "Limit", "Cursor"],
-            ),
-            "delete": _operation(
-                "revokeSessions",
-                "Revoke every active session that matches: from an IP address, of a user, or "
-                "both. Without a filter it is refused (422) unless `all=true`, which revokes "
-                "every session of the tenant. Each user's matching sessions end in one atomic "
-                "step; the call returns when all are done.",
-                _json(_ref("schemas", "RevokedCount"), "How many sessions were revoked."),
-                parameters=[*scope, "UserIdFilter", "IpAddressFilter", "All"],
-            ),
-        },
-        f"{ADMIN}/events": {
-            "get": _operation(
-                "listEvents",
-                "The tenant's session events, oldest first, after a cursor: created, revoked, "
-                "evicted, expired, mfa_verified. 404 when the server records none (--events).",
-                _json(_ref("schemas", "EventList"), "A page of events, oldest first."),
-                parameters=[*scope, "After", "EventType", "UserIdFilter", "Limit"],
-            ),
-        },
-        **_webhook_paths(scope),
-    }
-
-
-def _webhook_paths(scope: list[str]) -> dict[str, Any]:
-    one = [*scope, "WebhookId"]
-    webhook = _json(_ref("schemas", "Webhook"), "The webhook (never its secret).")
-    created = _json(_ref("schemas", "NewWebhook"), "Registered; the secret is shown this once.")
-    create = _operation(
-        "createWebhook",
-        "Register an endpoint for the tenant's session events (Standard Webhooks: signed, "
-        "in order, at least once, retried for 24 hours). It receives the events recorded "
-        "from now on.",
-        created,
-        parameters=scope,
-    )
-    del create["responses"]["200"]
-    create["responses"] = dict(
-        sorted(
-            {**create["responses"], "201": created, "409": _ref("responses", "Conflict")}.items()
-        )
-    )
-    create["requestBody"] = {
         "required": True,
-        "content": {"application/json": {"schema": _ref("schemas", "WebhookRegistration")}},
+        "description": f"JSON of at most {body.max_bytes} bytes; a longer body is refused (413).",
+        "content": {"application/json": {"schema": _ref("schemas", body.schema)}},
     }
-    return {
-        f"{ADMIN}/webhooks": {
-            "get": _operation(
-                "listWebhooks",
-                "The tenant's webhooks, oldest first.",
-                _json(_ref("schemas", "WebhookList"), "Every webhook of the tenant."),
-                parameters=scope,
-            ),
-            "post": create,
-        },
-        f"{ADMIN}/webhooks/{{webhook_id}}": {
-            "get": _operation(
-                "getWebhook", "One webhook and its delivery state.", webhook, parameters=one
-            ),
-            "delete": _operation(
-                "deleteWebhook",
-                "Remove a webhook at once (a delivery already in flight may still arrive).",
-                _json(_ref("schemas", "RemovedWebhook"), "It was removed."),
-                parameters=one,
-            ),
-        },
-        f"{ADMIN}/webhooks/{{webhook_id}}/deliveries": {
-            "get": _operation(
-                "listWebhookDeliveries",
-                "The webhook's delivery log, newest first: each attempt's event, status code "
-                "or error, duration and time (about the last 1000 are kept).",
-                _json(_ref("schemas", "DeliveryList"), "Delivery attempts, newest first."),
-                parameters=[*one, "Limit"],
-            ),
-        },
-    }
+
+
+def _paths(base: str) -> dict[str, Any]:
+    """Every operation of routes.OPERATIONS, by path template under ``base``."""
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in OPERATIONS:
+        template = base + ADMIN + operation.path
+        paths.setdefault(template, {})[operation.method.lower()] = _operation(template, operation)
+    return paths
 
 
 def document(tenant: str | None = None) -> dict[str, Any]:
     """The whole API (``tenant=None``) or the API as one tenant sees it."""
     if tenant is None:
         base = "/"
-        paths = {f"/t/{{tenant}}/api/v1{path}": item for path, item in _paths(["Tenant"]).items()}
+        paths = _paths(API_BASE)
     else:
-        base = f"/t/{tenant}/api/v1"
-        paths = _paths([])
+        base = API_BASE.format(tenant=tenant)
+        paths = _paths("")
     return {
         "openapi": "3.1.0",
         "info": {

@@ -27,6 +27,8 @@ from typing import Final
 from .._core import inputs
 from ..errors import InvalidArgument
 
+__all__ = ["Cost", "HEAVY", "InFlight", "Limiter", "Rate", "RateLimits", "retry_after"]
+
 _RATE = re.compile(r"([1-9][0-9]{0,8})/([0-9]{1,6}(?:\.[0-9]{1,3})?)s?")
 _LIMIT = re.compile(r"[1-9][0-9]{0,3}")  # a limit as the endpoints take it: canonical decimal
 

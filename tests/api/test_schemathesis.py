@@ -122,9 +122,14 @@ def _call_and_validate(case: Any, seeded: dict) -> None:
     # "negative" case whose only fault is such an unknown parameter is valid on the wire.
     if set(query) - sent and sent <= _documented_query(case):
         excluded.append(negative_data_rejection)
-    case.call_and_validate(
-        headers={"Authorization": f"Bearer {seeded['key']}"}, excluded_checks=excluded
-    )
+    headers = {"Authorization": f"Bearer {seeded['key']}"}
+    response = case.call(headers=headers)
+    # A body over the operation's limit is refused for its size (413, documented) before a
+    # byte of it is parsed: whether what it held was valid is then not the question. That it
+    # is documented, and a problem, is still checked.
+    if response.status_code == 413:
+        excluded += [positive_data_acceptance, negative_data_rejection]
+    case.validate_response(response, headers=headers, excluded_checks=excluded)
 
 
 @schema.parametrize()

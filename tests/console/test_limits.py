@@ -18,8 +18,8 @@ from redis.crc import key_slot
 from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore.admin import create_app
 from sessionstore.admin.apikeys import ApiKeys
-from sessionstore.admin.console.app import MAX_FORM_BYTES
 from sessionstore.admin.console.auth import LOCAL_COOKIE, ConsoleSessions, ConsoleSettings
+from sessionstore.admin.console.common import MAX_FORM_BYTES
 from sessionstore.admin.ratelimit import Rate, RateLimits
 from tests import backends
 from tests.api.helpers import Body, admin, asgi_call, bearer, is_problem

@@ -3,7 +3,8 @@
 Served by ``create_app`` at ``/console`` (so by ``sessionstore serve``): server-side pages
 (Jinja2) with plain forms, a stylesheet and one small script, all shipped in this package (no
 CDN, no web fonts). ``auth`` holds console sessions, cookies and the cross-site checks;
-``app`` the pages; ``text`` how times, devices and errors are put into words.
+``app`` the console's app and headers, ``common`` what its pages share, ``pages/`` one
+module per page; ``text`` how times, devices and errors are put into words.
 """
 
 from __future__ import annotations

@@ -13,6 +13,26 @@ from ..._core import inputs
 from ..._core.kinds import EventType, Reason, Tone
 from ...model import Device, Location
 
+__all__ = [
+    "AUTH_METHODS",
+    "EVENT_TYPES",
+    "EVENT_TYPE_HELP",
+    "IP_HELP",
+    "TENANT_HELP",
+    "USER_ID_HELP",
+    "absolute",
+    "actor",
+    "auth_method",
+    "device",
+    "device_type",
+    "event_tone",
+    "event_type",
+    "location",
+    "plural",
+    "reason",
+    "relative",
+]
+
 _UNITS: Final = (
     (365 * 86400, "year"),
     (30 * 86400, "month"),
