@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import re
 import threading
 import urllib.parse
 import weakref
@@ -85,6 +86,43 @@ def _async_retry() -> AsyncRetry:
 
 
 URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
+_DIGITS = re.compile(r"[0-9]{1,6}")
+
+
+def check_url(url: str) -> str:
+    """``url`` if a client can be built from it; else InvalidArgument saying what is wrong
+    (never repeating the URL, which may hold a password).
+
+    Beyond its scheme: a port that is a number, and a database that is a number (redis-py
+    reads ``/abc`` as database 0 and ``/1/2`` as 12; both are refused here), 0 on a cluster.
+    """
+    cluster, plain = _split(url)
+    try:
+        parsed = urllib.parse.urlsplit(plain)
+        parsed.port  # noqa: B018 (the property is what checks the port)
+    except ValueError as error:
+        raise InvalidArgument(f"bad Redis URL: {error}") from None
+    database = _database(parsed)
+    if cluster and database not in (None, 0):
+        raise InvalidArgument(f"bad Redis URL: a Redis Cluster has database 0 only, not {database}")
+    return url
+
+
+def _database(parsed: urllib.parse.SplitResult) -> int | None:
+    """The database a URL names (its path, or ``?db=``), None when it names none."""
+    named = urllib.parse.parse_qs(parsed.query).get("db", [])
+    if parsed.scheme != "unix":  # a unix URL's path is its socket's
+        path = urllib.parse.unquote(parsed.path).strip("/")
+        named = [path, *named] if path else named
+    for text in named:
+        if not _DIGITS.fullmatch(text):
+            raise InvalidArgument(
+                f"bad Redis URL: the database must be a number (redis://host:port/N), "
+                f"not {text[:16]!r}"
+            )
+    if len({int(text) for text in named}) > 1:
+        raise InvalidArgument("bad Redis URL: it names two databases; give one")
+    return int(named[0]) if named else None
 
 
 def _split(url: str) -> tuple[bool, str]:
@@ -122,7 +160,7 @@ def sync_client(url: str | None = None, **overrides: Any) -> Any:
     if url is None:
         return _fakeredis().FakeRedis(server=embedded_server())
     with _refusing_bad_urls():
-        return _sync_client(url, overrides)
+        return _sync_client(check_url(url), overrides)
 
 
 def _sync_client(url: str, overrides: dict[str, Any]) -> Any:
@@ -149,7 +187,7 @@ def async_client(url: str | None = None, **overrides: Any) -> Any:
     if url is None:
         return _fakeredis().FakeAsyncRedis(server=embedded_server())
     with _refusing_bad_urls():
-        return _async_client(url, overrides)
+        return _async_client(check_url(url), overrides)
 
 
 def _async_client(url: str, overrides: dict[str, Any]) -> Any:
@@ -339,3 +377,85 @@ def call_again(call: object, reply: object) -> bool:
 def _error_code(error: redis.exceptions.RedisError) -> str:
     # redis-py moves the codes it knows (OOM, READONLY) from the message to ``status_code``.
     return getattr(error, "status_code", None) or str(error).split(" ")[0]
+
+
+# -- telling a person what went wrong -------------------------------------------------------------
+
+
+class RedisFailure(StoreUnavailable):
+    """Redis could not be used, said in words that name it (``explain``): what the command
+    line prints as it is."""
+
+
+_NO_DATABASE = ("DB index is out of range", "invalid DB index")
+
+
+def explain(error: BaseException, url: str | None) -> str:
+    """One line on a failure of the Redis at ``url``: where it is (host and port, never a
+    password) and what happened, refused credentials, no such database or no answer; any
+    other failure in the words of the error raised (the store's or redis-py's)."""
+    where = describe(url)
+    cause = _redis_cause(error)
+    if isinstance(cause, redis.exceptions.AuthenticationError):
+        told = _wants_credentials(cause) or f"refused the credentials ({cause})"
+    elif isinstance(cause, redis.exceptions.NoPermissionError):
+        told = f"refused this user a command ({cause})"
+    elif isinstance(cause, redis.exceptions.ResponseError) and str(cause) in _NO_DATABASE:
+        told = f"has no database {_database_of(url)} ({cause})"
+    elif unreachable(error):
+        told = f"does not answer ({type(cause or error).__name__})"
+    else:
+        told = f"failed: {error}"
+    return _without_password(f"{where} {told}", url)
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` means Redis did not answer (worth asking again: it may be starting),
+    rather than that it answered no (credentials, database: asking again cannot help)."""
+    cause = _redis_cause(error)
+    if cause is None or isinstance(cause, redis.exceptions.AuthenticationError):
+        return False
+    # A cluster none of whose nodes could be reached says so with no cause of its own.
+    return isinstance(cause, _UNREACHABLE) or type(cause) is redis.exceptions.RedisClusterException
+
+
+def _redis_cause(error: BaseException) -> BaseException | None:
+    """The innermost Redis error behind ``error``: the store's errors and redis-py's cluster
+    errors keep the one they stand for as their ``__cause__``."""
+    found = None
+    seen = 0
+    current: BaseException | None = error
+    while current is not None and seen < 8:
+        if isinstance(
+            current, redis.exceptions.RedisError | redis.exceptions.RedisClusterException
+        ):
+            found = current
+        current, seen = current.__cause__, seen + 1
+    return found
+
+
+def _wants_credentials(error: BaseException) -> str | None:
+    # NOAUTH: the server has a password and none was given.
+    if "Authentication required" in str(error):
+        return "wants credentials: give them in the URL (redis://USER:PASSWORD@HOST:PORT)"
+    return None
+
+
+def _database_of(url: str | None) -> str:
+    if url is None:
+        return "0"
+    try:
+        database = _database(urllib.parse.urlsplit(_split(url)[1]))
+    except InvalidArgument:
+        return "?"
+    return str(database or 0)
+
+
+def _without_password(text: str, url: str | None) -> str:
+    """``text`` with the URL's password, should Redis's own words ever repeat it, masked."""
+    if url is None:
+        return text
+    password = urllib.parse.urlsplit(_split(url)[1]).password
+    if password:
+        text = text.replace(password, "***").replace(urllib.parse.unquote(password), "***")
+    return text

@@ -1,278 +1,409 @@
-"""The ``sessionstore`` command: serve the admin API, manage its API keys, follow events.
+"""The ``sessionstore`` command line, on click: only its surface (commands, options, messages).
 
-    sessionstore serve [--redis-url URL] [--host 127.0.0.1] [--port 8080] [--demo] [--prefix P]
-    sessionstore apikey create --tenant acme-corp [--redis-url URL]
-    sessionstore apikey list --tenant acme-corp [--redis-url URL]
-    sessionstore apikey revoke KEY_ID [--redis-url URL]
-    sessionstore events tail --tenant acme-corp [--after EVENT_ID] [--redis-url URL]
-    sessionstore events on|off|status [--redis-url URL]
-    sessionstore webhooks add --tenant acme-corp --url URL [--types TYPE ...] [--redis-url URL]
-    sessionstore webhooks list|remove|log --tenant acme-corp [WEBHOOK_ID] [--redis-url URL]
-    sessionstore webhooks run [--allow-private-destinations] [--redis-url URL]
+    sessionstore serve [--redis-url URL | --embedded | --demo] [--host H] [--port P] [...]
+    sessionstore apikey create|list --tenant acme-corp --redis-url URL
+    sessionstore apikey revoke KEY_ID --redis-url URL
+    sessionstore events tail --tenant acme-corp [--after EVENT_ID] --redis-url URL
+    sessionstore events on|off|status --redis-url URL
+    sessionstore webhooks add --tenant acme-corp --url URL [--types TYPE ...] --redis-url URL
+    sessionstore webhooks list|remove|log --tenant acme-corp [WEBHOOK_ID] --redis-url URL
+    sessionstore webhooks run [--allow-private-destinations] [--wait SECONDS] --redis-url URL
 
-``--redis-url`` defaults to $SESSIONSTORE_REDIS_URL; without either, ``serve`` refuses to start
-unless ``--embedded`` or ``--demo`` asks for the in-process store (gone when the process ends).
+What ``serve`` composes is server.py, the demo's data demo.py. Every command but ``serve``
+works on the deployment's Redis and needs its URL (``--redis-url`` or
+$SESSIONSTORE_REDIS_URL); ``serve`` needs one unless ``--embedded`` or ``--demo`` asks for the
+in-process store. An option named with a variable in ``--help`` reads it when not given.
+
+Exit status: 0 done; 1 Redis failed (the message names it by host and port and says what
+happened) or the key or webhook named does not exist; 2 a mistake on the command line, one
+line on stderr, found before Redis is asked; 130 interrupted; 141 the reader of the output
+went away (``| head``), said nothing, as for any program a closed pipe stops.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
-import logging
+import math
 import os
+import re
 import signal
 import sys
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
+try:
+    import click
+except ModuleNotFoundError:  # the server extra is missing: one line, like any refusal here
+    sys.stderr.write(
+        "sessionstore: the command line needs click: pip install 'sessionstore[server]'\n"
+    )
+    raise SystemExit(2) from None
+from click.core import ParameterSource
+from redis.exceptions import RedisClusterException, RedisError
 
-from . import _connection, _logs
+from . import _connection, _logs, server
+from ._core import inputs
+from ._core.kinds import EventType
 from .admin.apikeys import ApiKeys
 from .admin.ratelimit import Rate, RateLimits
 from .aio import AsyncSessionStore
 from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable
-from .metrics import ApiMetrics, DeliveryMetrics, StoreMetrics
-from .model import Location, isoformat
+from .model import isoformat
 
-if TYPE_CHECKING:
-    from starlette.applications import Starlette
-
-    from .webhooks import Deliverer
-
-log = logging.getLogger("sessionstore.serve")
+__all__ = ["cli", "main"]
 
 URL_VARIABLE = "SESSIONSTORE_REDIS_URL"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+USAGE, FAILED, INTERRUPTED, CLOSED_PIPE = 2, 1, 130, 141
+_EVENT_TYPES = ", ".join(EventType.type_names())
+_PORT_TEXT = re.compile(r"[0-9]{1,5}")
+# Why each command refuses to run without the deployment's Redis, in its error and --help.
+WHY_KEYS = "API keys must outlive this command, so they live in the deployment's Redis"
+WHY_EVENTS = "events live in the Redis that records them"
+WHY_SETTING = "the setting lives in the deployment's Redis"
+WHY_WEBHOOKS = "webhooks live in the Redis that records the events"
 
-DEMO_TENANT = "acme-corp"
-DEMO_USER = 456
-DEMO_LOCATIONS = {"203.0.113.45": Location("New York", "US")}
-_MAC_CHROME = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
-    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
-)
-_IPHONE_SAFARI = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1"
-)
-_WINDOWS_EDGE = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0"
-)
-_LINUX_FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
-# (user id, IP address, user agent, auth method, MFA verified)
-DEMO_SESSIONS = [
-    (DEMO_USER, "203.0.113.45", _MAC_CHROME, "password", True),
-    (DEMO_USER, "198.51.100.23", _IPHONE_SAFARI, "social", False),
-    (DEMO_USER, "192.0.2.77", _WINDOWS_EDGE, "sso", True),
-    (789, "198.51.100.23", _LINUX_FIREFOX, "password", False),
-]
+# What click's option decorators are: a command function in, the same function out.
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-# -- serve ------------------------------------------------------------------------------------
+# -- values -----------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[Any, Any]  # generic from click 8.4 on
+else:
+    _ParamType = click.ParamType
 
 
-def demo_location(ip_address: str) -> Location | None:
-    return DEMO_LOCATIONS.get(ip_address)
+class _Port(_ParamType):
+    """A TCP port to listen on; 0 lets the system pick a free one."""
+
+    name = "PORT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        if not _PORT_TEXT.fullmatch(str(value)) or int(value) > 65_535:
+            self.fail("a port number from 0 to 65535", param, ctx)
+        return int(value)
 
 
-async def seed_demo(store: AsyncSessionStore, base_url: str) -> None:
-    """Tenant acme-corp: an API key (printed once) and a few sessions, as in the spec."""
-    _, key = await ApiKeys(store.client, store.config.prefix).create(DEMO_TENANT)
-    locating = AsyncSessionStore(store.client, config=store.config, location_resolver=demo_location)
-    ids = []
-    for user_id, ip_address, user_agent, method, mfa in DEMO_SESSIONS:
-        session, _ = await locating.create(
-            DEMO_TENANT,
-            user_id,
-            ip_address=ip_address,
-            user_agent=user_agent,
-            auth_method=method,
-            mfa_verified=mfa,
-        )
-        if user_id == DEMO_USER:
-            ids.append(session.id)
-    print(f"Demo tenant {DEMO_TENANT}; API key (shown once): {key}")
-    print(f"Sessions of user {DEMO_USER}: {', '.join(ids)}")
-    print(
-        f"Try: curl {base_url}/t/{DEMO_TENANT}/api/v1/admin/users/{DEMO_USER}/sessions "
-        f'-H "Authorization: Bearer {key}"',
-    )
-    print(f"Console: {base_url}/console/ (tenant {DEMO_TENANT}, the key above)", flush=True)
+class _Seconds(_ParamType):
+    """A number of seconds from ``least`` to ``most`` (the sweep's interval from 1, since a busy
+    loop is never what was meant; a wait for Redis from 0)."""
+
+    name = "SECONDS"
+
+    def __init__(self, least: float, most: float = 86_400) -> None:
+        self.least, self.most = least, most
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not self.least <= seconds <= self.most:  # NaN too
+            self.fail(f"a number of seconds from {self.least:g} to {self.most:g}", param, ctx)
+        return seconds
 
 
-async def serve(args: argparse.Namespace) -> int:
-    # The admin server's packages (the server extra), loaded only by the command that serves.
-    import uvicorn
+class _Checked(_ParamType):
+    """Text the library itself checks (``check``): its InvalidArgument is the option's error,
+    so the command line and the API refuse the same values in the same words."""
 
-    from .admin import create_app
+    def __init__(self, name: str, check: Callable[[str], Any]) -> None:
+        self.name = name
+        self.check = check
 
-    if args.demo and args.redis_url is not None:
-        raise InvalidArgument(
-            "--demo seeds a never-expiring API key and sample sessions: it runs on the "
-            "embedded store only; against Redis, mint a key with `sessionstore apikey create`"
-        )
-    embedded = args.redis_url is None
-    if embedded and not (args.demo or args.embedded):
-        raise InvalidArgument(
-            f"give --redis-url (or ${URL_VARIABLE}); to try it without Redis, --demo or --embedded"
-        )
-    if embedded:
-        log.warning(
-            "serving the embedded store: its sessions and keys live in this one process and "
-            "vanish when it stops; other processes cannot see them"
-        )
-    store_metrics, api_metrics = _metrics(args)
-    store = AsyncSessionStore.from_url(
-        args.redis_url,
-        config=StoreConfig(
-            prefix=args.prefix,
-            events=args.events or args.demo,
-            near_cache_size=args.near_cache_size,
-        ),
-        metrics=store_metrics,
-    )
-    try:
-        await _answering(store, args.redis_url, args.wait)
-        if args.demo:
-            await seed_demo(store, f"http://{args.host}:{args.port or 'PORT'}")
-        limits = RateLimits(
-            per_key=args.rate_per_key,
-            per_tenant=args.rate_per_tenant,
-            failed_auth_per_ip=args.rate_failed_auth,
-        )
-        app = create_app(
-            store,
-            limits=limits,
-            close_store=True,
-            metrics=api_metrics,
-            allow_private_destinations=args.allow_private_destinations,
-        )
-        app.state.allow_metadata_destinations = args.allow_metadata_destinations  # webhooks
-        if store.config.events:
-            from .webhooks import Deliverer
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value  # a default, already of its type
+        try:
+            return self.check(value)
+        except InvalidArgument as error:
+            self.fail(str(error), param, ctx)
 
-            deliverer = Deliverer(
-                store,
-                allow_private=args.allow_private_destinations,
-                allow_metadata=args.allow_metadata_destinations,
-                metrics=DeliveryMetrics() if store_metrics is not None else None,
+
+class _OneOf(_ParamType):
+    """One of a few words; a mistake says ``invalid choice: 'loud' (choose from ...)``."""
+
+    name = "WORD"
+
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(self.choices) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value not in self.choices:
+            self.fail(
+                f"invalid choice: {value!r} (choose from {', '.join(self.choices)})", param, ctx
             )
-            _delivering(app, deliverer)
-            _sweeping(app, store, args.sweep_every)
-        config = uvicorn.Config(
-            app,
-            host=args.host,
-            port=args.port,
-            log_config=None,  # logging as configured in main()
-            access_log=False,  # api.AccessLog writes one line per request, with its duration
-            proxy_headers=False,  # client addresses feed the failed-auth limit: never trust headers
+        return str(value)
+
+
+def _prefix(text: str) -> str:
+    return StoreConfig(prefix=text).prefix
+
+
+_URL = _Checked("URL", _connection.check_url)
+_TENANT = _Checked("TENANT", inputs.tenant)
+_PREFIX = _Checked("PREFIX", _prefix)
+_RATE = _Checked("N/SECONDS", Rate.parse)
+
+
+# -- options ----------------------------------------------------------------------------------
+
+
+def _variable(flag: str) -> str:
+    """The variable an option reads: --redis-url reads SESSIONSTORE_REDIS_URL."""
+    return "SESSIONSTORE_" + flag.removeprefix("--").replace("-", "_").upper()
+
+
+def _option(flag: str, **how: Any) -> Decorator:
+    """An option that can also come from the environment: the flag wins over the variable,
+    the variable over the default; --help shows both."""
+    how = {"show_default": True, **how}
+    return click.option(flag, envvar=_variable(flag), show_envvar=True, **how)
+
+
+def _flag(flag: str, text: str) -> Decorator:
+    """An on/off option; its variable says 1, true, yes or on (0, false, no, off: off)."""
+    return _option(flag, is_flag=True, default=False, show_default=False, help=text)
+
+
+def _options(*decorators: Decorator) -> Decorator:
+    """Several options at once, listed in --help in the order given."""
+
+    def apply(function: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+def _required(why: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            raise click.UsageError(f"give --redis-url or set ${URL_VARIABLE}: {why}", ctx)
+        return value
+
+    return check
+
+
+_URL_FORMS = "redis://, rediss://, unix:// or redis+cluster:// URL"
+
+
+def _store_options(why: str | None) -> Decorator:
+    """--redis-url and --prefix; the URL is required, for ``why``, unless ``why`` is None
+    (serve, which has the embedded store to fall back on when asked)."""
+    if why is None:
+        url = _option(
+            "--redis-url",
+            type=_URL,
+            help=f"{_URL_FORMS}; required unless --embedded or --demo",
         )
-        # On SIGINT/SIGTERM uvicorn drains requests, runs the app's shutdown (which closes the
-        # store), then raises the signal again, so the exit status says what stopped us.
-        await uvicorn.Server(config).serve()
-    finally:
-        await store.aclose()  # if serving never started; closing twice is harmless
+    else:
+        url = _option(
+            "--redis-url", type=_URL, callback=_required(why), help=f"{_URL_FORMS}; required: {why}"
+        )
+    prefix = _option(
+        "--prefix", type=_PREFIX, default=StoreConfig().prefix, help="Redis key prefix"
+    )
+    return _options(url, prefix)
+
+
+_tenant = click.option("--tenant", type=_TENANT, required=True, help="the tenant, e.g. acme-corp")
+_wait = _option(
+    "--wait",
+    type=_Seconds(0),
+    default=0.0,
+    help="seconds to keep trying a Redis that does not answer at start-up",
+)
+_destinations = _options(
+    _flag("--allow-private-destinations", "let webhooks reach private and loopback addresses"),
+    _flag(
+        "--allow-metadata-destinations",
+        "let webhooks reach link-local addresses (169.254.0.0/16, fe80::/10), where cloud "
+        "metadata services answer, and other known metadata addresses",
+    ),
+)
+_logging = _options(
+    _option("--log-level", type=_OneOf(*LOG_LEVELS), default="info", help="how much to log"),
+    _option(
+        "--log-format",
+        type=_OneOf(*LOG_FORMATS),
+        default="text",
+        help="text, or json for one JSON object per line",
+    ),
+)
+
+
+# -- running a command ----------------------------------------------------------------------------
+
+
+class _OutputClosed(Exception):
+    """The reader of stdout went away (``| head``): the command ends, saying nothing."""
+
+
+def _run(work: Coroutine[Any, Any, int]) -> int:
+    """Run a command's coroutine and flush its output here, so that a reader gone away is
+    found while the command can still end quietly (not at the interpreter's exit)."""
+    try:
+        code = asyncio.run(work)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise _OutputClosed from None
+    return code
+
+
+@dataclass(frozen=True, slots=True)
+class _Deployment:
+    """The deployment's Redis as a command's options name it."""
+
+    url: str
+    prefix: str
+    wait: float = 0.0
+    hint: str = ""  # said when Redis does not answer (commands that have --wait)
+
+    @contextlib.asynccontextmanager
+    async def store(self) -> AsyncIterator[AsyncSessionStore]:
+        """A store on it, once Redis answers; any Redis failure inside is RedisFailure, in
+        words that name this Redis. Its config records nothing of its own: whether events are
+        on is the deployment's setting, and reading or delivering them must not turn it on."""
+        store = AsyncSessionStore.from_url(self.url, config=StoreConfig(prefix=self.prefix))
+        try:
+            async with store:
+                await server.answering(store, self.url, self.wait, hint=self.hint)
+                yield store
+        except _connection.RedisFailure:
+            raise
+        except (StoreUnavailable, RedisError, RedisClusterException) as error:
+            raise _connection.RedisFailure(_connection.explain(error, self.url)) from error
+
+
+@dataclass(frozen=True, slots=True)
+class _Allowances:
+    """Which webhook destinations beyond the public internet the operator allows."""
+
+    private: bool  # --allow-private-destinations
+    metadata: bool  # --allow-metadata-destinations
+
+
+def _not_found(command: str, what: str) -> int:
+    print(f"sessionstore {command}: {what}", file=sys.stderr)
+    return FAILED
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    no_args_is_help=False,
+)
+def cli() -> None:
+    """Login sessions in Redis: serve the admin API, manage its API keys, read session events
+    and deliver them to webhooks."""
+
+
+@cli.command(
+    epilog="Every option can also be set in the environment variable named beside it; a flag "
+    "wins over its variable."
+)
+@_options(
+    _store_options(None),
+    _option("--host", default="127.0.0.1", help="address to listen on"),
+    _option("--port", type=_Port(), default=8080, help="port; 0 picks a free one"),
+    _wait,
+    _flag("--demo", "embedded store only: seed tenant acme-corp and print an API key"),
+    _flag(
+        "--embedded",
+        "serve the embedded in-process store when no Redis URL is given (its state lives in "
+        "this one process)",
+    ),
+    _flag(
+        "--events",
+        f"record session events ({_EVENT_TYPES}), serve them at /admin/events and deliver "
+        "them to webhooks",
+    ),
+    _destinations,
+    _option(
+        "--sweep-every",
+        type=_Seconds(1),
+        default=60.0,
+        help="with --events: seconds between sweeps that record expiries nobody asked about",
+    ),
+    _option(
+        "--near-cache-size",
+        type=click.IntRange(0, 1_000_000),
+        default=0,
+        help="validate up to N hot sessions from memory, kept in step by Redis pub/sub (0: off)",
+    ),
+    _option(
+        "--metrics-port",
+        type=_Port(),
+        default=0,
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (0: off)",
+    ),
+    _option(
+        "--rate-per-key", type=_RATE, default=RateLimits().per_key, help="requests per API key"
+    ),
+    _option(
+        "--rate-per-tenant",
+        type=_RATE,
+        default=RateLimits().per_tenant,
+        help="requests per tenant, all its keys together",
+    ),
+    _option(
+        "--rate-failed-auth",
+        type=_RATE,
+        default=RateLimits().failed_auth_per_ip,
+        help="failed authentications per client address",
+    ),
+    _logging,
+)
+def serve(log_level: str, log_format: str, **settings: Any) -> int:
+    """Serve the admin REST API and its console.
+
+    The API at /t/TENANT/api/v1/admin/..., the console at /console/, until SIGINT or SIGTERM;
+    with --events (or --demo) also the webhook deliverer and the sweep for quiet expiries."""
+    _logs.configure(log_level, log_format)
+    return _run(_serve(server.ServerSettings(**settings)))
+
+
+async def _serve(settings: server.ServerSettings) -> int:
+    await server.serve(settings)
     return 0
 
 
-def _delivering(app: Starlette, deliverer: Deliverer) -> None:
-    """Run the webhook deliverer while the app runs: started after the app's own start-up,
-    stopped (its leases given back) before the app's shutdown closes the store."""
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
-        async with inner(app), deliverer.running():
-            log.info("delivering webhooks as %s", deliverer.name)
-            yield
-
-    app.router.lifespan_context = lifespan
+# apikey
 
 
-def _sweeping(app: Starlette, store: AsyncSessionStore, every: float) -> None:
-    """Every ``every`` seconds, record the expiries nobody asked about (store.sweep_expired):
-    the bound on how late a session.expired event can come from a quiet bucket."""
-    inner = app.router.lifespan_context
-
-    async def sweep_forever() -> None:
-        while True:
-            await asyncio.sleep(every)
-            try:
-                swept = await store.sweep_expired()
-                log.debug("swept %d buckets for ended sessions", swept)
-            except StoreUnavailable as error:
-                log.warning("sweep for ended sessions skipped: %s", error)
-
-    @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
-        async with inner(app):
-            task = asyncio.create_task(sweep_forever())
-            try:
-                yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    app.router.lifespan_context = lifespan
+@cli.group(no_args_is_help=False)  # a missing action is one line, as any mistake
+def apikey() -> None:
+    """Mint, list and revoke admin API keys."""
 
 
-def _metrics(args: argparse.Namespace) -> tuple[StoreMetrics | None, ApiMetrics | None]:
-    """With --metrics-port, Prometheus metrics on their own port (not the API's, so the API
-    key guard and the rate limits never stand between a scraper and its figures)."""
-    if not args.metrics_port:
-        return None, None
-    from prometheus_client import start_http_server
-
-    try:
-        start_http_server(args.metrics_port, addr=args.host)
-    except OSError as error:
-        raise InvalidArgument(
-            f"--metrics-port {args.metrics_port}: cannot listen on {args.host} ({error.strerror})"
-        ) from None
-    log.info("metrics on http://%s:%d/metrics", args.host, args.metrics_port)
-    return StoreMetrics(), ApiMetrics()
+@apikey.command("create")
+@_options(_tenant, _store_options(WHY_KEYS))
+def apikey_create(tenant: str, redis_url: str, prefix: str) -> int:
+    """Mint a key for a tenant: printed once, on stdout."""
+    return _run(_apikey_create(tenant, _Deployment(redis_url, prefix)))
 
 
-async def _answering(store: AsyncSessionStore, url: str | None, wait: float) -> None:
-    """Ping Redis before serving; with ``--wait``, keep trying that long (a container start)."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            await store.client.ping()
-            return
-        except RedisError as error:
-            if time.monotonic() >= deadline:
-                raise StoreUnavailable(
-                    f"{_connection.describe(url)} does not answer ({type(error).__name__}); "
-                    "start it, or give --wait SECONDS"
-                ) from None
-            await asyncio.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
-
-
-# -- apikey -----------------------------------------------------------------------------------
-
-
-def _api_keys(args: argparse.Namespace) -> tuple[AsyncSessionStore, ApiKeys]:
-    if args.redis_url is None:
-        raise SystemExit(
-            f"sessionstore apikey: give --redis-url or set ${URL_VARIABLE}; the embedded "
-            "store lives only inside one process, so a key minted there could never be used."
-        )
-    store = AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
-    return store, ApiKeys(store.client, args.prefix)
-
-
-async def apikey_create(args: argparse.Namespace) -> int:
-    store, api_keys = _api_keys(args)
-    async with store:
-        record, key = await api_keys.create(args.tenant)
+async def _apikey_create(tenant: str, deployment: _Deployment) -> int:
+    async with deployment.store() as store:
+        record, key = await ApiKeys.of(store).create(tenant)
     print(key)
     print(
         f"API key {record.id} for tenant {record.tenant}. It is shown once: store it now.",
@@ -281,79 +412,179 @@ async def apikey_create(args: argparse.Namespace) -> int:
     return 0
 
 
-async def apikey_list(args: argparse.Namespace) -> int:
-    store, api_keys = _api_keys(args)
-    async with store:
-        records = await api_keys.list(args.tenant)
+@apikey.command("list")
+@_options(_tenant, _store_options(WHY_KEYS))
+def apikey_list(tenant: str, redis_url: str, prefix: str) -> int:
+    """A tenant's key ids and when each was minted (never the keys)."""
+    return _run(_apikey_list(tenant, _Deployment(redis_url, prefix)))
+
+
+async def _apikey_list(tenant: str, deployment: _Deployment) -> int:
+    async with deployment.store() as store:
+        records = await ApiKeys.of(store).list(tenant)
     for record in records:
         created = "" if record.created_at is None else isoformat(record.created_at)
         print(f"{record.id}\t{record.tenant}\t{created}")
     return 0
 
 
-async def apikey_revoke(args: argparse.Namespace) -> int:
-    store, api_keys = _api_keys(args)
-    async with store:
-        revoked = await api_keys.revoke(args.key_id)
+@apikey.command("revoke")
+@click.argument("key_id")
+@_store_options(WHY_KEYS)
+def apikey_revoke(key_id: str, redis_url: str, prefix: str) -> int:
+    """Revoke a key at once (exit status 1 if there is no such key)."""
+    return _run(_apikey_revoke(key_id, _Deployment(redis_url, prefix)))
+
+
+async def _apikey_revoke(key_id: str, deployment: _Deployment) -> int:
+    async with deployment.store() as store:
+        revoked = await ApiKeys.of(store).revoke(key_id)
     if not revoked:
-        print(f"sessionstore apikey: no API key {args.key_id}", file=sys.stderr)
-        return 1
-    print(f"revoked {args.key_id}")
+        return _not_found("apikey", f"no API key {key_id}")
+    print(f"revoked {key_id}")
     return 0
 
 
-# -- events -----------------------------------------------------------------------------------
+# events
 
 
-async def events_tail(args: argparse.Namespace) -> int:
-    """One JSON object per line for each event of the tenant, as they come (Ctrl-C stops)."""
-    async with _remote_store(args, "events live in the Redis that records them") as store:
-        async for event in store.tail(args.tenant, after=args.after):
+@cli.group(no_args_is_help=False)
+def events() -> None:
+    """Read session events, and turn their recording on or off."""
+
+
+@events.command("tail")
+@_options(
+    _tenant,
+    click.option("--after", default=None, help="an event id: start after it (default: now)"),
+    _store_options(WHY_EVENTS),
+)
+def events_tail(tenant: str, after: str | None, redis_url: str, prefix: str) -> int:
+    """Print each new event of a tenant as one JSON line, as it comes (Ctrl-C stops)."""
+    return _run(_events_tail(tenant, after, _Deployment(redis_url, prefix)))
+
+
+async def _events_tail(tenant: str, after: str | None, deployment: _Deployment) -> int:
+    async with deployment.store() as store:
+        async for event in store.tail(tenant, after=after):
             print(json.dumps(event.to_dict(), separators=(",", ":")), flush=True)
     return 0
 
 
-async def events_switch(args: argparse.Namespace) -> int:
-    """Turn events on or off for every store under the prefix, or say which it is."""
-    async with _remote_store(args, "the setting lives in the deployment's Redis") as store:
-        await _answering(store, args.redis_url, 0.0)
-        if args.action == "on":
+def _switch(verb: str, text: str) -> click.Command:
+    """``events on``, ``off`` or ``status``: each prints the setting as it then is."""
+
+    @_store_options(WHY_SETTING)
+    def switch(redis_url: str, prefix: str) -> int:
+        return _run(_events_switch(verb, _Deployment(redis_url, prefix)))
+
+    return click.command(verb, help=text)(switch)
+
+
+async def _events_switch(verb: str, deployment: _Deployment) -> int:
+    async with deployment.store() as store:
+        if verb == "on":
             await store.enable_events()
-        elif args.action == "off":
+        elif verb == "off":
             await store.disable_events()
         print("on" if await store.events_enabled() else "off")
     return 0
 
 
-# -- webhooks -----------------------------------------------------------------------------------
+for _verb, _text in [
+    ("on", "Record events in every store under the prefix (each follows within 10 s)."),
+    ("off", "Stop recording events (what is recorded stays until its retention ends)."),
+    ("status", "Print on or off."),
+]:
+    events.add_command(_switch(_verb, _text))
 
 
-def _remote_store(args: argparse.Namespace, why: str) -> AsyncSessionStore:
-    """A store on the deployment's Redis (never the embedded one: ``why`` says what lives
-    there). Its config records nothing of its own: whether events are on is the deployment's
-    setting, and reading or delivering them must not turn it on."""
-    if args.redis_url is None:
-        raise InvalidArgument(f"give --redis-url or set ${URL_VARIABLE}: {why}")
-    return AsyncSessionStore.from_url(args.redis_url, config=StoreConfig(prefix=args.prefix))
+# webhooks
 
 
-def _webhook_store(args: argparse.Namespace) -> AsyncSessionStore:
-    return _remote_store(args, "webhooks live in the Redis that records the events")
+@cli.group(no_args_is_help=False)
+def webhooks() -> None:
+    """POST session events to endpoints (Standard Webhooks)."""
 
 
-async def webhooks_add(args: argparse.Namespace) -> int:
-    from .webhooks import Webhooks
+class _ValuesUpToNextOption(click.Command):
+    """A command whose ``--types`` takes every value up to the next option, as in
+    ``--types session.revoked session.created`` (a click option takes one value a time)."""
 
-    kinds = None
-    if args.types is not None:
-        kinds = [kind for text in args.types for kind in text.split(",") if kind]
-    async with _webhook_store(args) as store:
+    spread = ("--types",)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _spread(args, self.spread))
+
+
+def _spread(args: list[str], flags: Sequence[str]) -> list[str]:
+    """``--types a b`` as ``--types a --types b``; nothing after ``--`` is touched."""
+    spread: list[str] = []
+    current = None
+    for position, arg in enumerate(args):
+        if arg == "--":
+            return spread + args[position:]
+        if arg.startswith("-"):
+            current = arg if arg in flags else None
+        elif current is not None and spread[-1] != current:
+            spread.append(current)
+        spread.append(arg)
+    return spread
+
+
+def _event_types(ctx: click.Context, param: click.Parameter, values: Any) -> Any:
+    """The types named, comma-separated or not; None (every type) when none is named."""
+    if not values:
+        return None
+    kinds = tuple(kind for text in values for kind in text.split(",") if kind)
+    if not kinds or any(EventType.named(kind) is None for kind in kinds):
+        raise click.BadParameter(f"event types are {_EVENT_TYPES}", ctx, param)
+    return kinds
+
+
+@webhooks.command("add", cls=_ValuesUpToNextOption)
+@_options(
+    _tenant,
+    click.option("--url", required=True, help="http:// or https:// URL to POST to"),
+    click.option(
+        "--types",
+        multiple=True,
+        metavar="TYPE ...",
+        callback=_event_types,
+        help=f"only these event types, after one --types or comma-separated (default: every "
+        f"type): {_EVENT_TYPES}",
+    ),
+    _destinations,
+    _store_options(WHY_WEBHOOKS),
+)
+def webhooks_add(
+    tenant: str,
+    url: str,
+    types: tuple[str, ...] | None,
+    allow_private_destinations: bool,
+    allow_metadata_destinations: bool,
+    redis_url: str,
+    prefix: str,
+) -> int:
+    """Register an endpoint; prints its id and signing secret (shown once)."""
+    allowances = _Allowances(allow_private_destinations, allow_metadata_destinations)
+    return _run(_webhooks_add(tenant, url, types, allowances, _Deployment(redis_url, prefix)))
+
+
+async def _webhooks_add(
+    tenant: str,
+    url: str,
+    types: tuple[str, ...] | None,
+    allowances: _Allowances,
+    deployment: _Deployment,
+) -> int:
+    from .webhooks.registry import Webhooks
+
+    async with deployment.store() as store:
         registry = Webhooks(
-            store,
-            allow_private=args.allow_private_destinations,
-            allow_metadata=args.allow_metadata_destinations,
+            store, allow_private=allowances.private, allow_metadata=allowances.metadata
         )
-        webhook, secret = await registry.add(args.tenant, args.url, types=kinds)
+        webhook, secret = await registry.add(tenant, url, types=types)
     print(f"{webhook.id}\t{secret}")
     print(
         f"Webhook {webhook.id} for tenant {webhook.tenant}: {webhook.url}. Its signing secret "
@@ -363,11 +594,18 @@ async def webhooks_add(args: argparse.Namespace) -> int:
     return 0
 
 
-async def webhooks_list(args: argparse.Namespace) -> int:
-    from .webhooks import Webhooks
+@webhooks.command("list")
+@_options(_tenant, _store_options(WHY_WEBHOOKS))
+def webhooks_list(tenant: str, redis_url: str, prefix: str) -> int:
+    """A tenant's webhooks: id, url, types, cursor, state."""
+    return _run(_webhooks_list(tenant, _Deployment(redis_url, prefix)))
 
-    async with _webhook_store(args) as store:
-        found = await Webhooks(store).list(args.tenant)
+
+async def _webhooks_list(tenant: str, deployment: _Deployment) -> int:
+    from .webhooks.registry import Webhooks
+
+    async with deployment.store() as store:
+        found = await Webhooks(store).list(tenant)
     for webhook in found:
         kinds = ",".join(sorted(webhook.types)) if webhook.types else "*"
         state = webhook.state
@@ -379,34 +617,50 @@ async def webhooks_list(args: argparse.Namespace) -> int:
     return 0
 
 
-async def webhooks_remove(args: argparse.Namespace) -> int:
-    from .webhooks import Webhooks
+@webhooks.command("remove")
+@_options(_tenant, click.argument("webhook_id"), _store_options(WHY_WEBHOOKS))
+def webhooks_remove(tenant: str, webhook_id: str, redis_url: str, prefix: str) -> int:
+    """Remove a webhook at once (exit status 1 if the tenant has no such webhook)."""
+    return _run(_webhooks_remove(tenant, webhook_id, _Deployment(redis_url, prefix)))
 
-    async with _webhook_store(args) as store:
-        removed = await Webhooks(store).remove(args.tenant, args.webhook_id)
+
+async def _webhooks_remove(tenant: str, webhook_id: str, deployment: _Deployment) -> int:
+    from .webhooks.registry import Webhooks
+
+    async with deployment.store() as store:
+        removed = await Webhooks(store).remove(tenant, webhook_id)
     if not removed:
-        print(
-            f"sessionstore webhooks: tenant {args.tenant} has no webhook {args.webhook_id}",
-            file=sys.stderr,
-        )
-        return 1
-    print(f"removed {args.webhook_id}")
+        return _not_found("webhooks", f"tenant {tenant} has no webhook {webhook_id}")
+    print(f"removed {webhook_id}")
     return 0
 
 
-async def webhooks_log(args: argparse.Namespace) -> int:
-    """The latest delivery attempts, newest first: time, event, outcome, status, duration,
+@webhooks.command("log")
+@_options(
+    _tenant,
+    click.argument("webhook_id"),
+    click.option(
+        "--limit",
+        type=click.IntRange(1, inputs.MAX_LIMIT),
+        default=20,
+        show_default=True,
+        help="how many",
+    ),
+    _store_options(WHY_WEBHOOKS),
+)
+def webhooks_log(tenant: str, webhook_id: str, limit: int, redis_url: str, prefix: str) -> int:
+    """A webhook's delivery attempts, newest first: time, event, outcome, status, duration,
     error."""
-    from .webhooks import Webhooks
+    return _run(_webhooks_log(tenant, webhook_id, limit, _Deployment(redis_url, prefix)))
 
-    async with _webhook_store(args) as store:
-        attempts = await Webhooks(store).log(args.tenant, args.webhook_id, limit=args.limit)
+
+async def _webhooks_log(tenant: str, webhook_id: str, limit: int, deployment: _Deployment) -> int:
+    from .webhooks.registry import Webhooks
+
+    async with deployment.store() as store:
+        attempts = await Webhooks(store).log(tenant, webhook_id, limit=limit)
     if attempts is None:
-        print(
-            f"sessionstore webhooks: tenant {args.tenant} has no webhook {args.webhook_id}",
-            file=sys.stderr,
-        )
-        return 1
+        return _not_found("webhooks", f"tenant {tenant} has no webhook {webhook_id}")
     for attempt in attempts:
         status = "-" if attempt.status is None else attempt.status
         print(
@@ -416,291 +670,119 @@ async def webhooks_log(args: argparse.Namespace) -> int:
     return 0
 
 
-async def webhooks_run(args: argparse.Namespace) -> int:
-    """Deliver until SIGINT or SIGTERM; then give the leases back, so another deliverer
-    continues at once."""
-    from .webhooks import Deliverer
+@webhooks.command("run")
+@_options(
+    _destinations,
+    _option(
+        "--timeout",
+        type=_Seconds(0.1, 3600),
+        default=10.0,
+        help="seconds per delivery attempt",
+    ),
+    _wait,
+    _logging,
+    _store_options(WHY_WEBHOOKS),
+)
+def webhooks_run(
+    allow_private_destinations: bool,
+    allow_metadata_destinations: bool,
+    timeout: float,
+    wait: float,
+    log_level: str,
+    log_format: str,
+    redis_url: str,
+    prefix: str,
+) -> int:
+    """Deliver every tenant's webhooks until SIGINT or SIGTERM, beside other deliverers (or
+    serve --events); then give the leases back, so another deliverer continues at once."""
+    _logs.configure(log_level, log_format)
+    deployment = _Deployment(redis_url, prefix, wait=wait, hint=server.WAIT_HINT)
+    allowances = _Allowances(allow_private_destinations, allow_metadata_destinations)
+    return _run(_deliver(allowances, timeout, deployment))
 
-    async with _webhook_store(args) as store:
-        await _answering(store, args.redis_url, args.wait)
+
+async def _deliver(allowances: _Allowances, timeout: float, deployment: _Deployment) -> int:
+    from .webhooks.delivery import Deliverer
+
+    async with deployment.store() as store:
         deliverer = Deliverer(
             store,
-            allow_private=args.allow_private_destinations,
-            allow_metadata=args.allow_metadata_destinations,
-            timeout=args.timeout,
+            allow_private=allowances.private,
+            allow_metadata=allowances.metadata,
+            timeout=timeout,
         )
         task = asyncio.create_task(deliverer.run())
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, task.cancel)
-        log.info("delivering webhooks as %s", deliverer.name)
+        server.log.info("delivering webhooks as %s", deliverer.name)
         with contextlib.suppress(asyncio.CancelledError):
             await task
     return 0
 
 
-# -- arguments --------------------------------------------------------------------------------
-
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def rate(text: str) -> Rate:
-    return Rate.parse(text)
-
-
-def port(text: str) -> int:
-    """A TCP port to listen on; 0 lets the system pick a free one."""
-    if not text.isdigit() or int(text) > 65_535:
-        raise argparse.ArgumentTypeError("a port number from 0 to 65535")
-    return int(text)
-
-
-def seconds_from(least: float) -> Callable[[str], float]:
-    """An argparse type: a number of seconds from ``least`` to a day (the sweep's interval
-    from 1, since a busy loop is never what was meant; a wait for Redis from 0)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not least <= value <= 86_400:  # NaN too
-            raise argparse.ArgumentTypeError(f"a number of seconds from {least:g} to 86400")
-        return value
-
-    return parse
-
-
-class _Parser(argparse.ArgumentParser):
-    """Every usage mistake is one line on stderr and exit status 2, like the others here."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
-def _option(
-    parser: argparse.ArgumentParser, flag: str, default: object, text: str, **how: Any
-) -> None:
-    """An option that can also come from the environment: --redis-url from
-    SESSIONSTORE_REDIS_URL; the flag wins over the variable, the variable over the default."""
-    variable = "SESSIONSTORE_" + flag.removeprefix("--").replace("-", "_").upper()
-    value = os.environ.get(variable, default)
-    if how.get("action") == "store_true":
-        value = str(value).lower() in ("1", "true", "yes", "on")
-    shown = "none" if default is None else default
-    parser.add_argument(flag, default=value, help=f"{text} (${variable}; default: {shown})", **how)
-
-
-def _store_options(parser: argparse.ArgumentParser) -> None:
-    _option(parser, "--redis-url", None, "redis://, rediss://, unix:// or redis+cluster:// URL")
-    _option(parser, "--prefix", StoreConfig().prefix, "Redis key prefix")
-
-
-def _allow_private(parser: argparse.ArgumentParser) -> None:
-    _option(
-        parser,
-        "--allow-private-destinations",
-        False,
-        "let webhooks reach private and loopback addresses",
-        action="store_true",
-    )
-    _option(
-        parser,
-        "--allow-metadata-destinations",
-        False,
-        "let webhooks reach link-local addresses (169.254.0.0/16, fe80::/10), where cloud "
-        "metadata services answer, and other known metadata addresses",
-        action="store_true",
-    )
-
-
-def _webhook_parsers(commands: Any) -> None:
-    webhooks = commands.add_parser(
-        "webhooks", help="POST session events to endpoints (Standard Webhooks)"
-    )
-    actions = webhooks.add_subparsers(required=True, metavar="ACTION")
-    add = actions.add_parser(
-        "add", help="register an endpoint; prints its id and signing secret (shown once)"
-    )
-    add.add_argument("--tenant", required=True)
-    add.add_argument("--url", required=True, help="http:// or https:// URL to POST to")
-    add.add_argument(
-        "--types",
-        nargs="+",
-        metavar="TYPE",
-        help="only these event types (default: every type), e.g. session.revoked",
-    )
-    _allow_private(add)
-    add.set_defaults(run=webhooks_add)
-    listing = actions.add_parser("list", help="a tenant's webhooks and their state")
-    listing.add_argument("--tenant", required=True)
-    listing.set_defaults(run=webhooks_list)
-    remove = actions.add_parser("remove", help="remove a webhook at once")
-    remove.add_argument("--tenant", required=True)
-    remove.add_argument("webhook_id")
-    remove.set_defaults(run=webhooks_remove)
-    attempts = actions.add_parser("log", help="a webhook's delivery attempts, newest first")
-    attempts.add_argument("--tenant", required=True)
-    attempts.add_argument("webhook_id")
-    attempts.add_argument("--limit", type=int, default=20, help="how many (default: 20)")
-    attempts.set_defaults(run=webhooks_log)
-    run = actions.add_parser(
-        "run", help="deliver every tenant's webhooks (beside others running, or serve --events)"
-    )
-    _allow_private(run)
-    _option(run, "--timeout", 10.0, "seconds per delivery attempt", type=float)
-    _option(run, "--log-level", "info", "how much to log", choices=LOG_LEVELS)
-    _option(
-        run,
-        "--wait",
-        0.0,
-        "seconds to keep trying a Redis that does not answer at start-up",
-        type=seconds_from(0),
-    )
-    _option(run, "--log-format", "text", "text, or json", choices=("text", "json"))
-    run.set_defaults(run=webhooks_run)
-    for action in (add, listing, remove, attempts, run):
-        _store_options(action)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sessionstore", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
-
-    serve_parser = commands.add_parser(
-        "serve",
-        help="serve the admin REST API",
-        description="Serve the admin REST API. Every option can also be set in the environment "
-        "variable named beside it.",
-    )
-    _store_options(serve_parser)
-    _option(serve_parser, "--host", "127.0.0.1", "address to listen on")
-    _option(serve_parser, "--port", 8080, "port; 0 picks a free one", type=port)
-    _option(
-        serve_parser,
-        "--wait",
-        0.0,
-        "seconds to keep trying a Redis that does not answer at start-up",
-        type=seconds_from(0),
-    )
-    _option(
-        serve_parser,
-        "--demo",
-        False,
-        "embedded store only: seed tenant acme-corp and print an API key",
-        action="store_true",
-    )
-    _option(
-        serve_parser,
-        "--embedded",
-        False,
-        "serve the embedded in-process store when no Redis URL is given (its state lives "
-        "in this one process)",
-        action="store_true",
-    )
-    _option(
-        serve_parser,
-        "--events",
-        False,
-        "record session events (created, revoked, evicted, expired, mfa_verified), serve "
-        "them at /admin/events and deliver them to webhooks",
-        action="store_true",
-    )
-    _allow_private(serve_parser)
-    _option(
-        serve_parser,
-        "--sweep-every",
-        60.0,
-        "with --events: seconds between sweeps that record expiries nobody asked about",
-        type=seconds_from(1),
-    )
-    _option(
-        serve_parser,
-        "--near-cache-size",
-        0,
-        "validate up to N hot sessions from memory, kept in step by Redis pub/sub (0: off)",
-        type=int,
-    )
-    _option(
-        serve_parser,
-        "--metrics-port",
-        0,
-        "serve Prometheus metrics at http://HOST:PORT/metrics (0: off)",
-        type=port,
-    )
-    defaults = RateLimits()
-    for option, default, what in [
-        ("--rate-per-key", defaults.per_key, "requests per API key"),
-        ("--rate-per-tenant", defaults.per_tenant, "requests per tenant, all its keys together"),
-        ("--rate-failed-auth", defaults.failed_auth_per_ip, "failed authentications per client"),
-    ]:
-        _option(serve_parser, option, default, what, type=rate, metavar="N/SECONDS")
-    _option(serve_parser, "--log-level", "info", "how much to log", choices=LOG_LEVELS)
-    _option(
-        serve_parser,
-        "--log-format",
-        "text",
-        "text, or json for one JSON object per line",
-        choices=("text", "json"),
-    )
-    serve_parser.set_defaults(run=serve)
-
-    apikey = commands.add_parser("apikey", help="mint, list and revoke admin API keys")
-    actions = apikey.add_subparsers(required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="mint a key for a tenant (printed once)")
-    create.add_argument("--tenant", required=True)
-    create.set_defaults(run=apikey_create)
-    listing = actions.add_parser("list", help="a tenant's key ids")
-    listing.add_argument("--tenant", required=True)
-    listing.set_defaults(run=apikey_list)
-    revoke = actions.add_parser("revoke", help="revoke a key at once")
-    revoke.add_argument("key_id")
-    revoke.set_defaults(run=apikey_revoke)
-    for action in (create, listing, revoke):
-        _store_options(action)
-
-    events = commands.add_parser("events", help="read session events")
-    event_actions = events.add_subparsers(required=True, metavar="ACTION")
-    tail = event_actions.add_parser(
-        "tail", help="print each new event of a tenant as one JSON line, as it comes"
-    )
-    tail.add_argument("--tenant", required=True)
-    tail.add_argument("--after", default=None, help="an event id: start after it (default: now)")
-    _store_options(tail)
-    tail.set_defaults(run=events_tail)
-    for verb, what in [
-        ("on", "record events in every store under the prefix (each follows within 10 s)"),
-        ("off", "stop recording events (what is recorded stays until its retention ends)"),
-        ("status", "print on or off"),
-    ]:
-        switch = event_actions.add_parser(verb, help=what)
-        _store_options(switch)
-        switch.set_defaults(run=events_switch, action=verb)
-    _webhook_parsers(commands)
-    return parser
+# -- main ---------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sessionstore ARGV`` (the process's arguments when None) and return its exit
+    status (see the module's docstring); every refusal is one line on stderr."""
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as done:  # --help, or a usage mistake (one line, _Parser.error)
-        return done.code if isinstance(done.code, int) else 2
-    _logs.configure(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
-    try:
-        return int(asyncio.run(args.run(args)))
+        code = cli.main(
+            args=None if argv is None else list(argv),
+            prog_name="sessionstore",
+            standalone_mode=False,
+        )
+    except click.UsageError as error:
+        return _refuse(_usage_line(error), USAGE)
     except InvalidArgument as error:
-        print(f"sessionstore: {error}", file=sys.stderr)
-        return 2
-    except StoreUnavailable as error:
-        print(f"sessionstore: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        return _refuse(f"sessionstore: {error}", USAGE)
+    except StoreUnavailable as error:  # RedisFailure: already names the Redis
+        return _refuse(f"sessionstore: {error}", FAILED)
+    except click.Abort:  # Ctrl-C, which click turns into Abort
+        return INTERRUPTED
+    except _OutputClosed:
+        _discard_stdout()
+        return CLOSED_PIPE
     except ModuleNotFoundError as missing:  # an extra that is not installed
         hint = "" if "pip install" in str(missing) else "; pip install 'sessionstore[server]'"
-        print(f"sessionstore: {missing}{hint}", file=sys.stderr)
-        return 2
+        return _refuse(f"sessionstore: {missing}{hint}", USAGE)
+    return int(code or 0)
+
+
+def _refuse(line: str, code: int) -> int:
+    print(line, file=sys.stderr)
+    return code
+
+
+def _usage_line(error: click.UsageError) -> str:
+    """click's word on a usage mistake, as one line: ``sessionstore serve: --port: ...``."""
+    where = error.ctx.command_path if error.ctx is not None else "sessionstore"
+    param = getattr(error, "param", None)
+    if isinstance(error, click.BadParameter) and not isinstance(error, click.MissingParameter):
+        told = f"{_named(param, error.ctx)}: {error.message}" if param else error.message
+    else:
+        told = error.format_message()
+    return " ".join(f"{where}: {told}".split())
+
+
+def _named(param: click.Parameter, ctx: click.Context | None) -> str:
+    """``--port``, or ``--port ($SESSIONSTORE_PORT)`` when the value came from the variable."""
+    name = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+    came_from = None if ctx is None or param.name is None else ctx.get_parameter_source(param.name)
+    if came_from is ParameterSource.ENVIRONMENT and isinstance(param.envvar, str):
+        name += f" (${param.envvar})"
+    return name
+
+
+def _discard_stdout() -> None:
+    """After the reader went away, what is still buffered for it goes nowhere, so that the
+    interpreter's last flush cannot fail loudly either."""
+    with contextlib.suppress(OSError, ValueError):
+        descriptor = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, descriptor)
+        os.close(devnull)
 
 
 if __name__ == "__main__":
