@@ -1,6 +1,6 @@
 """The server against its own OpenAPI document, with schemathesis' default checks.
 
-Runs in-process (schemathesis' ASGI transport, on its own event loop thread) on every backend:
+Runs in-process (schemathesis' ASGI transport, on its own event loop thread) on the real Redis:
 no 5xx, no undocumented status, header or content type, no response outside its schema.
 """
 
@@ -22,6 +22,14 @@ from sessionstore.admin.apikeys import ApiKeys
 from sessionstore.admin.ratelimit import Rate, RateLimits
 from tests import backends
 from tests.api.helpers import TENANT_A
+
+
+@pytest.fixture(params=backends.ONE_BACKEND)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The API against its document, on the real Redis only: the store under it is tested on
+    every backend (backends.ONE_BACKEND)."""
+    return str(request.param)
+
 
 UNLIMITED = RateLimits(
     per_key=Rate(10**6, 1), per_tenant=Rate(10**6, 1), failed_auth_per_ip=Rate(10**6, 1)

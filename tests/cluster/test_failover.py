@@ -37,7 +37,9 @@ RETRY_FOR = 20.0  # seconds an operation may stay unavailable before the test gi
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(free_base_port()).running() as cluster:
+    # From 7500 up, test_reshard.py's from 7100: an xdist worker that interleaves the two files
+    # may start one's cluster before the other's has stopped.
+    with LocalCluster(free_base_port(7500)).running() as cluster:
         yield cluster
 
 

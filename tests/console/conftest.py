@@ -17,9 +17,10 @@ from tests import backends
 from tests.console.helpers import CHROMIUM, Live, ThreadedServer, unavailable
 
 
-@pytest.fixture(scope="module", params=backends.BACKENDS)
+@pytest.fixture(scope="module", params=backends.ONE_BACKEND)
 def live(request: pytest.FixtureRequest) -> Iterator[Live]:
-    """One console server per backend for the module; each test works in its own tenant."""
+    """One console server for the module, on the real Redis (backends.ONE_BACKEND: the store
+    under the pages is tested on every backend); each test works in its own tenant."""
     backend = str(request.param)
     fake_server = fakeredis.FakeServer() if backend == "fake" else None
     client = backends.sync_client(backend, fake_server)

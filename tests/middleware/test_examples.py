@@ -1,5 +1,5 @@
-"""End to end: each example app in its own server process on a loopback port, on every backend
-(the embedded store for "fake", asked for with --embedded), driven over HTTP by "devices" with
+"""End to end: each example app in its own server process on a loopback port, on the embedded
+store (asked for with --embedded) and on the real Redis, driven over HTTP by "devices" with
 their own cookie jars.
 
 starlette_app.py, flask_app.py  pages, my devices, flash messages in the framework's own cookie
@@ -25,6 +25,14 @@ import pytest
 from tests import backends
 from tests.middleware.conftest import LAPTOP, PHONE, PLAIN_COOKIE
 from tests.reliability.servers import free_port
+
+
+@pytest.fixture(params=backends.BACKENDS[:2])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The example apps run as a newcomer runs them (embedded) and on the real Redis; the
+    middleware and store under them are tested on the cluster too."""
+    return str(request.param)
+
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 ROW = re.compile(r"data-session-id='(sess_\w+)' data-current='(true|false)'")

@@ -139,7 +139,7 @@ def test_the_registration_script_names_keys_of_its_arguments_only() -> None:
     """Registration's script (the cap and the record in one step) touches the two keys it is
     given, both of the tenant's slot: no key name comes from an argument."""
     from sessionstore._core import scripts
-    from tests.test_slots import key_name_problems
+    from tests.core.test_slots import key_name_problems
 
     own = resources.files("sessionstore").joinpath("lua", "webhook_add.lua").read_text()
     assert own.startswith("-- webhook_add.lua:") and "KEYS[1]" in "".join(own.splitlines()[:4])
