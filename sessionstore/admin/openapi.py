@@ -20,7 +20,7 @@ from .._core import inputs, tokens
 from .._core.events import Event
 from .._core.kinds import EventType
 from ..http.problems import CONTENT_TYPE as PROBLEM
-from ..model import Device, DeviceType, Location, Session
+from ..model import Device, DeviceType, Location, Session, camel_case
 from ..webhooks.destinations import MAX_URL_LENGTH, URL_PATTERN
 from ..webhooks.registry import MAX_PER_TENANT, Attempt, Webhook
 from .routes import ADMIN, API_BASE, OPERATIONS, Body, Operation, path_parameters
@@ -117,11 +117,6 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
     }
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(word.capitalize() for word in rest)
-
-
 def _model(
     model: type[Any], properties: dict[str, Any], *, hidden: Collection[str] = ()
 ) -> dict[str, Any]:
@@ -130,7 +125,7 @@ def _model(
 
     ``properties`` says what each holds; a field it does not describe, or a property that is no
     field, is refused here (at import), so the document never drifts from the model unseen."""
-    names = [_camel(f.name) for f in dataclasses.fields(model) if f.name not in hidden]
+    names = [camel_case(f.name) for f in dataclasses.fields(model) if f.name not in hidden]
     if set(names) != set(properties):
         unmatched = sorted(set(names) ^ set(properties))
         raise TypeError(f"the {model.__name__} schema does not match its fields: {unmatched}")
