@@ -62,7 +62,7 @@ FULL = Plan(
 
 QUICK = Plan(
     name="quick",
-    totals=(10_000, 100_000),
+    totals=(5_000, 25_000),  # two sizes, small: quick runs check the suites run, not figures
     memory_sessions=10_000,
     adversary_background=3_000,
     adversary_logins=3_000,

@@ -18,9 +18,9 @@ def run(bench: Bench) -> dict[str, Any]:
     prefix = f"{bench.prefix}-nc"
     try:
         return {
-            "hits": measures.hits(url, f"{prefix}-hits", ops=5_000 if quick else 20_000),
-            "visibility": measures.visibility(url, f"{prefix}-vis", 60 if quick else 300),
-            "mixed": measures.mixed(url, f"{prefix}-mix", requests=10_000 if quick else 50_000),
+            "hits": measures.hits(url, f"{prefix}-hits", ops=2_000 if quick else 20_000),
+            "visibility": measures.visibility(url, f"{prefix}-vis", 20 if quick else 300),
+            "mixed": measures.mixed(url, f"{prefix}-mix", requests=3_000 if quick else 50_000),
         }
     finally:
         for part in ("hits", "vis"):
