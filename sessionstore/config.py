@@ -74,18 +74,22 @@ class StoreConfig:
 
     @property
     def lifetime_ms(self) -> int:
+        """``lifetime`` in milliseconds: how the scripts take it."""
         return _ms(self.lifetime)
 
     @property
     def idle_timeout_ms(self) -> int:
+        """``idle_timeout`` in milliseconds; 0 for none."""
         return 0 if self.idle_timeout is None else _ms(self.idle_timeout)
 
     @property
     def event_retention_ms(self) -> int:
+        """``event_retention`` in milliseconds."""
         return _ms(self.event_retention)
 
     @property
     def touch_interval_ms(self) -> int:
+        """``touch_interval`` in milliseconds."""
         return _ms(self.touch_interval)
 
 

@@ -32,35 +32,35 @@ class InvalidArgument(SessionStoreError, ValueError):
 
 
 class InvalidTenant(InvalidArgument):
-    pass
+    """A tenant that is not 1-63 lower-case letters, digits and hyphens, starting with no hyphen."""
 
 
 class InvalidUserId(InvalidArgument):
-    pass
+    """A user id that is not a whole number from 0 to 2^63 - 1."""
 
 
 class InvalidIPAddress(InvalidArgument):
-    pass
+    """Not one IPv4 or IPv6 address (no scope, prefix, port or padding)."""
 
 
 class InvalidAuthMethod(InvalidArgument):
-    pass
+    """An auth method outside the spec's list."""
 
 
 class InvalidSessionId(InvalidArgument):
-    pass
+    """Not a session id of the shape ``sess_`` + 24 characters."""
 
 
 class InvalidCursor(InvalidArgument):
-    pass
+    """A cursor this store did not issue (listings and events)."""
 
 
 class InvalidLimit(InvalidArgument):
-    pass
+    """A page size that is not a whole number from 1 to 1000."""
 
 
 class InvalidActor(InvalidArgument):
-    pass
+    """An actor that is not 1-64 characters of letters, digits and ``_.:@-``."""
 
 
 class StoreUnavailable(SessionStoreError):

@@ -11,6 +11,9 @@ __all__ = ["LocationResolver", "MaxMindResolver", "no_location"]
 
 
 class LocationResolver(Protocol):
+    """Where an IP address is, as far as known; None when nothing is. Called once per created
+    session, in the process that creates it, so it must be fast and never raise."""
+
     def __call__(self, ip_address: str) -> Location | None: ...
 
 
@@ -42,6 +45,7 @@ class MaxMindResolver:
         return Location(city=city, country=country)
 
     def close(self) -> None:
+        """Release the database file."""
         self._reader.close()
 
 

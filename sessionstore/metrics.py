@@ -93,6 +93,7 @@ class StoreMetrics:
         self._timers: dict[str, Any] = {}
 
     def validated(self, outcome: str) -> None:
+        """Count one validation by its answer (one of VALIDATE_OUTCOMES)."""
         self._validated[outcome].inc()
 
     def redis_failed(self, error: BaseException) -> None:
@@ -101,6 +102,7 @@ class StoreMetrics:
         self.redis_errors.labels(type(error).__name__).inc()
 
     def near_cache(self, hit: bool) -> None:
+        """Count one near-cache lookup as a hit or a miss."""
         (self._near_hit if hit else self._near_miss).inc()
 
     @contextmanager
@@ -241,13 +243,16 @@ class DeliveryMetrics:
         )
 
     def attempt(self, outcome: str) -> None:
+        """Count one delivery attempt by its outcome (one of DELIVERY_OUTCOMES; else ValueError)."""
         child = self._attempts.get(outcome)
         if child is None:
             raise ValueError(f"no such outcome {outcome!r}: one of {DELIVERY_OUTCOMES}")
         child.inc()
 
     def delivered(self, lag: float) -> None:
+        """Record how long an event waited, from its recording to its delivery, in seconds."""
         self.lag.observe(max(0.0, lag))
 
     def endpoint_disabled(self) -> None:
+        """Count an endpoint disabled after failing for 24 hours (delivery.GIVE_UP_AFTER)."""
         self.disabled.inc()

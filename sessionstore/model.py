@@ -24,20 +24,26 @@ AuthMethod = Literal["password", "social", "sso"]
 
 @dataclass(frozen=True, slots=True)
 class Device:
+    """What the user agent says of the device: its type, operating system and browser."""
+
     type: DeviceType
     os: str
     browser: str
 
     def to_dict(self) -> dict[str, str]:
+        """The spec's JSON object."""
         return {"type": self.type, "os": self.os, "browser": self.browser}
 
 
 @dataclass(frozen=True, slots=True)
 class Location:
+    """Where the session's IP address is, as far as the configured resolver knows."""
+
     city: str | None
     country: str | None
 
     def to_dict(self) -> dict[str, str | None]:
+        """The spec's JSON object (``null`` where unknown)."""
         return {"city": self.city, "country": self.country}
 
 
@@ -89,9 +95,11 @@ class Page:
 
     @property
     def has_more(self) -> bool:
+        """Whether a next page exists (``next_cursor`` is set)."""
         return self.next_cursor is not None
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec's list body: ``data``, ``hasMore``, ``nextCursor`` (and ``totalCount``)."""
         body: dict[str, Any] = {
             "data": [session.to_dict() for session in self.data],
             "hasMore": self.has_more,
@@ -103,6 +111,7 @@ class Page:
 
 
 def isoformat(moment: datetime) -> str:
+    """The spec's time format: ISO 8601 in UTC, whole seconds, ending in ``Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -112,4 +121,5 @@ def to_ms(moment: datetime) -> int:
 
 
 def from_ms(ms: int) -> datetime:
+    """An aware UTC datetime from milliseconds since the epoch (the inverse of ``to_ms``)."""
     return datetime.fromtimestamp(ms / 1000, UTC)

@@ -63,6 +63,7 @@ class ApiKey:
 
 
 def checksum(text: str) -> str:
+    """The key's last characters: a CRC32 of the rest, so a mistyped key costs no lookup."""
     return encode_digits(zlib.crc32(text.encode()), BASE62, CHECKSUM_LEN)
 
 
@@ -84,6 +85,7 @@ def parse(key: object) -> str | None:
 
 
 def digest(key: str) -> bytes:
+    """What Redis keeps of a key: its SHA-256, never the key."""
     return hashlib.sha256(key.encode()).digest()
 
 
@@ -142,6 +144,7 @@ class ApiKeys:
         return ApiKey(key_id, tenant.decode())
 
     async def list(self, tenant: str) -> list[ApiKey]:
+        """The tenant's keys (ids and when each was minted, never the keys), by id."""
         tenant = inputs.tenant(tenant)
         index = self._keys.tenant_api_keys(tenant)
         found = []
