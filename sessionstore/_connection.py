@@ -367,6 +367,25 @@ def slot_moving(error: redis.exceptions.RedisError) -> bool:
     return isinstance(error, redis.exceptions.ResponseError) and "non local key" in str(error)
 
 
+class ScriptRetry:
+    """When a script call is made again, for both drivers: after NOSCRIPT (a restart, failover
+    or SCRIPT FLUSH emptied the cache) once its source is loaded, and while its slot moves
+    between cluster nodes, after a pause; at most len(SLOT_MOVE_PAUSES) times. Every script is
+    safe to run twice."""
+
+    def __init__(self) -> None:
+        self._pauses = iter(SLOT_MOVE_PAUSES)
+
+    def after(self, error: redis.exceptions.ResponseError) -> float | None:
+        """None: load the script's source, then call again; seconds: wait, then call again.
+        Raises ``error`` when it is neither, or when the tries are spent."""
+        pause = next(self._pauses, None)
+        noscript = isinstance(error, redis.exceptions.NoScriptError)
+        if pause is None or not (noscript or slot_moving(error)):
+            raise error
+        return None if noscript else pause
+
+
 def call_again(call: object, reply: object) -> bool:
     """A pipelined script whose reply asks for a single call: NOSCRIPT, or its slot moving."""
     if isinstance(call, Command) or not isinstance(reply, redis.exceptions.ResponseError):

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from . import _connection
 from ._base import BaseStore
@@ -274,18 +274,16 @@ class SessionStore(BaseStore):
         if isinstance(call, Command):
             return self._client.execute_command(*call.args, **self._route(call))
         evalsha = (call.script.sha, len(call.keys), *call.keys, *call.args)
-        # Every script is safe to run again: after NOSCRIPT (restart, failover, SCRIPT FLUSH)
-        # once its source is loaded, and while its slot moves between cluster nodes.
-        for pause in _connection.SLOT_MOVE_PAUSES:
+        retry = _connection.ScriptRetry()
+        while True:
             try:
                 return self._client.evalsha(*evalsha)
-            except NoScriptError:
-                self._client.script_load(call.script.source)
             except ResponseError as error:
-                if not _connection.slot_moving(error):
-                    raise
+                pause = retry.after(error)
+            if pause is None:
+                self._client.script_load(call.script.source)
+            else:
                 time.sleep(pause)
-        return self._client.evalsha(*evalsha)
 
     def _settle(self, call: Call, reply: Any) -> Any:
         if _connection.call_again(call, reply):
