@@ -93,6 +93,7 @@ class ServerSettings:
 
     @property
     def limits(self) -> RateLimits:
+        """The admin API's limits these settings ask for."""
         return RateLimits(
             per_key=self.rate_per_key,
             per_tenant=self.rate_per_tenant,

@@ -172,3 +172,20 @@ def test_public_modules_are_found_by_name() -> None:
     # pkgutil sees the same modules as the graph (no stray file is left out of either).
     walked = {info.name for info in pkgutil.walk_packages([str(ROOT)], "sessionstore.")}
     assert walked == set(modules()) - {"sessionstore"}
+
+
+def test_every_public_definition_states_its_contract() -> None:
+    """Classes, functions and methods of the public modules (no ``_`` in their path or name)."""
+    missing = []
+    for name, path in modules().items():
+        if any(part.startswith("_") for part in name.split(".")):
+            continue
+        for node in ast.parse(path.read_text()).body:
+            public_class = isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+            inner = node.body if public_class else []
+            for item in [node, *inner]:
+                definition = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+                if isinstance(item, definition) and not item.name.startswith("_"):
+                    if not ast.get_docstring(item):
+                        missing.append(f"{name}:{item.lineno} {item.name}")
+    assert missing == []

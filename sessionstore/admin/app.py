@@ -138,6 +138,7 @@ class AdminGate:
         return 1
 
     async def refusal(self, request: Request) -> Response | None:
+        """The answer that stops this request before its handler (401, 400, 404, 429), or None."""
         try:
             credential = bearer_credential(request)
         except AmbiguousCredential as error:
@@ -174,6 +175,7 @@ class AdminGate:
         return None
 
     def unauthenticated(self, request: Request, *, presented: bool) -> Response:
+        """401: no key, or one that is not a live key (``presented``), with its challenge."""
         if not presented:
             return problem_response(
                 401,
@@ -246,10 +248,12 @@ async def tenant_openapi_document(request: Request) -> Response:
 
 
 async def invalid_input(request: Request, error: Exception) -> Response:
+    """422 for an argument the store refused, in its own words."""
     return problem_response(422, str(error))
 
 
 async def store_unavailable(request: Request, error: Exception) -> Response:
+    """503 with Retry-After: Redis did not answer, so nothing was read or changed."""
     log.warning("%s", error)
     return problem_response(
         503,
@@ -259,12 +263,14 @@ async def store_unavailable(request: Request, error: Exception) -> Response:
 
 
 async def http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own refusals (404, 405) as problem+json."""
     assert isinstance(error, HTTPException)  # registered for HTTPException only
     detail = NOT_FOUND if error.status_code == 404 else error.detail
     return problem_response(error.status_code, detail, dict(error.headers or {}))
 
 
 async def server_error(request: Request, error: Exception) -> Response:
+    """500 as problem+json, with nothing of the error in it."""
     # The traceback goes to the server log (uvicorn), never to the client.
     return problem_response(500, "Internal server error.")
 

@@ -133,6 +133,8 @@ class Cost:
     filters: frozenset[str] = frozenset()
 
     def tokens(self, query: Mapping[str, str]) -> int:
+        """What one request costs: one token; more for a large page, or a filtered read, where
+        the cost counts those."""
         tokens = 1
         if self.per_items is not None:
             text = query.get("limit", str(inputs.DEFAULT_LIMIT))
@@ -168,6 +170,7 @@ class InFlight:
         return len(self._counts)
 
     def full(self, name: str, *, heavy: bool = False) -> bool:
+        """Whether ``name`` has as many calls in flight as it may (heavy ones counted apart)."""
         calls, heavy_calls = self._counts.get(name, (0, 0))
         return calls >= self.cap or (heavy and heavy_calls >= self.heavy_cap)
 
@@ -180,6 +183,7 @@ class InFlight:
         return True
 
     def leave(self, name: str, *, heavy: bool = False) -> None:
+        """One call of ``name`` is done (the pair of ``enter``)."""
         calls, heavy_calls = self._counts.pop(name, (1, int(heavy)))
         if calls > 1:
             self._counts[name] = (calls - 1, heavy_calls - heavy)

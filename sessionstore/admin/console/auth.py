@@ -223,6 +223,7 @@ class ConsoleSessions:
         return session
 
     async def end(self, session: ConsoleSession) -> None:
+        """Sign out: the console session's record is deleted at once."""
         await self._delete(session.record_key)
 
     async def set_flash(self, session: ConsoleSession, text: str) -> None:
@@ -230,6 +231,7 @@ class ConsoleSessions:
         await self._rewrite(session, {**session.record, "flash": text})
 
     async def take_flash(self, session: ConsoleSession) -> str | None:
+        """The message set for this page, if any, removed as it is read."""
         if session.flash is None:
             return None
         record = dict(session.record)
@@ -260,6 +262,7 @@ def _dump(record: dict[str, Any]) -> str:
 
 
 def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a name or an address) can only be this machine."""
     if not host:
         return False
     host = host.strip("[]").lower()
@@ -317,6 +320,7 @@ def set_cookie(response: Response, request: Request, value: str, base: str) -> N
 
 
 def clear_cookies(response: Response, base: str) -> None:
+    """Have the browser drop both console cookies (secure and loopback ones)."""
     response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
     response.delete_cookie(LOCAL_COOKIE, path=base or "/", httponly=True, samesite="strict")
 

@@ -73,14 +73,17 @@ def relative(moment: datetime, now: datetime) -> str:
 
 
 def absolute(moment: datetime) -> str:
+    """The exact time, in UTC: ``2026-12-02 17:05:54 UTC``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def plural(count: int, noun: str) -> str:
+    """``1 session``, ``2 sessions``."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def device(value: Device) -> str:
+    """``Chrome on Windows``; what is known of it, or ``Unknown device``."""
     known = [part for part in (value.browser, value.os) if part and part != "Other"]
     if len(known) == 2:
         return f"{known[0]} on {known[1]}"
@@ -88,10 +91,12 @@ def device(value: Device) -> str:
 
 
 def device_type(value: Device) -> str:
+    """``Desktop``, ``Mobile``, ..."""
     return value.type.capitalize()
 
 
 def location(value: Location | None) -> str:
+    """``Berlin, DE``; what is known of it, or ``Unknown``."""
     if value is None:
         return "Unknown"
     known = [part for part in (value.city, value.country) if part]
@@ -99,10 +104,12 @@ def location(value: Location | None) -> str:
 
 
 def auth_method(value: str) -> str:
+    """How the user signed in, in words."""
     return AUTH_METHODS.get(value, value)
 
 
 def event_type(value: str) -> str:
+    """An event type in words (kinds.EventType): ``MFA verified``."""
     return EVENT_TYPES.get(value, value)
 
 
@@ -113,6 +120,7 @@ def event_tone(value: str) -> str:
 
 
 def reason(value: str | None) -> str:
+    """Why a revocation happened beyond its actor, in words; empty when nothing more."""
     return "" if value is None else Reason.words_for(value)
 
 
