@@ -36,6 +36,8 @@ BACKENDS = [
 # against its document): the store under them is tested on every backend already, so they
 # run once, on the real Redis.
 ONE_BACKEND = [BACKENDS[1]]
+# For what runs in another process (a server, the CLI): an embedded server cannot be shared.
+REAL_BACKENDS = BACKENDS[1:]
 
 
 def unavailable(reason: str) -> None:

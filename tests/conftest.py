@@ -25,6 +25,18 @@ def prefix() -> str:
     return backends.new_prefix()
 
 
+@pytest.fixture(params=backends.REAL_BACKENDS)
+def redis_url(request: pytest.FixtureRequest, prefix: str) -> Iterator[str]:
+    """A real backend's URL, for what runs in another process or through the CLI; what the
+    test wrote under ``prefix`` is deleted afterwards."""
+    client = backends.sync_client(request.param)
+    url = backends.url_for(request.param)
+    assert url is not None
+    yield url
+    backends.delete_prefix(client, prefix)
+    client.close()
+
+
 @pytest.fixture
 def config(prefix: str) -> StoreConfig:
     return StoreConfig(prefix=prefix)

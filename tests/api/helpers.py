@@ -22,7 +22,7 @@ TENANT_A = "acme-corp"
 TENANT_B = "globex"
 TENANT_NONE = "initech"  # never has any data
 CLIENT_ADDRESS = ("127.0.0.1", 50000)
-REAL_BACKENDS = [param for param in backends.BACKENDS if param.id != "fake"]
+REAL_BACKENDS = backends.REAL_BACKENDS
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ import asyncio
 import re
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import httpx
 import pytest
 
 from sessionstore import AsyncSessionStore, StoreConfig
-from sessionstore.cli import main
 from sessionstore.webhooks.delivery import Deliverer
 from sessionstore.webhooks.registry import Webhooks
 from tests import backends
@@ -29,31 +27,16 @@ from tests.api.helpers import (
     run_cli,
     unused_port,
 )
+from tests.cli.helpers import run
 from tests.webhooks.helpers import FAST, TENANT, wait_until
 from tests.webhooks.receiver import Receiver
-
-
-@pytest.fixture(params=REAL_BACKENDS)
-def redis_url(request: pytest.FixtureRequest, prefix: str) -> Iterator[str]:
-    client = backends.sync_client(request.param)
-    url = backends.url_for(request.param)
-    assert url is not None
-    yield url
-    backends.delete_prefix(client, prefix)
-    client.close()
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_add_list_remove_log(
     redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = ["--redis-url", redis_url, "--prefix", prefix]
-    code, out, err = _run(
+    code, out, err = run(
         capsys,
         "webhooks", "add", "--tenant", TENANT, "--url", "https://hooks.example.com/s",
         "--types", "session.revoked", "session.created", *store,
@@ -63,7 +46,7 @@ def test_add_list_remove_log(
     assert webhook_id.startswith("wh_") and secret.startswith("whsec_")
     assert webhook_id in err and secret not in err  # the secret once, on stdout
 
-    code, out, _ = _run(capsys, "webhooks", "list", "--tenant", TENANT, *store)
+    code, out, _ = run(capsys, "webhooks", "list", "--tenant", TENANT, *store)
     assert code == 0 and secret not in out
     fields = out.strip().split("\t")
     assert fields[:3] == [
@@ -73,11 +56,11 @@ def test_add_list_remove_log(
     ]
     assert fields[-1] == "enabled"
 
-    assert _run(capsys, "webhooks", "remove", "--tenant", TENANT, webhook_id, *store)[:2] == (
+    assert run(capsys, "webhooks", "remove", "--tenant", TENANT, webhook_id, *store)[:2] == (
         0,
         f"removed {webhook_id}\n",
     )
-    assert _run(capsys, "webhooks", "list", "--tenant", TENANT, *store)[1] == ""
+    assert run(capsys, "webhooks", "list", "--tenant", TENANT, *store)[1] == ""
 
     # An endpoint that answers, and deliveries, so the log has something to say.
     receiver = Receiver()
@@ -99,12 +82,12 @@ def test_add_list_remove_log(
             await receiver.close()
 
     hook_id = asyncio.run(deliver())
-    code, out, _ = _run(capsys, "webhooks", "log", "--tenant", TENANT, hook_id, *store)
+    code, out, _ = run(capsys, "webhooks", "log", "--tenant", TENANT, hook_id, *store)
     lines = [line.split("\t") for line in out.strip().splitlines()]
     assert code == 0 and len(lines) == 2
     assert [(line[2], line[3]) for line in lines] == [("delivered", "200")] * 2
     assert [line[1] for line in reversed(lines)] == receiver.delivered("/hook")
-    limited = _run(capsys, "webhooks", "log", "--tenant", TENANT, hook_id, "--limit", "1", *store)
+    limited = run(capsys, "webhooks", "log", "--tenant", TENANT, hook_id, "--limit", "1", *store)
     assert len(limited[1].strip().splitlines()) == 1
 
 
@@ -127,7 +110,7 @@ def test_refusals(
     code: int,
     message: str,
 ) -> None:
-    done = _run(capsys, "webhooks", *args, "--tenant", TENANT, "--redis-url", redis_url,
+    done = run(capsys, "webhooks", *args, "--tenant", TENANT, "--redis-url", redis_url,
                 "--prefix", prefix)  # fmt: skip
     assert done[0] == code and done[1] == ""
     assert message in done[2]
@@ -136,7 +119,7 @@ def test_refusals(
 def test_private_destinations_with_the_flag(
     redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(
+    code, out, err = run(
         capsys, "webhooks", "add", "--tenant", TENANT, "--url", "http://127.0.0.1:8080/",
         "--allow-private-destinations", "--redis-url", redis_url, "--prefix", prefix,
     )  # fmt: skip
@@ -148,9 +131,9 @@ def test_the_metadata_range_needs_its_own_flag(
 ) -> None:
     store = ["--redis-url", redis_url, "--prefix", prefix]
     add = ["webhooks", "add", "--tenant", TENANT, "--url", "http://169.254.169.254/latest/"]
-    code, out, err = _run(capsys, *add, "--allow-private-destinations", *store)
+    code, out, err = run(capsys, *add, "--allow-private-destinations", *store)
     assert (code, out) == (2, "") and "--allow-metadata-destinations" in err
-    code, out, err = _run(capsys, *add, "--allow-metadata-destinations", *store)
+    code, out, err = run(capsys, *add, "--allow-metadata-destinations", *store)
     assert code == 0, err
 
 
@@ -158,7 +141,7 @@ def test_the_commands_need_a_redis_url(
     monkeypatch: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("SESSIONSTORE_REDIS_URL", raising=False)
-    code, out, err = _run(capsys, "webhooks", "list", "--tenant", TENANT)
+    code, out, err = run(capsys, "webhooks", "list", "--tenant", TENANT)
     assert (code, out) == (2, "") and "--redis-url" in err
 
 
