@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import Final, cast
 
@@ -40,6 +41,9 @@ VIEW: Final = (
     *(f"ua{index}" for index in range(MAX_AGENT_CHUNKS)),
 )  # fmt: skip
 _PLACE: Final = {field: place for place, field in enumerate(VIEW)}  # the agent's chunks last
+# The fields a session's scripts change after its creation; everything else is fixed. The
+# hot path reads only these for a session whose fixed parts it remembers (fixed.py).
+MOVING: Final = ("x", "a", "m")
 
 
 def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | str | int]:
@@ -87,6 +91,33 @@ def decode_view(session_id: str, view: Sequence[bytes | None]) -> Session:
         created_at=from_ms(int(at(_PLACE["c"]))),
         last_active_at=from_ms(int(at(_PLACE["a"]))),
         expires_at=from_ms(int(at(_PLACE["x"]))),
+    )
+
+
+_WRITTEN_AT_CREATION: Final = tuple(
+    _PLACE[field] for field in ("h", "x", "a", "u", "ip", "am", "m", "dt", "do", "db", "c")
+)
+
+
+def complete(view: Sequence[bytes | None]) -> bool:
+    """Whether a hash holds every field its creation wrote: one written or cut short outside
+    the scripts must not decode into a Session."""
+    return all(view[place] is not None for place in _WRITTEN_AT_CREATION)
+
+
+def moved(session: Session, values: Sequence[bytes | None]) -> Session:
+    """``session`` with its MOVING fields as ``values`` (their HMGET reply) say; the same
+    object when nothing moved, so a frozen answer can be handed out again."""
+    expires, active = int(cast(bytes, values[0])), int(cast(bytes, values[1]))
+    mfa = values[2] == b"1"
+    if (expires, active, mfa) == (
+        to_ms(session.expires_at),
+        to_ms(session.last_active_at),
+        session.mfa_verified,
+    ):
+        return session
+    return replace(
+        session, expires_at=from_ms(expires), last_active_at=from_ms(active), mfa_verified=mfa
     )
 
 

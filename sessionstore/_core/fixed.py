@@ -1,10 +1,11 @@
 """What never changes in a session, remembered by each process for the hot path.
 
 A session's id, owner, IP, user agent, device, location, auth method, creation time and the
-hash of its secret are written once at creation; only its activity, expiry and MFA flag move.
-Once a process has validated a session through the script, it keeps those fixed parts, so
-the next validations read just what can change (``HMGET x a m``) and the user index entry
-that says the session is still live: two plain commands in one round trip, no script.
+hash of its secret are written once at creation; only its MOVING fields (codec.py) change.
+A process reads a session it has not seen whole (``HMGET`` of every field, beside its user
+index entry); once it has validated it, it keeps those fixed parts, so the next validations
+read just what can change and the user index entry that says the session is still live: two
+plain commands in one round trip, no script, and a smaller reply than the whole hash.
 
 Nothing here can make a revoked session pass: liveness, expiry and MFA are read from Redis
 on every validation. Entries are never stale (a session id is never reused), only evicted,
@@ -15,35 +16,19 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from ..model import Session, from_ms, to_ms
+from ..model import Session, to_ms
 
 
 @dataclass(frozen=True, slots=True)
 class Fixed:
-    session: Session  # as last seen; its activity, expiry and MFA flag are refreshed on use
+    session: Session  # as last seen; its MOVING fields (codec.py) are refreshed on use
     secret_hash: bytes
     last_active_ms: int  # never ahead of Redis: activity only moves forward
-    expires_ms: int
 
     def __repr__(self) -> str:
         return f"Fixed(session_id={self.session.id!r})"
-
-    def refreshed(self, expires_ms: int, active_ms: int, mfa: bool) -> Session:
-        known = self.session
-        if (expires_ms, active_ms, mfa) == (
-            self.expires_ms,
-            self.last_active_ms,
-            known.mfa_verified,
-        ):
-            return known  # frozen: the same answer can be handed out again
-        return replace(
-            known,
-            mfa_verified=mfa,
-            last_active_at=from_ms(active_ms),
-            expires_at=from_ms(expires_ms),
-        )
 
 
 class FixedParts:
@@ -65,9 +50,7 @@ class FixedParts:
             return fixed
 
     def remember(self, tenant: str, session: Session, secret_hash: bytes) -> None:
-        fixed = Fixed(
-            session, secret_hash, to_ms(session.last_active_at), to_ms(session.expires_at)
-        )
+        fixed = Fixed(session, secret_hash, to_ms(session.last_active_at))
         with self._lock:
             self._entries[(tenant, session.id)] = fixed
             self._entries.move_to_end((tenant, session.id))

@@ -87,6 +87,10 @@ class KeySpace:
     def user_index(self, tenant: str, user_id: int) -> str:
         return f"{self._bucket(tenant, self.bucket_of(tenant, user_id))}u:{user_id}"
 
+    def user_index_in(self, tenant: str, session_id: str, user_id: int) -> str:
+        """The index of ``user_id`` in the bucket ``session_id`` names (a token's owner)."""
+        return f"{self._bucket(tenant, session_id[BUCKET])}u:{user_id}"
+
     def user_index_of(self, tenant: str, session: Session) -> str:
         """The index of a session's user, named from its id: no hash of the user id needed."""
         return f"{self._bucket(tenant, session.id[BUCKET])}u:{session.user_id}"

@@ -27,20 +27,22 @@ from ..errors import (
 from ..geo import LocationResolver, no_location
 from ..model import Page, Session, from_ms, to_ms
 from . import events, inputs, listing, scripts
-from .codec import decode_view, packed_ip, session_fields
+from .codec import MOVING, VIEW, complete, decode_view, moved, packed_ip, session_fields
 from .device import parse_device
 from .fixed import Fixed, FixedParts
 from .flows import Batch, Call, Command, Flow, ScriptCall, T
 from .keys import LAYOUT, KeySpace, ip_key, random_part
 from .nearcache import NearCache
 from .scripts import Script
-from .tokens import BUCKET, ParsedToken, new_session, parse_token, session_id
+from .tokens import BUCKET, ParsedToken, new_session, owned, parse_token, session_id
 
 __all__ = ["Batch", "Call", "Command", "Core", "Flow", "ScriptCall", "T"]
 
 log = logging.getLogger("sessionstore")
 
 
+_SECRET = VIEW.index("h")
+_UNREAD = object()  # a user index entry not read yet
 # What validate.lua's refusal codes mean, as metrics count them.
 _REFUSED = {0: "unknown", 1: "unknown", 2: "expired", 3: "revoked"}
 
@@ -146,9 +148,9 @@ class Core:
     def validate(self, tenant: str, token: object) -> Flow[Session | None]:
         """The token's live session, recording activity at most once per touch interval.
 
-        A session this process has seen costs two plain reads in one round trip (what can
-        change, and its user index entry); the script runs for a session seen first here,
-        when a touch is due, and when the reads say it ended (the script then drops it).
+        Two plain reads in one round trip: the session's hash (whole the first time this
+        process sees it, then only what can change) and its user index entry. The script runs
+        only when a touch is due, and when the reads say it ended (the script then drops it).
         """
         tenant = inputs.tenant(tenant)
         parsed = parse_token(token)
@@ -177,21 +179,69 @@ class Core:
             yield from self.check_layout()
         sid = parsed.session_id
         fixed = self.fixed.get(tenant, sid)
-        if fixed is not None:
-            if not hmac.compare_digest(fixed.secret_hash, parsed.secret_hash):
-                self.validated("unknown")
-                return None  # a session's secret never changes: no need to ask Redis
-            now = self.now_ms()
-            if now - fixed.last_active_ms < self.config.touch_interval_ms:
-                session = yield from self._read_live(tenant, fixed, now)
-                if session is not _Ended.STORED:
-                    return session
+        if fixed is None:
+            found = yield from self._first_sight(tenant, parsed)
+            if found is not _Ended.STORED:
+                return found
+            return (yield from self._validate_script(tenant, parsed))
+        if not hmac.compare_digest(fixed.secret_hash, parsed.secret_hash):
+            self.validated("unknown")
+            return None  # a session's secret never changes: no need to ask Redis
+        now = self.now_ms()
+        if now - fixed.last_active_ms < self.config.touch_interval_ms:
+            session = yield from self._read_live(tenant, fixed, now)
+            if session is not _Ended.STORED:
+                return session
+        return (yield from self._validate_script(tenant, parsed))
+
+    def _first_sight(
+        self, tenant: str, parsed: ParsedToken
+    ) -> Flow[Session | None | Literal[_Ended.STORED]]:
+        """A session this process has not seen: its hash and its user index entry, two plain
+        reads in one round trip (the token names its owner). STORED asks the script: a touch
+        is due, or the session ended."""
+        sid, owner = parsed.session_id, parsed.owner
+        hash_read = Command(("HMGET", self.keys.session(tenant, sid), *VIEW))
+        if owner is None:  # a token from before tokens named their owner: read it first
+            (values,) = yield [hash_read]
+            indexed: object = _UNREAD
+        else:
+            user_index = self.keys.user_index_in(tenant, sid, owner)
+            values, indexed = yield [hash_read, Command(("ZSCORE", user_index, random_part(sid)))]
+        stored = values[_SECRET]
+        if stored is None or not hmac.compare_digest(stored, parsed.secret_hash):
+            self.validated("unknown")
+            return None
+        if not complete(values):
+            self.validated("unknown")  # cut short outside the scripts: no session to decode
+            return None
+        session = decode_view(sid, values)
+        if owner is not None and session.user_id != owner:
+            self.validated("unknown")  # a token whose owner was changed: not one we issued
+            return None
+        now = self.now_ms()
+        if to_ms(session.expires_at) <= now:
+            return _Ended.STORED
+        if now - to_ms(session.last_active_at) >= self.config.touch_interval_ms:
+            return _Ended.STORED  # due a touch: only the script records activity
+        if indexed is _UNREAD:
+            user_index = self.keys.user_index_of(tenant, session)
+            (indexed,) = yield [Command(("ZSCORE", user_index, random_part(sid)))]
+        if indexed is None:
+            return _Ended.STORED
+        self.fixed.remember(tenant, session, parsed.secret_hash)
+        self.validated("valid")
+        return session
+
+    def _validate_script(self, tenant: str, parsed: ParsedToken) -> Flow[Session | None]:
+        """Run validate.lua: it records activity, or drops a session found ended."""
+        sid = parsed.session_id
         yield from self.settings()  # the script may record an ending
         script_call, _ = self._validate_call(tenant, parsed)
         (reply,) = yield [script_call]
-        if not isinstance(reply, list):
+        if not isinstance(reply, list) or not complete(reply):
             self.fixed.forget(tenant, sid)
-            self.validated(_REFUSED[int(reply)])
+            self.validated(_REFUSED[int(reply)] if not isinstance(reply, list) else "unknown")
             return None
         session = decode_view(sid, reply)
         self.fixed.remember(tenant, session, parsed.secret_hash)
@@ -204,18 +254,23 @@ class Core:
         """What can change of a known session; None when it is gone (revoked, evicted)."""
         session = fixed.session
         user_index = self.keys.user_index_of(tenant, session)
-        (expires, active, mfa), indexed = yield [
-            Command(("HMGET", self.keys.session(tenant, session.id), "x", "a", "m")),
+        moving, indexed = yield [
+            Command(("HMGET", self.keys.session(tenant, session.id), *MOVING)),
             Command(("ZSCORE", user_index, random_part(session.id))),
         ]
+        expires = moving[0]
         if expires is None:
             self.fixed.forget(tenant, session.id)
             # Gone from Redis: at its end (Redis expired it), or before it (revoked, evicted).
             self.validated("expired" if to_ms(session.expires_at) <= now else "revoked")
             return None
+        if None in moving:
+            self.fixed.forget(tenant, session.id)
+            self.validated("unknown")  # cut short outside the scripts
+            return None
         if indexed is None or int(expires) <= now:
             return _Ended.STORED
-        fresh = fixed.refreshed(int(expires), int(active), mfa == b"1")
+        fresh = moved(session, moving)
         if fresh is not session:
             self.fixed.remember(tenant, fresh, fixed.secret_hash)  # changed by another process
         self.validated("valid")
@@ -332,7 +387,8 @@ class Core:
         config, keys = self.config, self.keys
         bucket = keys.bucket_of(tenant, user_id)
         for _attempt in range(3):
-            session_id, token, secret_hash = new_session(bucket)
+            session_id, ownerless, secret_hash = new_session(bucket)
+            token = owned(ownerless, user_id)
             now = self.now_ms()
             absolute = now + config.lifetime_ms
             expires = (

@@ -1,11 +1,16 @@
 """Session ids, bearer tokens and user buckets: the one place that knows their shapes.
 
-A session id is ``sess_<bucket><random>``; a token is ``sst_<bucket><random><secret>``. The
-bucket (two base36 digits) names the hash slot that holds the user's sessions and indexes; the
-random part names the session; the secret proves possession and is stored only as its SHA-256.
-The bucket is a public function of tenant and user id (CRC32 modulo the bucket count), so no
-key that could vanish decides where a user's sessions live; it reveals at most log2(buckets)
-bits of a hash of the user id, never the id.
+A session id is ``sess_<bucket><random>``; a token is ``sst_<bucket><random><owner><secret>``.
+The bucket (two base36 digits) names the hash slot that holds the user's sessions and indexes;
+the random part names the session; the owner (the user id in 13 base36 digits) names the user
+index that says whether the session is live, so validate can read the session and that entry
+in one round trip without a script; the secret proves possession and is stored only as its
+SHA-256. The owner is no secret: a token's holder is that user, or can act as that user. The
+bucket is a public function of tenant and user id (CRC32 modulo the bucket count), so no key
+that could vanish decides where a user's sessions live.
+
+Tokens issued before the owner was added (``sst_<bucket><random><secret>``) stay valid; they
+parse with no owner, and validate reads their user index after their hash.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ SESSION_PREFIX: Final = "sess_"
 TOKEN_PREFIX: Final = "sst_"  # noqa: S105 (a prefix, not a secret)
 BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BASE36: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
-_TOKEN: Final = re.compile(r"sst_[0-9a-z]{2}[0-9A-Za-z]{54}")
-TOKEN_LEN: Final = len(TOKEN_PREFIX) + BUCKET_LEN + RANDOM_LEN + SECRET_LEN
+OWNER_LEN: Final = 13  # base36 digits: every user id up to 2**63 - 1
+_TOKEN: Final = re.compile(r"sst_[0-9a-z]{2}[0-9A-Za-z]{22}(?:[0-9a-z]{13})?[0-9A-Za-z]{32}")
+TOKEN_LEN: Final = len(TOKEN_PREFIX) + BUCKET_LEN + RANDOM_LEN + OWNER_LEN + SECRET_LEN
+OWNERLESS_TOKEN_LEN: Final = TOKEN_LEN - OWNER_LEN
 SESSION_ID: Final = re.compile(r"sess_[0-9a-z]{2}[0-9A-Za-z]{22}")
 # Where a session id's parts sit.
 BUCKET: Final = slice(len(SESSION_PREFIX), len(SESSION_PREFIX) + BUCKET_LEN)
@@ -37,6 +44,7 @@ RANDOM: Final = slice(len(SESSION_PREFIX) + BUCKET_LEN, None)
 class ParsedToken:
     session_id: str
     secret_hash: bytes
+    owner: int | None = None  # None: a token issued before tokens named their owner
 
     def __repr__(self) -> str:
         return f"ParsedToken(session_id={self.session_id!r})"
@@ -63,13 +71,29 @@ def new_session(bucket: str) -> tuple[str, str, bytes]:
     return session_id(bucket, random_part), token, hash_secret(secret)
 
 
+def owned(token: str, owner: int) -> str:
+    """A token of ``new_session`` with its owner's user id put before the secret."""
+    split = len(TOKEN_PREFIX) + BUCKET_LEN + RANDOM_LEN
+    return f"{token[:split]}{encode_digits(owner, BASE36, OWNER_LEN)[::-1]}{token[split:]}"
+
+
 def parse_token(token: object) -> ParsedToken | None:
-    """Split a token; anything not of the issued shape is None, before any Redis call."""
-    if not isinstance(token, str) or len(token) != TOKEN_LEN or not _TOKEN.fullmatch(token):
+    """Split a token; anything not of an issued shape is None, before any Redis call."""
+    if (
+        not isinstance(token, str)
+        or len(token) not in (TOKEN_LEN, OWNERLESS_TOKEN_LEN)
+        or not _TOKEN.fullmatch(token)
+    ):
         return None
     body = token[len(TOKEN_PREFIX) :]
     split = BUCKET_LEN + RANDOM_LEN
-    return ParsedToken(SESSION_PREFIX + body[:split], hash_secret(body[split:]))
+    secret_hash = hash_secret(body[-SECRET_LEN:])
+    if len(token) == OWNERLESS_TOKEN_LEN:
+        return ParsedToken(SESSION_PREFIX + body[:split], secret_hash)
+    owner = int(body[split : split + OWNER_LEN], 36)
+    if owner >= 2**63:
+        return None  # no user id is that large: not a token this store issued
+    return ParsedToken(SESSION_PREFIX + body[:split], secret_hash, owner)
 
 
 def hash_secret(secret: str) -> bytes:

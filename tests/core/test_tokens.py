@@ -1,4 +1,4 @@
-"""Tokens and ids: enough entropy, only a hash at rest, no user id inside."""
+"""Tokens and ids: enough entropy, only a hash at rest, the owner readable only from tokens."""
 
 from __future__ import annotations
 
