@@ -13,8 +13,8 @@ from ._base import BaseStore
 from ._core import inputs
 from ._core.events import Event, EventPage, Tail
 from ._core.flows import Batch, Call, Command, Flow, ScriptCall, T, wire_args
-from ._core.operations import Sweep
 from ._core.scripts import Script
+from ._core.sweeping import SWEEP_CHUNK
 from ._subscribers import AsyncSubscriber
 from .model import Page, Session
 
@@ -189,17 +189,24 @@ class AsyncSessionStore(BaseStore):
 
     async def sweep_expired(self) -> int:
         """Drop, and record as ``session.expired``, the sessions that ended while nobody asked
-        about them, in every bucket of every tenant; returns the buckets swept. ``sessionstore
-        serve --events`` runs it every minute; an embedding service may run it likewise."""
-        sweep = Sweep()
+        about them, in every bucket that may hold sessions (the registry, never the keyspace);
+        returns the buckets swept. ``sessionstore serve --events`` runs it every minute; an
+        embedding service may run it likewise."""
+        if not await self._drive("sweep_expired", self._core.registry_seeded()):
+            await self._seed_registry()
+        return await self._drive("sweep_expired", self._core.sweep_registered())
+
+    async def _seed_registry(self) -> None:
+        """Once per prefix: register the buckets written before the registry existed."""
+        found: list[bytes | str] = []
         pattern = self._core.keys.every_created_index()
-        with _connection.translated(self._redis_failed):  # the SCAN; each chunk counts itself
+        with _connection.translated(self._redis_failed):  # the SCAN; each batch counts itself
             async for key in self._client.scan_iter(match=pattern, count=1000):
-                if chunk := sweep.found(key):
-                    await self._drive("sweep_expired", self._core.sweep_buckets(chunk))
-        if chunk := sweep.rest():
-            await self._drive("sweep_expired", self._core.sweep_buckets(chunk))
-        return sweep.swept
+                found.append(key)
+                if len(found) == SWEEP_CHUNK:
+                    await self._drive("sweep_expired", self._core.seed_registry(found, done=False))
+                    found = []
+        await self._drive("sweep_expired", self._core.seed_registry(found, done=True))
 
     async def events(
         self,

@@ -17,6 +17,9 @@ key                                    type    contents
 ``P:{T:bb}:e``                         stream  with events on: the bucket's session events
 ``P:layout``                           string  layout version and bucket count
 ``P:settings``                         hash    the deployment's settings: ``events`` 1 or 0
+``P:buckets``                          zset    every bucket that may hold sessions: its ``t``
+                                               key -> until when (ms); sweeping.py
+``P:buckets-seeded``                   string  the registry was seeded from the keyspace
 ``P:apikey:<key id>``                  hash    an admin API key's hash and tenant
 ``P:{T}:apikeys``                      set     the tenant's API key ids
 =====================================  ======  ============================================
@@ -117,6 +120,14 @@ class KeySpace:
 
     def layout(self) -> str:
         return f"{self._prefix}:layout"
+
+    def registry(self) -> str:
+        """The buckets that may hold sessions: ``t`` key -> until when (sweeping.py)."""
+        return f"{self._prefix}:buckets"
+
+    def registry_seeded(self) -> str:
+        """Present once the registry holds the buckets written before it existed."""
+        return f"{self._prefix}:buckets-seeded"
 
     def settings(self) -> str:
         """The deployment's settings: ``events`` is 1 while every store records events."""

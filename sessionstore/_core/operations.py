@@ -34,6 +34,7 @@ from .flows import Batch, Call, Command, Flow, ScriptCall, T
 from .keys import LAYOUT, KeySpace, ip_key, random_part
 from .nearcache import NearCache
 from .scripts import Script
+from .sweeping import READ_CHUNK, Registered, Sweep, horizon, step
 from .tokens import BUCKET, ParsedToken, new_session, owned, parse_token, session_id
 
 __all__ = ["Batch", "Call", "Command", "Core", "Flow", "ScriptCall", "T"]
@@ -43,6 +44,7 @@ log = logging.getLogger("sessionstore")
 
 _SECRET = VIEW.index("h")
 _UNREAD = object()  # a user index entry not read yet
+_GRACE_MS = int(events.GRACE.total_seconds() * 1000)  # an ended hash kept for its event
 # What validate.lua's refusal codes mean, as metrics count them.
 _REFUSED = {0: "unknown", 1: "unknown", 2: "expired", 3: "revoked"}
 
@@ -69,31 +71,6 @@ SETTINGS_REFRESH = 10.0
 MAX_REVOKE_ROUNDS = 10_000
 # Ended sessions one background sweep drops per bucket (more wait for the next sweep).
 SWEEP_BUDGET = 100
-# Buckets one round trip of a background sweep asks about.
-SWEEP_CHUNK = 128
-
-
-class Sweep:
-    """The ``t`` index keys a background sweep's SCAN finds, gathered into chunks of
-    SWEEP_CHUNK buckets: one ``sweep_buckets`` round trip each."""
-
-    def __init__(self) -> None:
-        self.swept = 0
-        self._chunk: list[str] = []
-
-    def found(self, key: bytes | str) -> list[str] | None:
-        """Take one key; a full chunk to sweep now, or None."""
-        self._chunk.append(key.decode() if isinstance(key, bytes) else key)
-        return self._take() if len(self._chunk) == SWEEP_CHUNK else None
-
-    def rest(self) -> list[str] | None:
-        """What is left once the SCAN is done, or None."""
-        return self._take() if self._chunk else None
-
-    def _take(self) -> list[str]:
-        chunk, self._chunk = self._chunk, []
-        self.swept += len(chunk)
-        return chunk
 
 
 class Core:
@@ -112,6 +89,7 @@ class Core:
         self.clock = clock
         self.layout_checked = False
         self.fixed = FixedParts(FIXED_PARTS)
+        self.registered = Registered(step(config.lifetime_ms))
         self.near = (
             NearCache(config.near_cache_size, max_age=config.near_cache_max_age.total_seconds())
             if config.near_cache_size
@@ -139,6 +117,11 @@ class Core:
     def _retention_ms(self) -> int | None:
         """How long events are kept, while this store records them (None: it records none)."""
         return self.config.event_retention_ms if self.events_on else None
+
+    @property
+    def _grace_ms(self) -> int:
+        """How long an ended session's hash is kept: the events' grace, while they are on."""
+        return _GRACE_MS if self.events_on else 0
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -427,7 +410,13 @@ class Core:
                     *session_fields(session, absolute),
                 ),
             )
-            (reply,) = yield [create]
+            index = keys.created_index(tenant, bucket)
+            register = self.registered.due(index, absolute + self._grace_ms)
+            if register is None:
+                (reply,) = yield [create]
+            else:  # in the same round trip: a sweep sees the bucket from its next run on
+                reply, *_ = yield [create, *self._register({index: register})]
+                self.registered.registered(index, register)
             if reply[0] != -1:
                 return session, token
         raise SessionConflict("could not draw an unused session id")
@@ -614,9 +603,61 @@ class Core:
         yield from self.check_layout()
         return (yield from events.read(self.keys, wanted))
 
+    def registry_seeded(self) -> Flow[bool]:
+        """Whether the bucket registry has been seeded from the keyspace (sweeping.py)."""
+        yield from self.check_layout()
+        (seeded,) = yield [Command(("EXISTS", self.keys.registry_seeded()))]
+        return bool(seeded)
+
+    def seed_registry(self, created_indexes: Sequence[bytes | str], *, done: bool) -> Flow[None]:
+        """Register buckets a SCAN found, for as long as any session of theirs could last;
+        never shortens a registration. ``done`` marks the registry seeded."""
+        until = horizon(
+            self.now_ms() + self.config.lifetime_ms + _GRACE_MS, self.registered.step_ms
+        )
+        calls = self._register(dict.fromkeys(created_indexes, until), only_new=True)
+        if done:
+            calls.append(Command(("SET", self.keys.registry_seeded(), 1)))
+        if calls:
+            yield calls
+
+    def _register(self, until: dict[bytes | str, int], *, only_new: bool = False) -> list[Call]:
+        """Register buckets until the given times; the registry lives as long as its latest."""
+        if not until:
+            return []
+        registry, latest = self.keys.registry(), max(until.values())
+        entries = [part for index, ends in until.items() for part in (ends, index)]
+        return [
+            Command(("ZADD", registry, "NX" if only_new else "GT", *entries)),
+            Command(("PEXPIREAT", registry, latest, "NX")),
+            Command(("PEXPIREAT", registry, latest, "GT")),
+        ]
+
+    def sweep_registered(self) -> Flow[int]:
+        """Sweep every registered bucket; drop the registrations whose time had passed when
+        they were read (a create since has moved its bucket's time on). Returns the buckets."""
+        registry, now = self.keys.registry(), self.now_ms()
+        sweep, offset = Sweep(), 0
+        while True:
+            (names,) = yield [
+                Command(
+                    ("ZRANGE", registry, "-inf", "+inf", "BYSCORE", "LIMIT", offset, READ_CHUNK)
+                )
+            ]
+            for name in names:
+                if chunk := sweep.found(name):
+                    yield from self.sweep_buckets(chunk)
+            if len(names) < READ_CHUNK:
+                break
+            offset += READ_CHUNK
+        if chunk := sweep.rest():
+            yield from self.sweep_buckets(chunk)
+        yield [Command(("ZREMRANGEBYSCORE", registry, "-inf", f"({now}"))]
+        return sweep.swept
+
     def sweep_buckets(self, created_indexes: Sequence[str]) -> Flow[None]:
-        """Drop, and record as expired, what ended in these buckets (``t`` index keys, as a
-        SCAN finds them): up to SWEEP_BUDGET oldest of each, for sessions nobody asks about."""
+        """Drop, and record as expired, what ended in these buckets (``t`` index keys): up to
+        SWEEP_BUDGET oldest of each, for sessions nobody asks about."""
         yield from self.check_layout()
         yield [
             ScriptCall(
