@@ -5,9 +5,11 @@ Sans-I/O: this module decides what the cache may answer and what a subscriber's 
 
 Every script that changes a session publishes the session's key on the prefix's channel
 ``P:changes`` in the same step (lua/lib.lua: ``announce``): revoke, revoke_all, bulk
-revocation, the cap, the MFA update, a touch, and the drop of an ended session. A process with
+revocation, the cap, the MFA update, and the drop of an ended session. A process with
 a near cache keeps one subscriber connection per node on that channel and drops a session from
-memory as soon as its key arrives.
+memory as soon as its key arrives. A touch publishes nothing: it changes only what a cached copy
+may show as older (its last activity, and an idle expiry that moved later), and the cache stops
+answering for a session once its own touch falls due, so every touch still reaches Redis.
 
 Two bounds, stated in the README:
 
@@ -49,9 +51,9 @@ RECONNECT_AFTER = 0.2  # seconds between attempts to bring a broken channel back
 DEFAULT_MAX_AGE = 5.0  # seconds a cached answer may stand for changes that publish nothing
 _RECENT_KEYS = 100_000  # announced keys remembered to refuse in-flight refills
 _KEYSPACE_EVENTS = frozenset("Aghxe")  # notify-keyspace-events classes that name a DEL & co.
-# Keyspace events the scripts cause on every create and touch, and announce themselves: acting
-# on them again would only cost the next validate a miss. An operator's HSET or EXPIRE is
-# bounded by max_age. (Redis names PEXPIRE's event "expire"; the embedded server, the command.)
+# Keyspace events the scripts cause on every create and touch: a touch needs no invalidation
+# (see above), and acting on them would only cost the next validate a miss. An operator's
+# HSET or EXPIRE is bounded by max_age. (Redis names PEXPIRE's event "expire"; the embedded server, the command.)
 _SCRIPTS_OWN_EVENTS = frozenset({"hset", "expire", "pexpire", "pexpireat"})
 
 

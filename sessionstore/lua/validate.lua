@@ -47,7 +47,8 @@ if now - tonumber(view[AT.a]) >= interval then
     if idle > 0 then
       redis.call('ZADD', bucket .. 'x', 'XX', expires_at, entry_of(random, view[AT.c], view[AT.ip]))
     end
-    announce(KEYS[1])  -- other processes' copies are stale now
+    -- No announce: a cached copy elsewhere only shows older activity and an earlier expiry,
+    -- and a near cache stops answering for it once its own touch falls due (nearcache.py).
     reply[AT.x] = tostring(expires_at)
     reply[AT.a] = ARGV[1]
   end
