@@ -136,6 +136,30 @@ def test_an_mfa_update_and_a_touch_elsewhere_are_seen(
     )
 
 
+def test_a_touch_publishes_nothing_and_an_ending_does(
+    cached: SessionStore, other: SessionStore, clock: backends.Clock
+) -> None:
+    """Only what a cached answer depends on is announced: endings and changes, not activity."""
+    session, token = login(cached)
+    marker, _ = login(cached)  # the same user: the same node, so heard after any earlier change
+    assert cached.validate(TENANT, token) is not None
+    clock.advance(61)
+    heard = cached._core.near.announced  # type: ignore[union-attr]
+    announced: list[str] = []
+
+    def hearing(key: str) -> None:
+        announced.append(key)
+        heard(key)
+
+    cached._core.near.announced = hearing  # type: ignore[union-attr,method-assign]
+    touched = other.validate(TENANT, token)  # a touch by another process
+    assert touched is not None and touched.last_active_at > session.last_active_at
+    assert other.revoke(TENANT, 7, marker.id)  # an ending, published after the touch
+    marker_key = other._core.keys.session(TENANT, marker.id)
+    wait_until(lambda: marker_key in announced)
+    assert set(announced) == {marker_key}  # the touch before it published nothing
+
+
 def test_expiry_and_the_touch_interval_are_kept(
     cached: SessionStore, clock: backends.Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
