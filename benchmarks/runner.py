@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import device_bound
 from .bench import Backend, Bench
 from .plan import Plan
 from .progress import Progress
@@ -30,6 +31,7 @@ SECTIONS = (
     "redis_cpu",
     "scaling",
     "near_cache",
+    "device_bound",
 )
 
 
@@ -53,6 +55,9 @@ def run_backend(
         if "near_cache" in sections and backend.real:
             progress.phase("near cache: hits, revocation visibility, mixed load")
             results["near_cache"] = near_cache.run(bench)
+        if "device_bound" in sections and backend.real:
+            progress.phase("device-bound sessions: validate bound and unbound, refresh")
+            results["device_bound"] = device_bound.run(bench)
         if sections & {"validate", "create", "peers", "redis_cpu", "scaling"}:
             results.update(_with_data(bench, sections))
         results["targets"] = [target.to_dict() for target in evaluate(results)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from functools import cached_property
 from typing import Any, Self
 
 from redis.exceptions import RedisError, ResponseError
@@ -11,8 +12,10 @@ from redis.exceptions import RedisError, ResponseError
 from . import _connection
 from ._base import BaseStore
 from ._core import inputs
+from ._core.binding import Attempt, Binder, BindingTerms, Challenge, CookieCheck
 from ._core.events import Event, EventPage, Tail
 from ._core.flows import Batch, Call, Command, Flow, ScriptCall, T, wire_args
+from ._core.kinds import Reason
 from ._core.scripts import Script
 from ._core.sweeping import SWEEP_CHUNK
 from ._subscribers import AsyncSubscriber
@@ -241,6 +244,66 @@ class AsyncSessionStore(BaseStore):
                 yield event
             if tail.caught_up:
                 await asyncio.sleep(poll)
+
+    # -- device binding (DBSC: _core/binding.py; the middleware drives these) -----------------
+
+    @cached_property
+    def _binder(self) -> Binder:
+        return Binder(self._core)
+
+    async def begin_binding(
+        self, tenant: str, token: object, terms: BindingTerms
+    ) -> Challenge | None:
+        """A single-use registration challenge for the token's live, unbound session (the
+        ``Secure-Session-Registration`` header of its login response); None when there is none."""
+        return await self._drive("begin_binding", self._binder.begin(tenant, token, terms))
+
+    async def register_binding(
+        self, tenant: str, token: object, proof: str, terms: BindingTerms
+    ) -> Attempt:
+        """Verify a DBSC registration proof and bind the token's session to its key, in one
+        step with the challenge it signed. Raises InvalidProof for a malformed proof."""
+        return await self._drive(
+            "register_binding", self._binder.register(tenant, token, proof, terms)
+        )
+
+    async def refresh_binding(
+        self,
+        tenant: str,
+        token: object,
+        session_id: str,
+        proof: str | None,
+        terms: BindingTerms,
+    ) -> Attempt:
+        """A DBSC refresh of the bound session ``session_id``: a challenge without a proof, or
+        the proof checked against the session's key. Raises InvalidProof for a malformed proof."""
+        return await self._drive(
+            "refresh_binding",
+            self._binder.refresh(tenant, token, session_id, proof, terms),
+        )
+
+    async def bound_cookie(self, tenant: str, session_id: str, seconds: int) -> str:
+        """A bound cookie's value for the session, valid ``seconds`` from now."""
+        return await self._drive("bound_cookie", self._binder.cookie(tenant, session_id, seconds))
+
+    async def check_bound_cookie(
+        self, tenant: str, session_id: str, value: str | None
+    ) -> CookieCheck:
+        """Whether ``value`` is a live bound cookie of the session; no Redis call once this
+        process has read the deployment's bound cookie secret."""
+        return await self._drive(
+            "check_bound_cookie", self._binder.check_cookie(tenant, session_id, value)
+        )
+
+    async def record_binding_failure(
+        self, tenant: str, token: object, reason: Reason, terms: BindingTerms
+    ) -> bool:
+        """Record ``session.binding_failed`` for the token's live session (and revoke it when
+        ``terms.revoke_on_failure``); False when it has no live session."""
+        return await self._drive(
+            "record_binding_failure",
+            self._binder.record_failure(tenant, token, reason, terms),
+        )
 
     # -- I/O ----------------------------------------------------------------------------------
 

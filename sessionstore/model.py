@@ -62,9 +62,13 @@ class Session:
     created_at: datetime
     last_active_at: datetime
     expires_at: datetime
+    # Not in the spec: whether the session is bound to a device key (DBSC; README:
+    # Device-bound sessions). Its requests then need the bound cookie too.
+    device_bound: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec's JSON object: every field above, camelCase, UTC times ending in ``Z``."""
+        """The spec's JSON object: every field above, camelCase, UTC times ending in ``Z``
+        (``deviceBound`` is sessionstore's extension of it)."""
         return {key: _json(getattr(self, name)) for name, key in _SESSION_KEYS}
 
 

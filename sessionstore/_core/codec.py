@@ -16,6 +16,8 @@ db     device browser                      lc/lk  location city / country (optio
 m      ``1`` when MFA was verified         c      created at
 a      last active at                      x      expires at (idle or absolute)
 X      absolute expiry, when an idle timeout makes it differ from x
+b      ``1`` once device bound (DBSC)      kN     the bound public key (a JWK), chunks
+nN     outstanding DBSC challenges (binding.py; lua/challenges.lua), up to four
 =====  ==================================  =====  ==================================
 
 Scripts and reads return a session as ``VIEW``: the values of these fields in this order
@@ -37,13 +39,16 @@ VERSION: Final = b"2"
 CHUNK: Final = 64
 MAX_AGENT_CHUNKS: Final = 16  # inputs.MAX_USER_AGENT_BYTES / CHUNK
 VIEW: Final = (
-    "h", "x", "a", "X", "u", "ip", "am", "m", "dt", "do", "db", "c", "lc", "lk",
+    "h", "x", "a", "X", "u", "ip", "am", "m", "dt", "do", "db", "c", "lc", "lk", "b",
     *(f"ua{index}" for index in range(MAX_AGENT_CHUNKS)),
 )  # fmt: skip
 _PLACE: Final = {field: place for place, field in enumerate(VIEW)}  # the agent's chunks last
 # The fields a session's scripts change after its creation; everything else is fixed. The
 # hot path reads only these for a session whose fixed parts it remembers (fixed.py).
-MOVING: Final = ("x", "a", "m")
+# ``b`` is absent until a session is bound (and in sessions older than binding): absent is
+# unbound, never a hash cut short.
+MOVING: Final = ("x", "a", "m", "b")
+_MOVING_AT_CREATION: Final = 3  # the MOVING fields every session has from its creation
 
 
 def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | str | int]:
@@ -91,6 +96,7 @@ def decode_view(session_id: str, view: Sequence[bytes | None]) -> Session:
         created_at=from_ms(int(at(_PLACE["c"]))),
         last_active_at=from_ms(int(at(_PLACE["a"]))),
         expires_at=from_ms(int(at(_PLACE["x"]))),
+        device_bound=view[_PLACE["b"]] == b"1",
     )
 
 
@@ -109,16 +115,27 @@ def moved(session: Session, values: Sequence[bytes | None]) -> Session:
     """``session`` with its MOVING fields as ``values`` (their HMGET reply) say; the same
     object when nothing moved, so a frozen answer can be handed out again."""
     expires, active = int(cast(bytes, values[0])), int(cast(bytes, values[1]))
-    mfa = values[2] == b"1"
-    if (expires, active, mfa) == (
+    mfa, bound = values[2] == b"1", values[3] == b"1"
+    if (expires, active, mfa, bound) == (
         to_ms(session.expires_at),
         to_ms(session.last_active_at),
         session.mfa_verified,
+        session.device_bound,
     ):
         return session
     return replace(
-        session, expires_at=from_ms(expires), last_active_at=from_ms(active), mfa_verified=mfa
+        session,
+        expires_at=from_ms(expires),
+        last_active_at=from_ms(active),
+        mfa_verified=mfa,
+        device_bound=bound,
     )
+
+
+def cut_short(values: Sequence[bytes | None]) -> bool:
+    """Whether a MOVING reply lacks a field every session has from its creation (written or
+    cut short outside the scripts); ``b`` may be absent."""
+    return None in values[:_MOVING_AT_CREATION]
 
 
 def packed_ip(address: str) -> bytes:

@@ -20,6 +20,7 @@ key                                    type    contents
 ``P:buckets``                          zset    every bucket that may hold sessions: its ``t``
                                                key -> until when (ms); sweeping.py
 ``P:buckets-seeded``                   string  the registry was seeded from the keyspace
+``P:bound-cookie-secret``              string  the HMAC key of DBSC bound cookies (binding.py)
 ``P:apikey:<key id>``                  hash    an admin API key's hash and tenant
 ``P:{T}:apikeys``                      set     the tenant's API key ids
 =====================================  ======  ============================================
@@ -132,6 +133,10 @@ class KeySpace:
     def settings(self) -> str:
         """The deployment's settings: ``events`` is 1 while every store records events."""
         return f"{self._prefix}:settings"
+
+    def bound_cookie_secret(self) -> str:
+        """The deployment's key for bound cookies (DBSC): made once with SET NX, never changed."""
+        return f"{self._prefix}:bound-cookie-secret"
 
     def legacy_tag_secret(self) -> str:
         """Present only under layout 1, whose keys this version must not misread."""

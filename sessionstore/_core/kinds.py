@@ -32,6 +32,8 @@ class EventType(enum.Enum):
     EVICTED = ("v", "session.evicted", "Evicted", Tone.BAD)
     EXPIRED = ("x", "session.expired", "Expired", Tone.WARN)
     MFA_VERIFIED = ("m", "session.mfa_verified", "MFA verified", Tone.INFO)
+    BOUND = ("b", "session.bound", "Device bound", Tone.GOOD)
+    BINDING_FAILED = ("f", "session.binding_failed", "Device binding failed", Tone.BAD)
 
     def __init__(self, code: str, type_name: str, words: str, tone: Tone) -> None:
         self.code = code
@@ -68,6 +70,10 @@ class Reason(enum.Enum):
     REVOKE_ALL = ("revoke_all", "All of the user's sessions")
     BULK = ("bulk", "Bulk revocation (by IP)")
     CAP = ("cap", "Over the per-user session cap")
+    # Why a device binding failed (session.binding_failed; session.revoked when the policy
+    # revokes on a failure).
+    KEY_MISMATCH = ("key_mismatch", "Signed by another key than the session's")
+    BOUND_COOKIE_EXPIRED = ("bound_cookie_expired", "A bound cookie presented after it expired")
 
     def __init__(self, code: str, words: str) -> None:
         self.code = code

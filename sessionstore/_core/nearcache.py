@@ -53,7 +53,8 @@ _RECENT_KEYS = 100_000  # announced keys remembered to refuse in-flight refills
 _KEYSPACE_EVENTS = frozenset("Aghxe")  # notify-keyspace-events classes that name a DEL & co.
 # Keyspace events the scripts cause on every create and touch: a touch needs no invalidation
 # (see above), and acting on them would only cost the next validate a miss. An operator's
-# HSET or EXPIRE is bounded by max_age. (Redis names PEXPIRE's event "expire"; the embedded server, the command.)
+# HSET or EXPIRE is bounded by max_age. (Redis names PEXPIRE's event "expire"; the embedded
+# server, the command.)
 _SCRIPTS_OWN_EVENTS = frozenset({"hset", "expire", "pexpire", "pexpireat"})
 
 

@@ -27,7 +27,16 @@ from ..errors import (
 from ..geo import LocationResolver, no_location
 from ..model import Page, Session, from_ms, to_ms
 from . import events, inputs, listing, scripts
-from .codec import MOVING, VIEW, complete, decode_view, moved, packed_ip, session_fields
+from .codec import (
+    MOVING,
+    VIEW,
+    complete,
+    cut_short,
+    decode_view,
+    moved,
+    packed_ip,
+    session_fields,
+)
 from .device import parse_device
 from .fixed import Fixed, FixedParts
 from .flows import Batch, Call, Command, Flow, ScriptCall, T
@@ -247,7 +256,7 @@ class Core:
             # Gone from Redis: at its end (Redis expired it), or before it (revoked, evicted).
             self.validated("expired" if to_ms(session.expires_at) <= now else "revoked")
             return None
-        if None in moving:
+        if cut_short(moving):
             self.fixed.forget(tenant, session.id)
             self.validated("unknown")  # cut short outside the scripts
             return None

@@ -36,8 +36,10 @@ def _read(name: str) -> bytes:
     return resources.files("sessionstore").joinpath("lua", f"{name}.lua").read_bytes()
 
 
-def _load(name: str) -> Script:
-    source = (_read("lib") + _read(name)).decode().replace("unpack(VIEW)", _FIELDS)
+def _load(name: str, *shared: str) -> Script:
+    """A script with lib.lua, and the ``shared`` parts it names, in front of it."""
+    parts = [_read("lib"), *(_read(part) for part in shared), _read(name)]
+    source = b"".join(parts).decode().replace("unpack(VIEW)", _FIELDS)
     source = re.sub(r"\bAT\.(\w+)", lambda field: str(_PLACE[field[1]]), source)
     source = re.sub(r"\bEVENT\.(\w+)", lambda kind: f"'{_EVENTS[kind[1]]}'", source)
     source = re.sub(r"\bREASON\.(\w+)", lambda reason: f"'{_REASONS[reason[1]]}'", source)
@@ -61,7 +63,18 @@ LIST_USER = _load("list_user")
 UPDATE = _load("update")
 PAGE = _load("page")
 
-ALL = (CREATE, VALIDATE, READ, REVOKE, REVOKE_ALL, REVOKE_WHERE, LIST_USER, UPDATE, PAGE)
+# Device binding (DBSC, binding.py). Their shared steps (a session's challenges) are in
+# challenges.lua, put after lib.lua in each: a part of these scripts, not a script itself.
+SHARED = ("lib", "challenges")
+CHALLENGE = _load("challenge", "challenges")
+BIND = _load("bind", "challenges")
+PROVE = _load("prove", "challenges")
+BINDING_FAILED = _load("binding_failed", "challenges")
+
+ALL = (
+    CREATE, VALIDATE, READ, REVOKE, REVOKE_ALL, REVOKE_WHERE, LIST_USER, UPDATE, PAGE,
+    CHALLENGE, BIND, PROVE, BINDING_FAILED,
+)  # fmt: skip
 
 # Not a session script (no bucket, no session fields): webhooks/registry.py calls it through
 # the same drivers (AsyncSessionStore.run_script: NOSCRIPT and slot moves handled alike).

@@ -155,6 +155,15 @@ _SESSION = _model(
         "createdAt": _TIME,
         "lastActiveAt": _TIME,
         "expiresAt": _TIME,
+        # Not in the spec: sessionstore's extension, marked as such (x-sessionstore-extension).
+        "deviceBound": {
+            "type": "boolean",
+            "description": "An extension of the spec's Session (every other field is as the "
+            "spec has it): true once the session is bound to a key on the user's device "
+            "(W3C DBSC; README: Device-bound sessions). Its requests then need the bound "
+            "cookie as well as the token.",
+            "x-sessionstore-extension": True,
+        },
     },
 )
 
@@ -180,7 +189,8 @@ _EVENT = _model(
         },
         "reason": {
             **_NULLABLE_STRING,
-            "description": "`revoke_all`, `bulk` (revoked); `cap` (evicted).",
+            "description": "`revoke_all`, `bulk` (revoked); `cap` (evicted); `key_mismatch`, "
+            "`bound_cookie_expired` (binding_failed; revoked too where the app revokes on it).",
         },
         "at": _TIME,
     },

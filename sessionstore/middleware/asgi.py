@@ -21,10 +21,11 @@ from typing import Any, TypeVar, Unpack
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..aio import AsyncSessionStore
-from ..errors import StoreUnavailable
+from ..errors import SessionStoreError, StoreUnavailable
 from ..http.credentials import AmbiguousCredential, scope_header
 from ..http.origin import Origin
 from ..model import Session
+from .dbsc import DbscRequest, binding_check_flow, endpoint_flow, registration_flow
 from .policy import (
     EXCHANGE,
     GATE,
@@ -70,7 +71,8 @@ class SessionMiddleware:
 
     Options (all keywords, see ``sessionstore.middleware.Policy``): cookie_name, token_sources,
     required, exclude_paths, secure_cookie, same_site, trusted_origins, trusted_proxies,
-    proxy_header, retry_after. Lifespan and other non-HTTP scopes pass straight through.
+    proxy_header, retry_after, device_bound (dbsc.py: it then serves the DBSC endpoints too).
+    Lifespan and other non-HTTP scopes pass straight through.
     """
 
     def __init__(
@@ -89,14 +91,21 @@ class SessionMiddleware:
             return
 
         policy = self.gate.policy
+        if policy.binding is not None and scope["type"] == "http":
+            reply = await _run(self.gate.store, endpoint_flow(policy, _dbsc_request(scope)))
+            if reply is not None:
+                await _refuse(scope, send, reply)
+                return
         exchange = Exchange()
         scope[GATE] = self.gate
         scope[EXCHANGE] = exchange
         try:
+            cookies = scope_header(scope, b"cookie", "; ")
             exchange.credentials = policy.credentials(
-                scope_header(scope, b"cookie", "; "), scope_header(scope, b"authorization", ", ")
+                cookies, scope_header(scope, b"authorization", ", ")
             )
             await _run(self.gate.store, validation_flow(policy, exchange))
+            await _run(self.gate.store, binding_check_flow(policy, exchange, cookies))
         except AmbiguousCredential as error:
             await _refuse(scope, send, policy.ambiguous(error))
             return
@@ -171,7 +180,8 @@ async def login(
     is revoked first, so signing in never leaves an old token alive. The address is the
     peer's, or a trusted proxy's word for it (Policy). Raises CrossSiteRequest (403) for a
     request from another site's page (``sessionstore.http.origin``); ``check_origin=False``
-    only where the flow has a check of its own (an OAuth callback's state).
+    only where the flow has a check of its own (an OAuth callback's state). With
+    ``device_bound``, a cookie sign-in also offers the browser DBSC (dbsc.py).
     """
     gate, exchange = _context(request)
     policy = gate.policy
@@ -191,7 +201,10 @@ async def login(
         mfa_verified=mfa_verified,
         set_cookie=set_cookie,
     )
-    return await _run_publishing(request, gate, exchange, flow)
+    session, token = await _run_publishing(request, gate, exchange, flow)
+    mount = str(_scope(request).get("root_path", ""))
+    await _run(gate.store, registration_flow(policy, exchange, token, mount))
+    return session, token
 
 
 async def logout(request: Mapping[str, Any], *, check_origin: bool = True) -> bool:
@@ -252,8 +265,12 @@ async def _run(store: AsyncSessionStore, flow: HelperFlow[T]) -> T:
     try:
         call = next(flow)
         while True:
-            result = await getattr(store, call.method)(*call.args, **call.kwargs)
-            call = flow.send(result)
+            try:
+                result = await getattr(store, call.method)(*call.args, **call.kwargs)
+            except SessionStoreError as error:
+                call = flow.throw(error)  # the flow may answer it (dbsc.py); else it goes on up
+            else:
+                call = flow.send(result)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
@@ -288,6 +305,18 @@ def _origin(request: Mapping[str, Any], check_origin: bool) -> Origin | None:
 def _peer(scope: Mapping[str, Any]) -> str | None:
     client = scope.get("client")
     return None if client is None else str(client[0])
+
+
+def _dbsc_request(scope: Scope) -> DbscRequest:
+    return DbscRequest(
+        method=scope["method"],
+        path=_route_path(scope),
+        mount=str(scope.get("root_path", "")),
+        cookie=scope_header(scope, b"cookie", "; "),
+        authorization=scope_header(scope, b"authorization", ", "),
+        session_response=scope_header(scope, b"secure-session-response", ", "),
+        session_id=scope_header(scope, b"sec-secure-session-id", ", "),
+    )
 
 
 def _route_path(scope: Scope) -> str:

@@ -26,11 +26,12 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Generic, Literal, NamedTuple, TypedDict, TypeVar
 
 from .._core import inputs
+from .._core.binding import BindingTerms
 from ..errors import InvalidArgument, InvalidIPAddress, SessionStoreError, StoreUnavailable
 from ..http.credentials import AmbiguousCredential, bearer_token, cookie_token
 from ..http.origin import Origin, cross_site, tokens_match, trusted_origins
@@ -50,6 +51,7 @@ __all__ = [
     "Client",
     "Credential",
     "CrossSiteRequest",
+    "DeviceBinding",
     "Exchange",
     "Gate",
     "HelperFlow",
@@ -96,6 +98,7 @@ UNKNOWN_IP = "0.0.0.0"  # noqa: S104 (recorded, never bound)
 
 # RFC 6265 cookie-name: an HTTP token.
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_URL_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 _SYNCHRONIZER = b"sessionstore synchronizer token v1"
 
@@ -113,6 +116,58 @@ class PolicyOptions(TypedDict, total=False):
     trusted_proxies: Sequence[str]
     proxy_header: str
     retry_after: int
+    device_bound: bool | DeviceBinding
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceBinding:
+    """How a middleware binds sessions to devices with DBSC (``device_bound=DeviceBinding(...)``;
+    ``device_bound=True`` takes these defaults). The protocol is dbsc.py's.
+
+    registration_path  where the middleware serves DBSC registrations (below the app's mount)
+    refresh_path       where it serves refreshes
+    cookie_name        the bound cookie; default: the session cookie's name + ``-bound``
+    cookie_seconds     how long a bound cookie lives: how long a thief who holds every cookie
+                       but not the key keeps access, and about how often a browser refreshes
+    challenge_seconds  how long a challenge lives; also the registration window after a sign-in,
+                       past which the session stays unbound for good, as for clients without
+                       DBSC
+    authorization      send an ``authorization`` value with the registration challenge, which
+                       the proof must repeat
+    revoke_on_failure  revoke a session whose binding fails, besides recording it (default:
+                       record only; README: Device-bound sessions)
+    """
+
+    registration_path: str = "/.sessionstore/dbsc/register"
+    refresh_path: str = "/.sessionstore/dbsc/refresh"
+    cookie_name: str = ""
+    cookie_seconds: int = 300
+    challenge_seconds: int = 120
+    authorization: bool = False
+    revoke_on_failure: bool = False
+    terms: BindingTerms = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for path in (self.registration_path, self.refresh_path):
+            if not _URL_PATH.fullmatch(path):
+                raise InvalidArgument("DBSC endpoint paths must be absolute URL paths")
+        if self.registration_path == self.refresh_path:
+            raise InvalidArgument("the DBSC registration and refresh paths must differ")
+        if self.cookie_name and not _COOKIE_NAME.fullmatch(self.cookie_name):
+            raise InvalidArgument("the bound cookie's name must be an HTTP token")
+        terms = BindingTerms(
+            challenge_seconds=self.challenge_seconds,
+            cookie_seconds=self.cookie_seconds,
+            authorization=self.authorization,
+            revoke_on_failure=self.revoke_on_failure,
+        )
+        object.__setattr__(self, "terms", terms)
+
+    @property
+    def cookie_max_age(self) -> int:
+        """The bound cookie's Max-Age: a little short of what its signature allows, so that a
+        request the browser sends just before dropping it still arrives in time."""
+        return self.cookie_seconds - min(10, self.cookie_seconds // 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +240,9 @@ class Policy:
                      client's address; with none, the connection's peer is the client
     proxy_header     the header those proxies append the client address to
     retry_after      seconds a 503 asks the client to wait
+    device_bound     True or a DeviceBinding: offer DBSC at cookie sign-ins, serve its
+                     registration and refresh endpoints, and require the bound cookie from
+                     bound sessions (dbsc.py)
     """
 
     tenant: str
@@ -198,7 +256,9 @@ class Policy:
     trusted_proxies: Sequence[str] = ()
     proxy_header: str = "x-forwarded-for"
     retry_after: int = 1
+    device_bound: bool | DeviceBinding = False
     _proxy_networks: tuple[Any, ...] = field(init=False, repr=False, default=())
+    _binding: DeviceBinding | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         inputs.tenant(self.tenant)
@@ -224,6 +284,12 @@ class Policy:
         object.__setattr__(self, "trusted_origins", trusted_origins(self.trusted_origins))
         object.__setattr__(self, "proxy_header", self.proxy_header.lower())
         object.__setattr__(self, "_proxy_networks", _networks(self.trusted_proxies))
+        object.__setattr__(self, "_binding", _binding(self.device_bound, name))
+
+    @property
+    def binding(self) -> DeviceBinding | None:
+        """How sessions are bound to devices here; None where they are not (dbsc.py)."""
+        return self._binding
 
     # -- reading a request ------------------------------------------------------------------
 
@@ -296,6 +362,7 @@ class Policy:
         )
         if exchange.cookie_rejected:
             rejected += (("set-cookie", self.clearing_cookie()),)
+        rejected += tuple(exchange.headers)  # a cleared bound cookie (dbsc.py)
         return _problem(401, "The session is invalid, expired or revoked.", rejected)
 
     def require_session(self, exchange: Exchange) -> Session:
@@ -354,6 +421,7 @@ class Policy:
         ``Cache-Control``, ``private`` keeps it out of shared caches.
         """
         cookies = (value for name, value in headers if name.lower() == "set-cookie")
+        headers = [*headers, *exchange.headers]
         if exchange.set_cookie is not None:
             headers = [*headers, ("set-cookie", exchange.set_cookie)]
         elif exchange.cookie_rejected and not _sets_cookie(cookies, self.cookie_name):
@@ -384,6 +452,27 @@ class Policy:
         """The Set-Cookie value that makes the browser forget the session cookie."""
         return f"{self.cookie_name}=; Max-Age=0; Expires={_EPOCH}; {self._attributes()}"
 
+    def bound_cookie(self, value: str) -> str:
+        """The Set-Cookie value of a DBSC bound cookie (``binding`` set)."""
+        binding = self._bound()
+        return (
+            f"{binding.cookie_name}={value}; Max-Age={binding.cookie_max_age}; {self._attributes()}"
+        )
+
+    def clearing_bound_cookie(self) -> str:
+        """The Set-Cookie value that makes the browser forget the bound cookie."""
+        name = self._bound().cookie_name
+        return f"{name}=; Max-Age=0; Expires={_EPOCH}; {self._attributes()}"
+
+    def cookie_attributes(self) -> str:
+        """The attributes of the session and bound cookies (what DBSC instructions name)."""
+        return self._attributes()
+
+    def _bound(self) -> DeviceBinding:
+        if self._binding is None:
+            raise RuntimeError("this policy binds no sessions (device_bound)")
+        return self._binding
+
     def _attributes(self) -> str:
         secure = "; Secure" if self.secure_cookie else ""
         return f"Path=/; HttpOnly{secure}; SameSite={self.same_site.capitalize()}"
@@ -401,6 +490,8 @@ class Exchange:
     set_cookie: str | None = field(default=None, repr=False)
     changed: bool = False
     started: bool = False
+    # Response headers of DBSC (dbsc.py): a registration offer, a cleared bound cookie.
+    headers: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     def accept(self, credential: Credential, session: Session | None) -> bool:
         """Record the store's answer for one credential; True when it is the session."""
@@ -409,6 +500,13 @@ class Exchange:
             return False
         self.session, self.token = session, credential.token
         return True
+
+    def unbind(self, cleared: str | None) -> None:
+        """A bound session came without its live bound cookie: the request goes on as
+        anonymous, and ``cleared`` (a Set-Cookie, or None) drops the stale bound cookie."""
+        self.session, self.token = None, None
+        if cleared is not None:
+            self.headers.append(("set-cookie", cleared))
 
     def check_open(self) -> None:
         """RuntimeError once the response has started: its headers can no longer change."""
@@ -462,7 +560,19 @@ def mark_current(sessions: Iterable[Session], current: Session) -> list[dict[str
 class StoreCall:
     """One call of a SessionStore (or AsyncSessionStore) method, for a face to make."""
 
-    method: Literal["validate", "create", "revoke", "revoke_all", "list_user_sessions"]
+    method: Literal[
+        "validate",
+        "create",
+        "revoke",
+        "revoke_all",
+        "list_user_sessions",
+        "begin_binding",
+        "register_binding",
+        "refresh_binding",
+        "bound_cookie",
+        "check_bound_cookie",
+        "record_binding_failure",
+    ]
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
@@ -530,6 +640,8 @@ def logout_flow(policy: Policy, exchange: Exchange, origin: Origin | None) -> He
     if session is not None:
         revoked = bool((yield _revoke(policy, session.user_id, session.id)))
     exchange.change(None, None, policy.clearing_cookie())
+    if policy.binding is not None:
+        exchange.headers.append(("set-cookie", policy.clearing_bound_cookie()))
     return revoked
 
 
@@ -621,6 +733,18 @@ def _address(value: str | None) -> str | None:
         return inputs.ip_address(value)
     except InvalidIPAddress:
         return None
+
+
+def _binding(option: object, cookie_name: str) -> DeviceBinding | None:
+    """The device_bound option as a DeviceBinding with its cookie named; None when off."""
+    if option is False:
+        return None
+    binding = DeviceBinding() if option is True else option
+    if not isinstance(binding, DeviceBinding):
+        raise InvalidArgument("device_bound must be a bool or a DeviceBinding")
+    if binding.cookie_name:
+        return binding
+    return replace(binding, cookie_name=f"{cookie_name}-bound")
 
 
 def _networks(proxies: Iterable[str]) -> tuple[Any, ...]:

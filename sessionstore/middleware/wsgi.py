@@ -19,11 +19,12 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from ..errors import StoreUnavailable
+from ..errors import SessionStoreError, StoreUnavailable
 from ..http.credentials import AmbiguousCredential
 from ..http.origin import Origin
 from ..model import Session
 from ..store import SessionStore
+from .dbsc import DbscRequest, binding_check_flow, endpoint_flow, registration_flow
 from .policy import (
     ENVIRON_SESSION,
     EXCHANGE,
@@ -72,7 +73,7 @@ class SessionMiddleware:
 
     Options (all keywords, see ``sessionstore.middleware.Policy``): cookie_name, token_sources,
     required, exclude_paths, secure_cookie, same_site, trusted_origins, trusted_proxies,
-    proxy_header, retry_after.
+    proxy_header, retry_after, device_bound (dbsc.py: it then serves the DBSC endpoints too).
     """
 
     def __init__(
@@ -87,15 +88,19 @@ class SessionMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         policy = self.gate.policy
+        if policy.binding is not None:
+            reply = _run(self.gate.store, endpoint_flow(policy, _dbsc_request(environ)))
+            if reply is not None:
+                return _refuse(start_response, reply)
         exchange = Exchange()
         environ[GATE] = self.gate
         environ[EXCHANGE] = exchange
         try:
             # WSGI servers join repeated header fields with commas: the rules expect that.
-            exchange.credentials = policy.credentials(
-                environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
-            )
+            cookies = environ.get("HTTP_COOKIE")
+            exchange.credentials = policy.credentials(cookies, environ.get("HTTP_AUTHORIZATION"))
             _run(self.gate.store, validation_flow(policy, exchange))
+            _run(self.gate.store, binding_check_flow(policy, exchange, cookies))
         except AmbiguousCredential as error:
             return _refuse(start_response, policy.ambiguous(error))
         except StoreUnavailable:
@@ -187,7 +192,7 @@ def login(
     is revoked first, so signing in never leaves an old token alive. Raises CrossSiteRequest
     (403) for a request from another site's page (``sessionstore.http.origin``);
     ``check_origin=False`` only where the flow has a check of its own (an OAuth callback's
-    state).
+    state). With ``device_bound``, a cookie sign-in also offers the browser DBSC (dbsc.py).
     """
     gate, exchange = _context(environ)
     policy = gate.policy
@@ -207,7 +212,10 @@ def login(
         mfa_verified=mfa_verified,
         set_cookie=set_cookie,
     )
-    return _run_publishing(environ, gate, exchange, flow)
+    session, token = _run_publishing(environ, gate, exchange, flow)
+    mount = str(environ.get("SCRIPT_NAME", ""))
+    _run(gate.store, registration_flow(policy, exchange, token, mount))
+    return session, token
 
 
 def logout(environ: WSGIEnvironment, *, check_origin: bool = True) -> bool:
@@ -268,7 +276,12 @@ def _run(store: SessionStore, flow: HelperFlow[T]) -> T:
     try:
         call = next(flow)
         while True:
-            call = flow.send(getattr(store, call.method)(*call.args, **call.kwargs))
+            try:
+                result = getattr(store, call.method)(*call.args, **call.kwargs)
+            except SessionStoreError as error:
+                call = flow.throw(error)  # the flow may answer it (dbsc.py); else it goes on up
+            else:
+                call = flow.send(result)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
@@ -280,6 +293,18 @@ def _run_publishing(
     result = _run(gate.store, flow)
     environ[ENVIRON_SESSION] = exchange.session
     return result
+
+
+def _dbsc_request(environ: WSGIEnvironment) -> DbscRequest:
+    return DbscRequest(
+        method=str(environ.get("REQUEST_METHOD", "GET")),
+        path=environ.get("PATH_INFO") or "/",
+        mount=str(environ.get("SCRIPT_NAME", "")),
+        cookie=environ.get("HTTP_COOKIE"),
+        authorization=environ.get("HTTP_AUTHORIZATION"),
+        session_response=_header(environ, "secure-session-response"),
+        session_id=_header(environ, "sec-secure-session-id"),
+    )
 
 
 def _origin(environ: WSGIEnvironment, check_origin: bool) -> Origin | None:

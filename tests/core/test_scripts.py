@@ -16,7 +16,7 @@ from sessionstore._core.kinds import EventType, Reason
 def test_every_lua_file_is_registered_once() -> None:
     files = {p.name for p in resources.files("sessionstore").joinpath("lua").iterdir()}
     assert files == {f"{script.name}.lua" for script in (*scripts.ALL, scripts.WEBHOOK_ADD)} | {
-        "lib.lua"
+        f"{part}.lua" for part in scripts.SHARED
     }
     assert len({script.sha for script in scripts.ALL}) == len(scripts.ALL)
 

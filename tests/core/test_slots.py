@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lupa import lua51
 from redis.crc import key_slot
 
-from sessionstore._core import scripts
+from sessionstore._core import binding, scripts
 from sessionstore._core.keys import random_part
 from sessionstore._core.operations import Core, ScriptCall
 from sessionstore._core.scripts import Script
@@ -58,6 +58,8 @@ def every_script_call(core: Core, tenant: str, user_id: int) -> tuple[str, list[
         core.list_sessions(tenant, ip_address="203.0.113.7"),
     ):
         calls += [call for call in next(flow) if isinstance(call, ScriptCall)]
+    # Device binding (DBSC): every script call is on one session, built in one place.
+    calls += [binding.session_call(core, script, tenant, session.id) for script in binding.SCRIPTS]
     return session.id, calls
 
 

@@ -51,7 +51,9 @@ class TestCreate:
         assert list(body) == [
             "id", "userId", "ipAddress", "userAgent", "device", "location",
             "authMethod", "mfaVerified", "createdAt", "lastActiveAt", "expiresAt",
+            "deviceBound",  # sessionstore's extension (DBSC), after the spec's fields
         ]  # fmt: skip
+        assert body["deviceBound"] is False
         assert body["userId"] == 456
         assert body["device"] == {"type": "desktop", "os": "macOS", "browser": "Chrome"}
         assert body["location"] is None
