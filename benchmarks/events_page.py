@@ -7,14 +7,16 @@ One private ``redis-server`` on a free loopback port (nothing else's commands in
 Tenant A holds ``events`` session.created events (as many sessions, created through the
 store's own flows, benchmarks/bulk.py); tenant B a few hundred sessions.
 
-1. **The worst page**: ``store.events(A, limit=1000, types=["session.revoked"])``, a filter
-   matching none of A's events, from the start, ``pages`` times. Per page: Redis CPU from
-   ``INFO commandstats`` (``usec`` of every command but INFO) and from ``INFO cpu`` (the
+1. **The worst page**, oldest first and newest first (``order="desc"``):
+   ``store.events(A, limit=1000, types=["session.revoked"])``, a filter matching none of A's
+   events, from the start (the oldest, or the newest), ``pages`` times. Per page: Redis CPU
+   from ``INFO commandstats`` (``usec`` of every command but INFO) and from ``INFO cpu`` (the
    process's user+sys, which includes reading requests and writing replies), stream entries
-   read (the XRANGE replies, counted in the store's ``_run``), round trips, the items and
-   whether a cursor came back; medians and maxima. Then the whole walk: every page of that
-   filter until ``hasMore`` is false (how many pages, their Redis CPU in total), and an
-   unfiltered ``limit=1000`` first page, the common case.
+   read (the XRANGE and XREVRANGE replies, counted in the store's ``_run``), round trips, the
+   items and whether a cursor came back; medians and maxima. Then the whole walk: every page
+   of that filter until ``hasMore`` is false (how many pages, their Redis CPU in total), an
+   unfiltered ``limit=1000`` first page (the common case), and a page by IP address (a filter
+   checked on each entry read, within the same budget), each way.
 2. **Fairness**: ``sessionstore serve --events`` on that Redis (default rate limits, or raised
    out of the way with ``--unlimited``). Tenant B sends ``GET users/{id}/sessions`` one at a
    time, 20 ms apart, and its latencies are kept; phases alternate quiet (B alone) and load
@@ -59,6 +61,7 @@ TENANT_A = "tenant-a"
 TENANT_B = "tenant-b"
 B_USERS = 300
 NOTHING = "session.revoked"  # nobody revokes here: a filter that matches none of A's events
+RARE_IP = "192.0.2.99"  # no session of A comes from it: a page by IP that reads its budget
 LIMIT = 1000
 B_PACE = 0.02
 BURST = 5.0  # seconds of a load phase reported apart: A spends its full token buckets
@@ -67,8 +70,13 @@ BURST = 5.0  # seconds of a load phase reported apart: A spends its full token b
 # -- 1. the worst page ----------------------------------------------------------------------------
 
 
+READS = ("XRANGE", "XREVRANGE")  # a page's reads, oldest first and newest first
+ORDERS = ("asc", "desc")
+CURSOR = {"asc": "after", "desc": "before"}  # where each order's next page starts
+
+
 class Counted:
-    """The store's ``_run``, counting round trips and the stream entries XRANGE answered."""
+    """The store's ``_run``, counting round trips and the stream entries its reads answered."""
 
     def __init__(self, store: SessionStore) -> None:
         self.store = store
@@ -81,7 +89,7 @@ class Counted:
         replies = self.inner(batch)
         self.round_trips += 1
         for call, reply in zip(batch, replies, strict=True):
-            if isinstance(call, Command) and call.args[0] == "XRANGE":
+            if isinstance(call, Command) and call.args[0] in READS:
                 self.entries += len(reply)
         return replies
 
@@ -120,8 +128,17 @@ def one_page(
 def worst_page(store: SessionStore, pages: int) -> None:
     counted = Counted(store)
     store.events(TENANT_A, limit=1)  # the layout check, once per store, outside the measure
-    runs = [one_page(store, counted, types=[NOTHING])[0] for _ in range(pages)]
-    print(f"worst page: limit={LIMIT}, type={NOTHING} (matches none), from the start, x{pages}")
+    for order in ORDERS:
+        worst_page_one_way(store, counted, pages, order)
+    store._run = counted.inner  # type: ignore[method-assign]
+
+
+def worst_page_one_way(store: SessionStore, counted: Counted, pages: int, order: str) -> None:
+    runs = [one_page(store, counted, types=[NOTHING], order=order)[0] for _ in range(pages)]
+    print(
+        f"worst page, order={order}: limit={LIMIT}, type={NOTHING} (matches none), from the "
+        f"{'oldest' if order == 'asc' else 'newest'}, x{pages}"
+    )
     for name in ("commandstats_ms", "process_cpu_ms", "wall_ms", "entries", "round_trips"):
         values = [run[name] for run in runs]
         print(
@@ -133,27 +150,33 @@ def worst_page(store: SessionStore, pages: int) -> None:
     walk: list[dict[str, float]] = []
     cursor = None
     while True:
-        run, cursor = one_page(store, counted, types=[NOTHING], after=cursor)
+        run, cursor = one_page(
+            store, counted, types=[NOTHING], order=order, **{CURSOR[order]: cursor}
+        )
         walk.append(run)
         if cursor is None:
             break
     print(
         f"  the whole walk: {len(walk)} pages, {sum(r['items'] for r in walk):.0f} items, "
-        f"{sum(r['entries'] for r in walk):,.0f} entries, "
+        f"{sum(r['entries'] for r in walk):,.0f} entries (max {max(r['entries'] for r in walk):.0f}"
+        f" a page), round trips max {max(r['round_trips'] for r in walk):.0f} a page, "
         f"{sum(r['commandstats_ms'] for r in walk):.1f} ms commandstats, "
         f"{sum(r['process_cpu_ms'] for r in walk):.1f} ms process CPU, "
         f"{sum(r['wall_ms'] for r in walk):.0f} ms wall, max page "
         f"{max(r['commandstats_ms'] for r in walk):.2f} ms commandstats"
     )
-    plain = [one_page(store, counted)[0] for _ in range(pages)]
-    print(
-        f"  unfiltered limit={LIMIT} first page: commandstats median "
-        f"{statistics.median(r['commandstats_ms'] for r in plain):.2f} ms, entries "
-        f"{statistics.median(r['entries'] for r in plain):.0f}, round trips "
-        f"{statistics.median(r['round_trips'] for r in plain):.0f}, items "
-        f"{plain[0]['items']:.0f}, cursor {plain[0]['cursor']}"
-    )
-    store._run = counted.inner  # type: ignore[method-assign]
+    for label, query in (
+        ("unfiltered", {}),
+        (f"ipAddress={RARE_IP} (matches none)", {"ip_address": RARE_IP}),
+    ):
+        plain = [one_page(store, counted, order=order, **query)[0] for _ in range(pages)]
+        print(
+            f"  {label} limit={LIMIT} first page: commandstats median "
+            f"{statistics.median(r['commandstats_ms'] for r in plain):.2f} ms, entries "
+            f"{statistics.median(r['entries'] for r in plain):.0f}, round trips "
+            f"{statistics.median(r['round_trips'] for r in plain):.0f}, items "
+            f"{plain[0]['items']:.0f}, cursor {plain[0]['cursor']}"
+        )
 
 
 # -- 2. fairness ----------------------------------------------------------------------------------

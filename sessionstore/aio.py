@@ -216,17 +216,34 @@ class AsyncSessionStore(BaseStore):
         tenant: str,
         *,
         after: str | None = None,
+        before: str | None = None,
+        order: str = "asc",
         limit: int = inputs.DEFAULT_LIMIT,
         types: Sequence[str] | None = None,
         user_id: int | None = None,
+        ip_address: str | None = None,
+        session_id: str | None = None,
     ) -> EventPage:
-        """A page of the tenant's session events after the cursor ``after``, oldest first.
+        """A page of the tenant's session events: oldest first after the cursor ``after``, or
+        with ``order="desc"`` newest first before the cursor ``before``. Filters combine:
+        ``types``, ``user_id``, ``ip_address`` (normalised as list_sessions' is), ``session_id``.
 
-        A page reads at most events.PAGE_BUDGET stream entries: with a sparse filter it may
-        hold fewer than ``limit`` events (even none) and a ``next_cursor`` to go on from."""
+        A page reads at most events.PAGE_BUDGET stream entries either way: with a sparse
+        filter it may hold fewer than ``limit`` events (even none) and a ``next_cursor`` to go
+        on from (as ``after``, or as ``before`` newest first)."""
         return await self._drive(
             "events",
-            self._core.events(tenant, after=after, limit=limit, types=types, user_id=user_id),
+            self._core.events(
+                tenant,
+                after=after,
+                before=before,
+                order=order,
+                limit=limit,
+                types=types,
+                user_id=user_id,
+                ip_address=ip_address,
+                session_id=session_id,
+            ),
         )
 
     async def tail(

@@ -38,14 +38,16 @@ def user_id(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidUserId("user id must be an integer")
     if not 0 <= value <= MAX_USER_ID:
-        raise InvalidUserId(f"user id must be in 0..{MAX_USER_ID}")
+        raise InvalidUserId("user id must be a whole number from 0 up to 2^63 - 1")
     return value
 
 
 def user_id_text(value: str) -> int:
     """Parse a user id from a URL: canonical decimal only (no sign, leading zero or exponent)."""
     if not _USER_ID_TEXT.fullmatch(value) or int(value) > MAX_USER_ID:
-        raise InvalidUserId(f"user id must be a decimal integer in 0..{MAX_USER_ID}")
+        raise InvalidUserId(
+            "user id must be written as a whole number from 0 up to 2^63 - 1, in plain digits"
+        )
     return int(value)
 
 

@@ -604,11 +604,26 @@ class Core:
         tenant: str,
         *,
         after: str | None = None,
+        before: str | None = None,
+        order: str = "asc",
         limit: int = inputs.DEFAULT_LIMIT,
         types: Sequence[str] | None = None,
         user_id: int | None = None,
+        ip_address: str | None = None,
+        session_id: str | None = None,
     ) -> Flow[events.EventPage]:
-        wanted = events.query(tenant, after, limit, types, user_id)
+        """A page of events (events.query checks the request, events.read reads it)."""
+        wanted = events.query(
+            tenant,
+            after,
+            limit,
+            types,
+            user_id,
+            before=before,
+            order=order,
+            ip_address=ip_address,
+            session=session_id,
+        )
         yield from self.check_layout()
         return (yield from events.read(self.keys, wanted))
 

@@ -17,7 +17,7 @@ from collections.abc import Collection
 from typing import Any, get_args
 
 from .._core import inputs, tokens
-from .._core.events import Event
+from .._core.events import EVENT_ID, ORDERS, Event
 from .._core.kinds import EventType
 from ..http.problems import CONTENT_TYPE as PROBLEM
 from ..model import Device, DeviceType, Location, Session, camel_case
@@ -75,9 +75,10 @@ RESPONSES = {
     "InvalidInput": _problem(
         "A path or query value is outside its domain: a user id that is not a canonical "
         "decimal integer in 0..2^63-1, an IP address filter that is not an IPv4 or IPv6 "
-        "address, a limit outside 1..1000, a cursor this API did not issue, a query parameter "
-        "the operation does not define or one given twice, a bulk revocation with no filter "
-        "and no `all=true`."
+        "address, a limit outside 1..1000, a cursor this API did not issue, an events order "
+        "other than `asc` or `desc` or the other order's cursor, a query parameter the "
+        "operation does not define or one given twice, a bulk revocation with no filter and "
+        "no `all=true`."
     ),
     "ContentTooLarge": _problem(
         "The request body is larger than the operation takes (its requestBody says how many "
@@ -105,6 +106,7 @@ _TIME = {"type": "string", "format": "date-time"}
 _USER_ID = {"type": "integer", "minimum": 0, "maximum": inputs.MAX_USER_ID}
 _IP_ADDRESS = {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
 _SESSION_ID = {"type": "string", "pattern": f"^{tokens.SESSION_ID.pattern}$"}
+_EVENT_ID = f"^{EVENT_ID.pattern}$"
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -172,7 +174,8 @@ _EVENT = _model(
     {
         "id": {
             "type": "string",
-            "description": "Ordered (time, sequence, bucket); pass as `after` to read on.",
+            "description": "Ordered (time, sequence, bucket); pass as `after` or `before` "
+            "to read on from it either way.",
         },
         "type": {"enum": list(EVENT_TYPES)},
         "sessionId": _SESSION_ID,
@@ -276,10 +279,11 @@ SCHEMAS: dict[str, Any] = {
         hasMore={"type": "boolean"},
         nextCursor={
             **_NULLABLE_STRING,
-            "description": "Pass as `after` for the next page; null when no more are stored "
-            "now (new ones come after the last id seen). A page reads at most 2,000 stored "
-            "events: with a sparse filter it may hold fewer than `limit` events, even none, "
-            "and a cursor to go on from.",
+            "description": "Pass as `after` (order `asc`) or `before` (order `desc`) for the "
+            "next page that way; null when no more are stored that way now (new ones come "
+            "after the last id seen). A page reads at most 2,000 stored events: with a sparse "
+            "filter it may hold fewer than `limit` events, even none, and a cursor to go on "
+            "from.",
         },
     ),
     "WebhookRegistration": _object(
@@ -363,7 +367,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "IpAddressFilter": {
         "name": "ipAddress",
         "in": "query",
-        "description": "Only sessions created from this address (IPv4-mapped IPv6 counts as IPv4).",
+        "description": "Only sessions created from this address; for events, only events of "
+        "such sessions (IPv4-mapped IPv6 counts as IPv4).",
         "schema": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
     },
     "All": {
@@ -372,11 +377,29 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "`true` to revoke every session of the tenant when no filter is given.",
         "schema": {"type": "boolean", "enum": [True]},
     },
+    "Order": {
+        "name": "order",
+        "in": "query",
+        "description": "`asc`: oldest first, on from `after` (the default: a client's `after` "
+        "cursors keep their meaning, and a page read on from the last event gets what came "
+        "since, as webhooks and `events tail` do). `desc`: newest first, back from `before`. "
+        "Each order takes only its own cursor (the other is refused, 422); a page reads at "
+        "most 2,000 stored events either way.",
+        "schema": {"enum": list(ORDERS), "default": "asc"},
+    },
     "After": {
         "name": "after",
         "in": "query",
-        "description": "An event id (or `nextCursor`): only events after it.",
-        "schema": {"type": "string", "pattern": "^[0-9]{1,15}-[0-9]{1,19}-[0-9a-z]{2}$"},
+        "description": "An event id (or `nextCursor` of an `asc` page): only events after "
+        "it, oldest first.",
+        "schema": {"type": "string", "pattern": _EVENT_ID},
+    },
+    "Before": {
+        "name": "before",
+        "in": "query",
+        "description": "With `order=desc`: an event id (or `nextCursor` of a `desc` page): "
+        "only events before it, newest first.",
+        "schema": {"type": "string", "pattern": _EVENT_ID},
     },
     "EventType": {
         "name": "type",

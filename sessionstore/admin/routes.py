@@ -107,12 +107,15 @@ def path_parameters(template: str) -> tuple[str, ...]:
 
 
 # What a call costs: a page a token per 100 items of its limit (1 at the default of 100, 10 at
-# 1,000). An events page with a filter costs 10 whatever its limit: it may read its whole
-# budget (events.PAGE_BUDGET, 2,000 stream entries) before it finds one match. A revocation by
-# IP address or of the whole tenant visits every bucket: 10. Every other call: one token.
+# 1,000). An events page with a filter costs 10 whatever its limit and order: it may read its
+# whole budget (events.PAGE_BUDGET, 2,000 stream entries) before it finds one match. A
+# revocation by IP address or of the whole tenant visits every bucket: 10. Every other call:
+# one token.
 PAGE: Final = Cost(per_items=100)
 BULK: Final = Cost(filtered=10, filters=frozenset({"ipAddress", "all"}))
-EVENTS_PAGE: Final = Cost(per_items=100, filtered=10, filters=frozenset({"type", "userId"}))
+EVENTS_PAGE: Final = Cost(
+    per_items=100, filtered=10, filters=frozenset({"type", "userId", "ipAddress"})
+)
 
 _SESSION_PAGE: Final = Answer("SessionList", "A page of sessions, newest first.")
 _REVOKED_COUNT: Final = Answer("RevokedCount", "How many sessions were revoked.")
@@ -170,10 +173,13 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "/events",
         list_events,
         "listEvents",
-        "The tenant's session events, oldest first, after a cursor: created, revoked, "
-        "evicted, expired, mfa_verified. 404 when the server records none (--events).",
-        Answer("EventList", "A page of events, oldest first."),
-        query=("after", "type", "userId", "limit"),
+        "The tenant's session events (created, revoked, evicted, expired, mfa_verified): "
+        "oldest first after a cursor (`after`; the default order, so a client's cursors keep "
+        "their meaning and pages read on as events come, as webhooks do), or newest first "
+        "before one (`order=desc`, `before`). Filters combine: type, user, IP address. 404 "
+        "when the server records none (--events).",
+        Answer("EventList", "A page of events, in the order asked for."),
+        query=("order", "after", "before", "type", "userId", "ipAddress", "limit"),
         cost=EVENTS_PAGE,
     ),
     Operation(

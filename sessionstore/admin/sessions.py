@@ -106,11 +106,13 @@ async def revoke_sessions(request: Request, query: Mapping[str, str]) -> Respons
 
 
 async def list_events(request: Request, query: Mapping[str, str]) -> Response:
-    """A page of the tenant's events, oldest first; 404 when the deployment records none.
+    """A page of the tenant's events, oldest first after ``after`` (the default order) or
+    newest first before ``before`` (``order=desc``), filtered by type, user and IP address;
+    404 when the deployment records none.
 
-    A page reads at most events.PAGE_BUDGET stream entries: ``hasMore`` with fewer items than
-    ``limit`` (even none) means the budget ran out on events the filter passed over;
-    ``nextCursor`` goes on from there. ``hasMore`` false: nothing more stored now."""
+    A page reads at most events.PAGE_BUDGET stream entries either way: ``hasMore`` with fewer
+    items than ``limit`` (even none) means the budget ran out on events the filters passed
+    over; ``nextCursor`` goes on from there. ``hasMore`` false: nothing more stored now."""
     store = store_of(request)
     if not await store.events_enabled():
         return problem_response(404, NO_EVENTS)
@@ -118,8 +120,11 @@ async def list_events(request: Request, query: Mapping[str, str]) -> Response:
     page = await store.events(
         request.path_params["tenant"],
         after=query.get("after"),
+        before=query.get("before"),
+        order=query.get("order", "asc"),
         limit=page_limit(query),
         types=None if kinds is None else kinds.split(","),
         user_id=_user_filter(query),
+        ip_address=query.get("ipAddress"),
     )
     return JSONResponse(page.to_dict())

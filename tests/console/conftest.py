@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import fakeredis
@@ -17,11 +18,10 @@ from tests import backends
 from tests.console.helpers import CHROMIUM, Live, ThreadedServer, unavailable
 
 
-@pytest.fixture(scope="module", params=backends.ONE_BACKEND)
-def live(request: pytest.FixtureRequest) -> Iterator[Live]:
-    """One console server for the module, on the real Redis (backends.ONE_BACKEND: the store
-    under the pages is tested on every backend); each test works in its own tenant."""
-    backend = str(request.param)
+@contextmanager
+def console_server(backend: str) -> Iterator[Live]:
+    """A console server on ``backend`` (and a sync store beside it), stopped, and its keys
+    removed, at the end."""
     fake_server = fakeredis.FakeServer() if backend == "fake" else None
     client = backends.sync_client(backend, fake_server)
     # Events on, as `sessionstore serve --events` runs it: the timeline has something to show.
@@ -51,6 +51,14 @@ def live(request: pytest.FixtureRequest) -> Iterator[Live]:
         server.stop()
         backends.delete_prefix(client, config.prefix)
         client.close()
+
+
+@pytest.fixture(scope="module", params=backends.ONE_BACKEND)
+def live(request: pytest.FixtureRequest) -> Iterator[Live]:
+    """One console server for the module, on the real Redis (backends.ONE_BACKEND: the store
+    under the pages is tested on every backend); each test works in its own tenant."""
+    with console_server(str(request.param)) as served:
+        yield served
 
 
 @pytest.fixture
@@ -90,9 +98,10 @@ class Problems:
 
 
 def open_page(browser: Any, live: Live, **options: Any) -> tuple[Any, Any, Problems]:
-    context = browser.new_context(
-        base_url=live.url, viewport={"width": 1366, "height": 860}, **options
-    )
+    """A new browser context (no cookies) and page on the live console, 1366 px wide unless
+    ``options`` say otherwise, and what goes wrong in it."""
+    options.setdefault("viewport", {"width": 1366, "height": 860})
+    context = browser.new_context(base_url=live.url, **options)
     context.set_default_timeout(10_000)
     page = context.new_page()
     problems = Problems()

@@ -3,6 +3,7 @@ console is recorded with its API key as the actor, and the timeline answers in w
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 
@@ -87,7 +88,7 @@ async def test_every_console_revocation_records_its_api_key_as_the_actor(
     assert done.status_code == 303
     assert await new_revocations() == {(by_ip.id, actor, "bulk")}
 
-    # The timeline shows them, with the actor, oldest first.
+    # The timeline shows them, with the actor.
     timeline = await console.get("/console/events", params={"type": "session.revoked"})
     assert timeline.status_code == 200
     shown = re.findall(r'data-event-id="[^"]+" data-event-type="([^"]+)"', timeline.text)
@@ -97,7 +98,15 @@ async def test_every_console_revocation_records_its_api_key_as_the_actor(
         assert words in timeline.text
 
 
-async def test_the_timeline_filters_by_user_and_type_and_pages_on(
+def links(page: httpx.Response) -> dict[str, str]:
+    """The pager's links by their first words: First page, Previous page, Next page."""
+    found = re.findall(
+        r'<a class="button[^"]*"(?: rel="\w+")? href="([^"]+)">([A-Z][a-z]+ page)', page.text
+    )
+    return {words: html.unescape(href) for href, words in found}
+
+
+async def test_the_timeline_is_newest_first_filters_by_user_and_type_and_pages_both_ways(
     astore: AsyncSessionStore, console: httpx.AsyncClient
 ) -> None:
     made = [
@@ -105,18 +114,20 @@ async def test_the_timeline_filters_by_user_and_type_and_pages_on(
         for user in [1] * 55 + [2] * 3
     ]
     await astore.mark_mfa_verified(TENANT, made[-1].id)
+    everything = [event.id for event in (await astore.events(TENANT, limit=100)).data]
 
     first = await console.get("/console/events")
     ids = re.findall(r'data-event-id="([^"]+)"', first.text)
-    assert len(ids) == 50
-    assert "Next page (newer)" in first.text
-    after = re.search(r'href="/console/events\?after=([^"]+)"', first.text)
-    assert after is not None
-    second = await console.get("/console/events", params={"after": after[1]})
+    assert ids == everything[::-1][:50]  # newest first, a whole page even of one burst
+    assert set(links(first)) == {"Next page"}  # the newest: nothing before it
+    second = await console.get(links(first)["Next page"])
     more = re.findall(r'data-event-id="([^"]+)"', second.text)
-    assert len(more) == 9 and not set(ids) & set(more)
-    assert ids + more == sorted(ids + more, key=order)
-    assert "Next page (newer)" not in second.text and "First page" in second.text
+    assert more == everything[::-1][50:]
+    # The last page offers the way back, not only the first page.
+    assert set(links(second)) == {"First page", "Previous page"}
+    back = await console.get(links(second)["Previous page"])
+    assert re.findall(r'data-event-id="([^"]+)"', back.text) == ids
+    assert set(links(back)) == {"First page", "Next page"}
 
     mine = await console.get("/console/events", params={"user": "2"})
     assert len(re.findall(r'data-event-id="', mine.text)) == 4
@@ -124,6 +135,24 @@ async def test_the_timeline_filters_by_user_and_type_and_pages_on(
     mfa = await console.get("/console/events", params={"user": "2", "type": "session.mfa_verified"})
     assert re.findall(r'data-event-type="([^"]+)"', mfa.text) == ["session.mfa_verified"]
     assert "MFA verified" in mfa.text
+    # Every event links to its session's own page.
+    assert f'href="/console/sessions/{made[-1].id}"' in mfa.text
+
+
+async def test_the_timeline_filters_by_ip_address_and_offers_to_revoke_from_it(
+    astore: AsyncSessionStore, console: httpx.AsyncClient
+) -> None:
+    theirs, _ = await astore.create(TENANT, 7, ip_address="2001:db8::5", user_agent="curl/8")
+    await astore.create(TENANT, 8, ip_address="192.0.2.8", user_agent="curl/8")
+    answer = await console.get("/console/events", params={"ip": "2001:DB8:0::5"})
+    assert answer.status_code == 200
+    assert re.findall(r'data-event-id="[^"]+" data-event-type="([^"]+)"', answer.text) == [
+        "session.created"
+    ]
+    assert theirs.id in answer.text
+    assert "1 event on this page</strong> from 2001:db8::5" in answer.text
+    assert 'href="/console/ip/revoke?ip=2001%3Adb8%3A%3A5"' in answer.text
+    assert 'href="/console/sessions?ip=2001%3Adb8%3A%3A5"' in answer.text
 
 
 @pytest.mark.parametrize(
@@ -132,6 +161,7 @@ async def test_the_timeline_filters_by_user_and_type_and_pages_on(
         ({"user": "abc"}, "user", "Enter a user id"),
         ({"user": "-1"}, "user", "whole number"),
         ({"type": "session.hacked"}, "type", "Choose an event type"),
+        ({"ip": "203.0.113.300"}, "ip", "Enter an IPv4 or IPv6 address"),
     ],
 )
 async def test_bad_filters_are_answered_next_to_the_field(
@@ -145,8 +175,14 @@ async def test_bad_filters_are_answered_next_to_the_field(
     assert "<table" not in answer.text
 
 
-async def test_a_bad_cursor_is_answered_in_words(console: httpx.AsyncClient) -> None:
-    answer = await console.get("/console/events", params={"after": "garbage"})
+@pytest.mark.parametrize(
+    "params",
+    [{"after": "garbage"}, {"before": "garbage"}, {"after": "1-0-00", "before": "1-0-00"}],
+)
+async def test_a_bad_cursor_is_answered_in_words(
+    console: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    answer = await console.get("/console/events", params=params)
     assert answer.status_code == 422
     assert "no longer valid" in answer.text
 

@@ -401,10 +401,18 @@ async def test_every_answer_carries_the_security_headers(
 async def test_pages_have_no_inline_script_or_style(
     astore: AsyncSessionStore, key: str, local: httpx.AsyncClient
 ) -> None:
-    await astore.create(TENANT, 5, ip_address="192.0.2.5", user_agent="curl/8")
+    session, _ = await astore.create(TENANT, 5, ip_address="192.0.2.5", user_agent="curl/8")
     pages = [await local.get("/console/signin")]
     await sign_in(local, key)
-    for path in ("/sessions", "/users/5", "/users/5/revoke-all", "/ip/revoke?ip=192.0.2.5"):
+    for path in (
+        "/sessions",
+        "/users/5",
+        "/users/5/revoke-all",
+        "/ip/revoke?ip=192.0.2.5",
+        f"/sessions/{session.id}",
+        f"/sessions/{session.id}/revoke",
+        "/events?ip=192.0.2.5",
+    ):
         pages.append(await local.get(f"/console{path}"))
     for page in pages:
         assert page.status_code == 200

@@ -16,24 +16,42 @@ NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
     ("offset", "words"),
     [
         (timedelta(0), "just now"),
-        (timedelta(seconds=-59), "just now"),
-        (timedelta(seconds=30), "in less than a minute"),
-        (timedelta(seconds=-60), "1 minute ago"),
-        (timedelta(minutes=-59, seconds=-59), "59 minutes ago"),
-        (timedelta(hours=-1), "1 hour ago"),
-        (timedelta(hours=24) - timedelta(seconds=2), "in 23 hours"),
+        (timedelta(seconds=-29), "just now"),
+        (timedelta(seconds=29), "in less than a minute"),
+        (timedelta(seconds=-31), "1 minute ago"),
+        (timedelta(minutes=-40), "40 minutes ago"),
+        (timedelta(minutes=-59, seconds=-40), "1 hour ago"),  # 60 minutes: the next unit
+        (timedelta(hours=-1, minutes=-31), "2 hours ago"),
+        # A fresh 24-hour session: "in 1 day", never "in 23 hours".
+        (timedelta(hours=24) - timedelta(seconds=2), "in 1 day"),
+        (timedelta(hours=22, minutes=20), "in 22 hours"),
         (timedelta(days=1), "in 1 day"),
-        (timedelta(days=-45), "1 month ago"),
+        (timedelta(days=-45), "2 months ago"),
         (timedelta(days=400), "in 1 year"),
     ],
 )
-def test_relative_times_round_down_to_whole_units(offset: timedelta, words: str) -> None:
+def test_relative_times_round_to_the_nearest_unit(offset: timedelta, words: str) -> None:
     assert text.relative(NOW + offset, NOW) == words
+
+
+def test_counts_read_as_english() -> None:
+    assert text.plural(1, "session") == "1 session"
+    assert text.plural(2, "session") == "2 sessions"
+    assert text.plural(0, "session") == "no sessions"
+    assert text.count(0, "live session") == "No live sessions"
+    assert text.count(3, "event") == "3 events"
+
+
+def test_errors_read_as_sentences() -> None:
+    """What the console says next to a field names what to type, never an internal range."""
+    for words in (text.USER_ID_HELP, text.IP_HELP, text.TENANT_HELP, text.EVENT_TYPE_HELP):
+        assert words[0].isupper() and words.endswith(".")
+        assert "922337" not in words and ".." not in words
 
 
 def test_absolute_times_are_utc() -> None:
     local = datetime(2026, 11, 30, 13, 5, 9, tzinfo=UTC).astimezone()
-    assert text.absolute(local) == "2026-11-30 13:05:09 UTC"
+    assert text.absolute(local) == "2026-11-30 13:05:09\u00a0UTC"
 
 
 def test_devices_and_places_in_words() -> None:
@@ -45,4 +63,3 @@ def test_devices_and_places_in_words() -> None:
     assert text.location(Location("New York", "US")) == "New York, US"
     assert text.location(Location(None, "FR")) == "FR"
     assert text.auth_method("sso") == "SSO"
-    assert text.plural(1, "session") == "1 session" and text.plural(0, "session") == "0 sessions"

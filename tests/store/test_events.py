@@ -6,6 +6,7 @@ expiry is reached by moving it, never by waiting.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import threading
 from datetime import timedelta
@@ -17,6 +18,8 @@ from sessionstore import (
     AsyncSessionStore,
     InvalidArgument,
     InvalidCursor,
+    InvalidIPAddress,
+    InvalidSessionId,
     SessionStore,
     StoreConfig,
 )
@@ -265,9 +268,12 @@ async def test_the_async_store_reads_and_tails_the_same_events(
 # -- the budget of a page ---------------------------------------------------------------------
 
 
+READS = ("XRANGE", "XREVRANGE")  # a page's reads, oldest first and newest first
+
+
 class Reads:
     """What the store sends, batch by batch, since the last ``reset``: round trips, and the
-    stream entries XRANGE answered (read) and asked for (its COUNTs)."""
+    stream entries XRANGE and XREVRANGE answered (read) and asked for (their COUNTs)."""
 
     def __init__(self, store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reset()
@@ -277,7 +283,7 @@ class Reads:
             replies = inner(batch)
             self.round_trips += 1
             for call, reply in zip(batch, replies, strict=True):
-                if isinstance(call, Command) and call.args[0] == "XRANGE":
+                if isinstance(call, Command) and call.args[0] in READS:
                     self.asked += int(call.args[call.args.index("COUNT") + 1])
                     self.answered += len(reply)
             return replies
@@ -410,7 +416,8 @@ class TestPageBudget:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """The issue's page (limit 1000, a type no event has), at the real budget: 2,000
-        entries however many a bucket holds, and an empty page with a cursor is an answer."""
+        entries however many a bucket holds, and an empty page with a cursor is an answer;
+        oldest first and newest first."""
         store = SessionStore(
             client, config=StoreConfig(prefix=prefix, events=True, max_sessions_per_user=1),
             clock=clock,
@@ -431,6 +438,12 @@ class TestPageBudget:
         assert all(entries <= 2000 for _, _, entries, _ in pages), pages
         assert all(trips <= most_round_trips(128) for _, _, _, trips in pages), pages
         assert reads.answered <= 2000
+        # Newest first, the same: the budget, then a cursor to go back on from.
+        back, pages = walk_back(store, reads, 1000, types=["session.revoked"])
+        assert back == []
+        assert pages[0][:2] == (0, True)
+        assert all(entries <= 2000 for _, _, entries, _ in pages), pages
+        assert all(trips <= most_round_trips(128) for _, _, _, trips in pages), pages
 
     def test_an_unfiltered_page_still_answers_its_limit(
         self, store: SessionStore, clock: backends.Clock, monkeypatch: pytest.MonkeyPatch
@@ -548,3 +561,276 @@ class TestPageBudget:
                 for event_id, kind, owner in stored[start:]
                 if (kinds is None or kind in kinds) and (user is None or owner == user)
             ], (budget, filters, start)
+
+
+# -- newest first, by IP address, by session ---------------------------------------------------
+
+ADDRESSES = ("203.0.113.7", "198.51.100.23", "2001:db8::5")
+
+
+def stored_entries(client: Any, store: SessionStore) -> list[dict[str, Any]]:
+    """Every event of the tenant as Redis holds it (read with XRANGE, nothing of events.py),
+    oldest first, with what each filter looks at."""
+    keys = store._core.keys
+    found = []
+    for bucket in keys.all_buckets():
+        for stream_id, fields in client.xrange(keys.events(TENANT, bucket)):
+            ms, sequence = (int(part) for part in stream_id.decode().split("-"))
+            owner = fields[b"u"]
+            found.append(
+                {
+                    "order": (ms, sequence, bucket),
+                    "id": f"{ms}-{sequence}-{bucket}",
+                    "type": EventType.coded(fields[b"t"]).type_name,
+                    "user_id": int(owner) if owner else None,
+                    "ip_address": str(ipaddress.ip_address(fields[b"ip"])),
+                    "session_id": f"sess_{bucket}{fields[b's'].decode()}",
+                }
+            )
+    return sorted(found, key=lambda entry: entry["order"])
+
+
+def matching(entries: list[dict[str, Any]], filters: dict[str, Any]) -> list[str]:
+    """The ids of the entries every filter passes, as store.events names its filters."""
+    checks = {
+        "types": lambda entry, kinds: entry["type"] in kinds,
+        "user_id": lambda entry, user: entry["user_id"] == user,
+        "ip_address": lambda entry, ip: entry["ip_address"] == ip,
+        "session_id": lambda entry, session: entry["session_id"] == session,
+    }
+    return [
+        entry["id"]
+        for entry in entries
+        if all(checks[name](entry, value) for name, value in filters.items())
+    ]
+
+
+def walk_back(
+    store: SessionStore, reads: Reads, limit: int, before: str | None = None, **filters: Any
+) -> tuple[list[str], list[tuple[int, bool, int, int]]]:
+    """Every page of a newest-first query from ``before``: the event ids, and per page
+    (items, cursor, entries read, round trips)."""
+    found: list[str] = []
+    pages = []
+    cursor = before
+    while True:
+        reads.reset()
+        page = store.events(TENANT, before=cursor, order="desc", limit=limit, **filters)
+        pages.append((len(page.data), page.has_more, reads.answered, reads.round_trips))
+        assert len(page.data) <= limit
+        found += [event.id for event in page.data]
+        if not page.has_more:
+            return found, pages
+        assert page.next_cursor is not None and page.next_cursor != cursor  # always progress
+        cursor = page.next_cursor
+
+
+def spread(store: SessionStore, clock: backends.Clock, draw: random.Random, logins: int) -> None:
+    """Logins of 30 users from a few addresses (one written IPv4-mapped), in bursts and gaps,
+    with revocations now and then and the cap of 2 evicting: every type, user and address."""
+    for _ in range(logins):
+        address = draw.choice([*ADDRESSES, "::ffff:203.0.113.7"])
+        session, _ = login(store, draw.randrange(30), ip=address)
+        if draw.random() < 0.15:
+            store.revoke(TENANT, session.user_id, session.id)
+        clock.advance(draw.choice([0, 0, 0.0004, 0.002, 0.05]))
+
+
+class TestNewestFirst:
+    """``order="desc"``: the same events, newest first, back from ``before``; within the same
+    budget and round trips as oldest first."""
+
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_any_budget_limit_filter_and_starting_point_pages_back_exactly(
+        self,
+        client: Any,
+        prefix: str,
+        clock: backends.Clock,
+        monkeypatch: pytest.MonkeyPatch,
+        seed: int,
+    ) -> None:
+        draw = random.Random(seed)
+        buckets = draw.choice([1, 2, 5, 16])
+        store = SessionStore(
+            client,
+            config=StoreConfig(
+                prefix=prefix, events=True, max_sessions_per_user=2, tenant_buckets=buckets
+            ),
+            clock=clock,
+        )
+        spread(store, clock, draw, 120)
+        stored = stored_entries(client, store)
+        reads = Reads(store, monkeypatch)
+        for _ in range(6):
+            budget = draw.randint(buckets, 3 * buckets + 20)
+            monkeypatch.setattr(events_module, "PAGE_BUDGET", budget, raising=False)
+            filters: dict[str, Any] = draw.choice(
+                [{}, {"types": ["session.revoked"]}, {"ip_address": ADDRESSES[1]}]
+            )
+            if draw.random() < 0.3:
+                filters["user_id"] = draw.randrange(30)
+            end = draw.randrange(len(stored) + 1)
+            before = stored[end]["id"] if end < len(stored) else None
+            found, pages = walk_back(store, reads, draw.randint(1, 9), before, **filters)
+            assert found == matching(stored[:end], filters)[::-1], (budget, filters, end)
+            assert all(entries <= budget for _, _, entries, _ in pages), pages
+            assert all(trips <= most_round_trips(buckets) for _, _, _, trips in pages), pages
+
+    @pytest.mark.parametrize(
+        ("buckets", "budget", "limit", "filters"),
+        [
+            (4, 30, 7, {"types": ["session.revoked"]}),
+            (128, 200, 40, {}),
+            (16, 20, 3, {"types": ["session.evicted"], "ip_address": "203.0.113.7"}),
+        ],
+    )
+    def test_newest_first_is_oldest_first_reversed_within_the_same_budget(
+        self,
+        client: Any,
+        prefix: str,
+        clock: backends.Clock,
+        monkeypatch: pytest.MonkeyPatch,
+        buckets: int,
+        budget: int,
+        limit: int,
+        filters: dict[str, Any],
+    ) -> None:
+        store = SessionStore(
+            client,
+            config=StoreConfig(
+                prefix=prefix, events=True, max_sessions_per_user=3, tenant_buckets=buckets
+            ),
+            clock=clock,
+        )
+        for n in range(8):
+            for user in range(40):
+                session, _ = login(store, user, ip=ADDRESSES[(n + user) % 3])
+                if (n * 40 + user) % 11 == 0:
+                    store.revoke(TENANT, user, session.id)
+                clock.advance(0.001 * (1 + user % 3))
+        monkeypatch.setattr(events_module, "PAGE_BUDGET", budget, raising=False)
+        reads = Reads(store, monkeypatch)
+
+        forward, forward_pages = walk(store, reads, limit, **filters)
+        backward, backward_pages = walk_back(store, reads, limit, **filters)
+
+        assert forward, "the data holds matching events"
+        assert backward == [event.id for event in forward][::-1]
+        assert backward == matching(stored_entries(client, store), filters)[::-1]
+        for pages in (forward_pages, backward_pages):
+            assert all(entries <= budget for _, _, entries, _ in pages), pages
+            assert all(trips <= most_round_trips(buckets) for _, _, _, trips in pages), pages
+            if not filters:  # without a filter every page but the last is full, either way
+                assert not any(more and items < limit for items, more, _, _ in pages), pages
+
+    def test_a_burst_in_one_millisecond_fills_a_page_either_way(
+        self, store: SessionStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A stream's sequence numbers count its entries within a millisecond, so a page
+        needs no estimate there: 55 events of one bucket and 4 of another, all in one
+        millisecond (the clock stands still), fill a page of 50 newest first as oldest first
+        (estimated per millisecond, the busy bucket's reads grew a quarter a round, and the
+        page stopped short at 44)."""
+        keys = store._core.keys
+        assert keys.bucket_of(TENANT, 1) != keys.bucket_of(TENANT, 2)
+        for user in [1] * 55 + [2] * 4:
+            login(store, user)
+        reads = Reads(store, monkeypatch)
+        for order in ("asc", "desc"):
+            reads.reset()
+            page = store.events(TENANT, order=order, limit=50)
+            assert len(page.data) == 50 and page.has_more, order
+            assert reads.round_trips <= most_round_trips(128)
+
+    def test_the_newest_come_first_and_before_goes_back_from_any_event(
+        self, store: SessionStore, clock: backends.Clock
+    ) -> None:
+        made = []
+        for n in range(9):
+            made.append(login(store, n % 3)[0].id)
+            clock.advance(0.01)
+        newest = store.events(TENANT, order="desc", limit=4)
+        assert [event.session_id for event in newest.data] == made[::-1][:4]
+        older = store.events(TENANT, order="desc", before=newest.next_cursor, limit=4)
+        assert [event.session_id for event in older.data] == made[::-1][4:8]
+        # Any event id is a cursor both ways: back from the 5th, on from it.
+        fifth = every_event(store)[4].id
+        back = store.events(TENANT, order="desc", before=fifth)
+        assert [event.session_id for event in back.data] == made[:4][::-1]
+        assert not back.has_more
+        on = store.events(TENANT, after=fifth)
+        assert [event.session_id for event in on.data] == made[5:]
+
+    def test_orders_take_only_their_own_cursor(self, store: SessionStore) -> None:
+        login(store)
+        (event,) = every_event(store)
+        with pytest.raises(InvalidArgument, match="order"):
+            store.events(TENANT, order="newest")
+        with pytest.raises(InvalidArgument, match="before="):
+            store.events(TENANT, order="desc", after=event.id)
+        with pytest.raises(InvalidArgument, match="order=desc"):
+            store.events(TENANT, before=event.id)
+        for cursor in ("", "abc", "1-2", "1-2-XYZ"):
+            with pytest.raises(InvalidCursor):
+                store.events(TENANT, order="desc", before=cursor)
+
+
+class TestByAddressAndSession:
+    def test_events_from_one_address_in_any_spelling_combined_with_user_and_type(
+        self, store: SessionStore, clock: backends.Clock
+    ) -> None:
+        suspect = "2001:db8::5"
+        theirs = [login(store, user, ip=suspect)[0] for user in (1, 2, 3)]
+        login(store, 1, ip="198.51.100.23")
+        mapped = login(store, 4, ip="::ffff:203.0.113.9")[0]
+        clock.advance(0.01)
+        store.revoke_sessions(TENANT, ip_address=suspect, actor="admin:k3y1d")
+
+        found = every_event(store, ip_address="2001:DB8:0::5")  # normalised as list_sessions'
+        assert {event.session_id for event in found} == {session.id for session in theirs}
+        assert {event.ip_address for event in found} == {suspect}
+        assert summary(every_event(store, ip_address=suspect, user_id=2)) == [
+            ("session.created", "user", None),
+            ("session.revoked", "admin:k3y1d", "bulk"),
+        ]
+        newest = store.events(TENANT, ip_address=suspect, types=["session.revoked"], order="desc")
+        assert sorted(event.session_id for event in newest.data) == sorted(s.id for s in theirs)
+        assert [event.session_id for event in every_event(store, ip_address="203.0.113.9")] == [
+            mapped.id
+        ]
+        assert every_event(store, ip_address="192.0.2.1") == []
+        for bad in ("203.0.113.300", "10.0.0.0/8", "fe80::1%eth0", ""):
+            with pytest.raises(InvalidIPAddress):
+                store.events(TENANT, ip_address=bad)
+
+    def test_a_sessions_events_even_after_it_ended(self, store: SessionStore) -> None:
+        session, _ = login(store, 5)
+        other, _ = login(store, 5)
+        store.mark_mfa_verified(TENANT, session.id)
+        store.revoke(TENANT, 5, session.id, actor="admin:k3y1d")
+        assert summary(every_event(store, session_id=session.id)) == [
+            ("session.created", "user", None),
+            ("session.mfa_verified", "user", None),
+            ("session.revoked", "admin:k3y1d", None),
+        ]
+        newest = store.events(TENANT, session_id=session.id, order="desc", limit=1)
+        assert [event.type for event in newest.data] == ["session.revoked"]
+        assert every_event(store, session_id=session.id, user_id=6) == []  # another bucket's
+        assert len(every_event(store, session_id=other.id, user_id=5)) == 1
+        with pytest.raises(InvalidSessionId):
+            store.events(TENANT, session_id="sess_nope")
+
+    async def test_the_async_store_reads_newest_first_and_by_address_the_same(
+        self, store: SessionStore, astore: AsyncSessionStore, clock: backends.Clock
+    ) -> None:
+        for n in range(6):
+            login(store, n, ip=ADDRESSES[n % 2])
+            clock.advance(0.01)
+        for filters in ({"order": "desc", "limit": 4}, {"ip_address": ADDRESSES[1]}):
+            sync_page = store.events(TENANT, **filters)
+            async_page = await astore.events(TENANT, **filters)
+            assert async_page == sync_page
+        more = await astore.events(
+            TENANT, order="desc", before=sync_page.data[-1].id, ip_address=ADDRESSES[1]
+        )
+        assert [event.user_id for event in more.data] == [3, 1]  # back from the newest of it

@@ -4,7 +4,9 @@ Server-side HTML (Jinja2) over the same store as the API. Every page is a plain 
 that works without JavaScript; ``static/console.js`` only refreshes relative times. Every
 state-changing action is a POST that must come from this console (``auth.cross_site``) and
 carry the console session's CSRF token (common.ConsoleContext.authorised_post); it answers 303
-to a page that says what was done. Every answer carries the headers of ``SECURITY_HEADERS``.
+to a page that says what was done. Every revocation is the form of a confirmation page
+(one session, a user's, an IP address's), which says what will end. Every answer carries
+the headers of ``SECURITY_HEADERS``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...errors import InvalidArgument, StoreUnavailable
 from .common import ConsoleContext, ConsoleError, PageRoute, SignInRequired
-from .pages import errors, events, revoke_ip, sessions, signin, users
+from .pages import errors, events, revoke_ip, session, sessions, signin, users
 
 __all__ = ["CONTENT_SECURITY_POLICY", "PAGES", "SECURITY_HEADERS", "Console", "SecurityHeaders"]
 
@@ -30,6 +32,7 @@ __all__ = ["CONTENT_SECURITY_POLICY", "PAGES", "SECURITY_HEADERS", "Console", "S
 PAGES: Final[tuple[PageRoute, ...]] = (
     *signin.ROUTES,
     *sessions.ROUTES,
+    *session.ROUTES,
     *users.ROUTES,
     *revoke_ip.ROUTES,
     *events.ROUTES,

@@ -9,6 +9,7 @@ functions of a context and a request, declared with ``PageRoute``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     "PageRoute",
     "SignInRequired",
     "actor",
+    "back_path",
     "base",
     "ip_of",
     "link",
@@ -51,6 +53,8 @@ __all__ = [
 
 MAX_FORM_BYTES: Final = 4096
 _FORM_TYPE: Final = "application/x-www-form-urlencoded"
+# A place to go back to after an action: a path of this console, never another site's.
+_BACK: Final = re.compile(r"/(?![/\\])[^\s\\]{0,1000}")
 
 
 class ConsoleError(Exception):
@@ -143,7 +147,7 @@ def _environment() -> jinja2.Environment:
         reason=text.reason,
         actor=text.actor,
     )
-    env.globals.update(plural=text.plural, relative=text.relative)
+    env.globals.update(plural=text.plural, count=text.count, relative=text.relative)
     return env
 
 
@@ -323,6 +327,12 @@ def ip_of(value: str, errors: dict[str, str], name: str) -> str | None:
     except InvalidArgument:
         errors[name] = text.IP_HELP
         return None
+
+
+def back_path(value: str | None, default: str) -> str:
+    """Where to go back to after an action: ``value`` if it is a path of this console (as
+    ``local`` writes them), else ``default``."""
+    return value if value and _BACK.fullmatch(value) else default
 
 
 def path_user_id(request: Request) -> int:

@@ -1,15 +1,15 @@
 """How the console puts things into words: times, devices, places, counts, input errors.
 
-``relative`` has a twin in ``static/console.js`` (same units, same rounding down), which
-refreshes the text while a page stays open.
+``relative`` has a twin in ``static/console.js`` (same units, same rounding to the nearest),
+which refreshes the text while a page stays open.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Final
 
-from ..._core import inputs
 from ..._core.kinds import EventType, Reason, Tone
 from ...model import Device, Location
 
@@ -22,6 +22,7 @@ __all__ = [
     "USER_ID_HELP",
     "absolute",
     "actor",
+    "count",
     "auth_method",
     "device",
     "device_type",
@@ -33,20 +34,19 @@ __all__ = [
     "relative",
 ]
 
+# Smallest first: each unit is used while the rounded count stays below the next one's size.
 _UNITS: Final = (
-    (365 * 86400, "year"),
-    (30 * 86400, "month"),
-    (86400, "day"),
-    (3600, "hour"),
     (60, "minute"),
+    (3600, "hour"),
+    (86400, "day"),
+    (30 * 86400, "month"),
+    (365 * 86400, "year"),
 )
 
 AUTH_METHODS: Final = {"password": "Password", "social": "Social login", "sso": "SSO"}
 
 TENANT_HELP: Final = "Enter a tenant: lower-case letters, digits and hyphens, such as acme-corp."
-USER_ID_HELP: Final = (
-    f"Enter a user id: a whole number from 0 to {inputs.MAX_USER_ID}, such as 456."
-)
+USER_ID_HELP: Final = "Enter a user id: a whole number, such as 456, with no sign or spaces."
 IP_HELP: Final = "Enter an IPv4 or IPv6 address, such as 203.0.113.45 or 2001:db8::1."
 
 # Each event type in words, in the order the timeline's filter offers them.
@@ -59,27 +59,38 @@ EVENT_TYPE_HELP: Final = (
 
 
 def relative(moment: datetime, now: datetime) -> str:
-    """``5 minutes ago``, ``in 23 hours``, ``just now``: whole units, rounded down."""
+    """``5 minutes ago``, ``in 1 day``, ``just now``: rounded to the nearest whole unit, the
+    largest one that the rounded count reaches (23 hours 59 minutes is ``1 day``)."""
     seconds = (moment - now).total_seconds()
     span = abs(seconds)
-    if span < 60:
+    words = ""
+    for (size, unit), (next_size, _) in zip(_UNITS, (*_UNITS[1:], (math.inf, "")), strict=True):
+        rounded = math.floor(span / size + 0.5)  # half up, as the script's Math.round
+        if rounded * size < next_size:
+            words = plural(rounded, unit)
+            break
+    if not words or words.startswith("no "):
         return "in less than a minute" if seconds > 0 else "just now"
-    for size, unit in _UNITS:
-        if span >= size:
-            count = int(span // size)
-            words = plural(count, unit)
-            return f"in {words}" if seconds > 0 else f"{words} ago"
-    raise AssertionError("unreachable: a minute or more always has a unit")
+    return f"in {words}" if seconds > 0 else f"{words} ago"
 
 
 def absolute(moment: datetime) -> str:
-    """The exact time, in UTC: ``2026-12-02 17:05:54 UTC``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """The exact time, in UTC: ``2026-12-02 17:05:54 UTC``, the time of day and ``UTC`` held
+    together (a no-break space), so a narrow column breaks it only after the date."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S\u00a0UTC")
 
 
 def plural(count: int, noun: str) -> str:
-    """``1 session``, ``2 sessions``."""
+    """``1 session``, ``2 sessions``, ``no sessions``: a count as a sentence says it."""
+    if count == 0:
+        return f"no {noun}s"
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def count(number: int, noun: str) -> str:
+    """``plural`` at the start of a sentence: ``No live sessions``, ``3 live sessions``."""
+    words = plural(number, noun)
+    return words[0].upper() + words[1:]
 
 
 def device(value: Device) -> str:

@@ -1,9 +1,10 @@
-"""The tenant's sessions, a page at a time, by user or IP address; and revoking one of them."""
+"""The tenant's sessions, a page at a time, by user or IP address; and revoking one of them
+(the form of its confirmation page, session.py)."""
 
 from __future__ import annotations
 
 import logging
-import re
+from dataclasses import dataclass
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -16,19 +17,57 @@ from ..common import (
     ConsoleError,
     PageRoute,
     actor,
+    back_path,
     ip_of,
+    link,
     local,
     redirect,
     user_id_of,
 )
 
-__all__ = ["ROUTES", "revoke_one", "tenant_sessions"]
+__all__ = ["MAX_TRAIL", "PAGE_SIZE", "ROUTES", "Pages", "pages", "revoke_one", "tenant_sessions"]
 
 log = logging.getLogger("sessionstore.console")
 
 PAGE_SIZE: Final = 25
-# A place to go back to after an action: a path of this console, never another site's.
-_BACK: Final = re.compile(r"/(?![/\\])[^\s\\]{0,1000}")
+# The listing's cursors only go forward, so a page's address carries the cursors of the
+# pages before it (``prev``, "."-separated: a cursor is base64url), for its "Previous page";
+# the last MAX_TRAIL of them, past which "Previous page" leads to the first.
+MAX_TRAIL: Final = 20
+_TRAIL_SEPARATOR: Final = "."
+
+
+@dataclass(frozen=True, slots=True)
+class Pages:
+    """The links around a page of the list (None where there is nowhere to go)."""
+
+    first: str | None
+    previous: str | None
+    next: str | None
+
+
+def pages(
+    request: Request,
+    filters: dict[str, str],
+    cursor: str | None,
+    trail: list[str],
+    after: str | None,
+) -> Pages:
+    """First, previous and next of the page at ``cursor``, reached through ``trail``; the
+    next page starts at ``after`` (the page's next cursor)."""
+
+    def to(at: str | None, behind: list[str]) -> str:
+        prev = _TRAIL_SEPARATOR.join(behind[-MAX_TRAIL:]) if at else None
+        return link(request, "/sessions", **filters, cursor=at, prev=prev)
+
+    if cursor is None:
+        return Pages(None, None, to(after, []) if after else None)
+    previous = to(trail[-1], trail[:-1]) if trail else to(None, [])
+    return Pages(
+        to(None, []),
+        previous,
+        to(after, [*trail, cursor]) if after else None,
+    )
 
 
 async def tenant_sessions(console: ConsoleContext, request: Request) -> Response:
@@ -38,15 +77,17 @@ async def tenant_sessions(console: ConsoleContext, request: Request) -> Response
     user_text = request.query_params.get("user", "").strip()
     ip_text = request.query_params.get("ip", "").strip()
     cursor = request.query_params.get("cursor") or None
+    prev = request.query_params.get("prev", "")
+    trail = [part for part in prev.split(_TRAIL_SEPARATOR) if part][-MAX_TRAIL:]
     errors: dict[str, str] = {}
     user_id = user_id_of(user_text, errors, "user") if user_text else None
     ip = ip_of(ip_text, errors, "ip") if ip_text else None
+    filters = {"user": user_text, "ip": ip_text}
     context: dict[str, Any] = {
-        "user": user_text,
-        "ip": ip_text,
+        **filters,
         "filtered_ip": ip,
         "cursor": cursor,
-        "back": local("/sessions", user=user_text, ip=ip_text, cursor=cursor),
+        "back": local("/sessions", **filters, cursor=cursor, prev=prev),
         "errors": errors,
         "page": None,
         "problem": None,
@@ -60,11 +101,13 @@ async def tenant_sessions(console: ConsoleContext, request: Request) -> Response
     except InvalidCursor:
         context["problem"] = "That page link is no longer valid: start again from the first page."
         return await console.page(request, session, "sessions.html", context, status=422)
+    context["pages"] = pages(request, filters, cursor, trail, context["page"].next_cursor)
     return await console.page(request, session, "sessions.html", context)
 
 
 async def revoke_one(console: ConsoleContext, request: Request) -> Response:
-    """Revoke one session (a form of this console): 303 back to the page it came from."""
+    """Revoke one session (the form of its confirmation page): 303 back to the page the
+    revocation started from."""
     session, form = await console.authorised_post(request)
     try:
         user_id = inputs.user_id_text(form.get("user_id", ""))
@@ -84,8 +127,7 @@ async def revoke_one(console: ConsoleContext, request: Request) -> Response:
         if revoked
         else f"Session {session_id} had already ended: nothing to revoke.",
     )
-    back = form.get("back", "")
-    return redirect(request, back if _BACK.fullmatch(back) else "/sessions")
+    return redirect(request, back_path(form.get("back"), "/sessions"))
 
 
 ROUTES: Final = (

@@ -4,30 +4,38 @@
 "use strict";
 
 (function () {
+  // Smallest first: each unit is used while the rounded count stays below the next one's size.
   const UNITS = [
-    [365 * 86400, "year"],
-    [30 * 86400, "month"],
-    [86400, "day"],
-    [3600, "hour"],
     [60, "minute"],
+    [3600, "hour"],
+    [86400, "day"],
+    [30 * 86400, "month"],
+    [365 * 86400, "year"],
   ];
 
   function plural(count, noun) {
+    if (count === 0) {
+      return "no " + noun + "s";
+    }
     return count === 1 ? count + " " + noun : count + " " + noun + "s";
   }
 
+  // Rounded to the nearest whole unit, the largest the rounded count reaches (text.relative).
   function relative(seconds) {
     const span = Math.abs(seconds);
-    if (span < 60) {
-      return seconds > 0 ? "in less than a minute" : "just now";
-    }
-    for (const [size, unit] of UNITS) {
-      if (span >= size) {
-        const words = plural(Math.floor(span / size), unit);
+    for (let index = 0; index < UNITS.length; index += 1) {
+      const [size, unit] = UNITS[index];
+      const next = index + 1 < UNITS.length ? UNITS[index + 1][0] : Infinity;
+      const rounded = Math.floor(span / size + 0.5);
+      if (rounded * size < next) {
+        if (rounded === 0) {
+          break;
+        }
+        const words = plural(rounded, unit);
         return seconds > 0 ? "in " + words : words + " ago";
       }
     }
-    return "";
+    return seconds > 0 ? "in less than a minute" : "just now";
   }
 
   // The page says when the server rendered it; a skewed client clock is corrected by that.
