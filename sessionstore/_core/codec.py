@@ -28,7 +28,7 @@ place. scripts.py hands the same list to the Lua scripts, so it is written only 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import Final, cast
@@ -43,6 +43,7 @@ VIEW: Final = (
     *(f"ua{index}" for index in range(MAX_AGENT_CHUNKS)),
 )  # fmt: skip
 _PLACE: Final = {field: place for place, field in enumerate(VIEW)}  # the agent's chunks last
+_VIEW_NAMES: Final = tuple(field.encode() for field in VIEW)
 # The fields a session's scripts change after its creation; everything else is fixed. The
 # hot path reads only these for a session whose fixed parts it remembers (fixed.py).
 # ``b`` is absent until a session is bound (and in sessions older than binding): absent is
@@ -77,6 +78,15 @@ def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | st
         if session.location.country:
             fields += ["lk", _clip(session.location.country)]
     return fields
+
+
+def view_of(whole: Mapping[bytes, bytes] | Sequence[bytes]) -> list[bytes | None]:
+    """The VIEW values of a whole hash: HGETALL's reply, a map or a flat field, value list.
+    (HGETALL costs Redis about half of an HMGET of every VIEW name, most of them absent.)"""
+    fields = (
+        whole if isinstance(whole, Mapping) else dict(zip(whole[::2], whole[1::2], strict=True))
+    )
+    return [fields.get(name) for name in _VIEW_NAMES]
 
 
 def decode_view(session_id: str, view: Sequence[bytes | None]) -> Session:

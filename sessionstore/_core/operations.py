@@ -36,6 +36,7 @@ from .codec import (
     moved,
     packed_ip,
     session_fields,
+    view_of,
 )
 from .device import parse_device
 from .fixed import Fixed, FixedParts
@@ -189,17 +190,18 @@ class Core:
     def _first_sight(
         self, tenant: str, parsed: ParsedToken
     ) -> Flow[Session | None | Literal[_Ended.STORED]]:
-        """A session this process has not seen: its hash and its user index entry, two plain
-        reads in one round trip (the token names its owner). STORED asks the script: a touch
+        """A session this process has not seen: its whole hash and its user index entry, two
+        plain reads in one round trip (the token names its owner). STORED asks the script: a touch
         is due, or the session ended."""
         sid, owner = parsed.session_id, parsed.owner
-        hash_read = Command(("HMGET", self.keys.session(tenant, sid), *VIEW))
+        hash_read = Command(("HGETALL", self.keys.session(tenant, sid)))
         if owner is None:  # a token from before tokens named their owner: read it first
-            (values,) = yield [hash_read]
+            (whole,) = yield [hash_read]
             indexed: object = _UNREAD
         else:
             user_index = self.keys.user_index_in(tenant, sid, owner)
-            values, indexed = yield [hash_read, Command(("ZSCORE", user_index, random_part(sid)))]
+            whole, indexed = yield [hash_read, Command(("ZSCORE", user_index, random_part(sid)))]
+        values = view_of(whole)
         stored = values[_SECRET]
         if stored is None or not hmac.compare_digest(stored, parsed.secret_hash):
             self.validated("unknown")

@@ -73,7 +73,7 @@ def test_a_token_from_before_owners_validates_in_two_plain_reads(
     session, token = login(elsewhere)
     calls = count_calls(here, monkeypatch)
     assert here.validate(TENANT, ownerless(token)) == session
-    assert calls == ["hmget", "zscore"]
+    assert calls == ["hgetall", "zscore"]
 
 
 def test_a_token_whose_owner_was_changed_is_refused(
