@@ -310,10 +310,11 @@ class Core:
                 f"prefix {self.config.prefix!r} holds sessions of layout 1; this version reads "
                 f"layout {LAYOUT}: use another prefix or remove the old keys"
             )
-        if layout is None:
-            _, layout = yield [
+        if layout is None:  # a new prefix: every bucket in it will be registered by its creates
+            _, layout, _ = yield [
                 Command(("SET", self.keys.layout(), expected, "NX")),
                 Command(("GET", self.keys.layout())),
+                Command(("SET", self.keys.registry_seeded(), 1, "NX")),
             ]
         if bytes(layout) != expected:
             raise IncompatibleLayout(

@@ -14,7 +14,9 @@ A sweep reads the entries not yet past their time (``ZRANGE BYSCORE``), drops th
 sweeps those buckets in chunks: O(buckets that may hold sessions), whatever else the database
 holds. Buckets written before the registry existed (an upgrade) are found by one SCAN, the first
 time a sweep finds no mark ``P:buckets-seeded`` (a small key per prefix, like the layout
-marker); the registry itself expires with the last session it could hold.
+marker, which a new prefix gets with its layout marker); the registry itself expires with the
+last session it could hold. During a rolling upgrade, a bucket that only older processes
+write is swept once a newer process creates a session in it.
 """
 
 from __future__ import annotations
