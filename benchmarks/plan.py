@@ -34,6 +34,11 @@ class Plan:
     # (each operation and its floor once per window, interleaved).
     cpu_ops: int = 2_000
     cpu_windows: int = 5
+    # The scale section's one tenant of the mix, grown through these sizes: memory per
+    # session at each of the first, validate (fresh processes, uniform and Zipf) at each of
+    # the second, the sweep at the largest.
+    scale_memory_totals: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    scale_validate_totals: tuple[int, ...] = (100_000, 1_000_000)
 
     @property
     def full(self) -> bool:
@@ -71,4 +76,6 @@ QUICK = Plan(
     naive=Effort(runs=2, seconds=0.0, min_calls=1),
     cpu_ops=500,
     cpu_windows=3,
+    scale_memory_totals=(1_000, 5_000),
+    scale_validate_totals=(5_000,),
 )

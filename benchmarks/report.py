@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .suites.peers import MODES
+from .suites.scale import encoding_counts
 from .targets import FLAT_TOLERANCE
 
 LOADING = (
@@ -107,7 +108,127 @@ def _backend(name: str, results: dict[str, Any]) -> list[str]:
         lines += _peers(results["peers"])
     if results.get("near_cache"):
         lines += _near_cache(results["near_cache"])
+    if results.get("scale"):
+        lines += _scale(results["scale"])
     return lines
+
+
+def _scale(scale: dict[str, Any]) -> list[str]:
+    sizes = scale["sizes"]
+    return [
+        *_scale_memory([point for point in sizes if "memory" in point]),
+        *_scale_validate(scale, [point for point in sizes if "validate" in point]),
+        *_scale_sweep(scale["sweep"]),
+        *_scale_jwt(scale["near_cache_vs_jwt"]),
+    ]
+
+
+def _scale_memory(points: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        [
+            f"{point['sessions']:,}",
+            f"{point['memory']['bytes_per_session']:,.0f}",
+            *(
+                f"{encoding_counts(index['encodings'])}; "
+                f"{index['memory_usage_per_session']:.1f} B per session"
+                for index in point["memory"]["indexes"].values()
+            ),
+            f"{point['fill']['sessions_per_s']:,.0f}/s ({point['fill']['seconds']:.1f} s)",
+        ]
+        for point in points
+    ]
+    header = ["sessions", "bytes per session", "`t` buckets", "`i` buckets", "filled at"]
+    title = (
+        "scale: memory per session as one tenant of the issue's mix grows (default config; "
+        "used_memory delta since the tenant was empty; encodings of the buckets' indexes)"
+    )
+    return _table(title, header, rows)
+
+
+def _scale_validate(scale: dict[str, Any], points: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for point in points:
+        for pattern, measured in point["validate"].items():
+            cpu, throughput = measured["cpu"], measured["throughput"]
+            store, floor = cpu["store"], cpu["floor"]
+            validate, hgetall = throughput["validate"], throughput["HGETALL of the same hash"]
+            rows.append(
+                [
+                    f"{point['sessions']:,}",
+                    pattern,
+                    f"{store['usec_per_op']:.2f}",
+                    f"{floor['usec_per_op']:.2f}",
+                    f"{cpu['ratio']:.2f}x",
+                    f"{cpu['script_share']:.2%}",
+                    f"{cpu['round_trips_per_validate']:.2f}",
+                    f"{cpu['fixed_parts_hit_share']:.1%}",
+                    f"{validate['ops_per_s']:,.0f} ({validate['p50_ms']:.3f} ms)",
+                    f"{hgetall['ops_per_s']:,.0f} ({hgetall['p50_ms']:.3f} ms)",
+                    f"{min(store['clean_windows'], floor['clean_windows'])} of {store['windows']}",
+                ]
+            )
+    header = [
+        "sessions",
+        "access",
+        "Redis µs per validate",
+        "HGETALL µs",
+        "ratio",
+        "ran a script",
+        "round trips",
+        "LRU knew the session",
+        "validate ops/s (p50), 1 client",
+        "HGETALL ops/s (p50)",
+        "clean windows",
+    ]
+    title = (
+        f"scale: validate in a fresh process (fixed-parts LRU of {scale['fixed_parts']:,}, "
+        f"empty at start), uniform and Zipf (s = {scale['zipf_s']}) access, touch interval "
+        f"{scale['touch_interval_s']:,.0f} s; Redis CPU from `INFO commandstats`"
+    )
+    return _table(title, header, rows)
+
+
+def _scale_sweep(sweeps: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        [
+            sweep["label"],
+            sweep["walks"],
+            f"{sweep['seconds'] * 1000:,.1f}",
+            f"{sweep['round_trips']:,}",
+            f"{sweep['commands'].get('scan', {}).get('sent', 0):,}",
+            f"{sweep['commands'].get('evalsha', {}).get('sent', 0):,}",
+            _sweep_cpu(sweep),
+            f"{sweep['buckets_swept']:,}",
+        ]
+        for sweep in sweeps
+    ]
+    header = ["sweep", "walks", "wall ms", "round trips", "SCAN", "EVALSHA"]
+    header.append("Redis CPU ms (SCAN + EVALSHA)")
+    header.append("buckets")
+    title = f"scale: `sweep_expired()` at {sweeps[0]['sessions']:,} sessions"
+    return _table(title, header, rows)
+
+
+def _sweep_cpu(sweep: dict[str, Any]) -> str:
+    ours = f"{sweep['scan_evalsha_usec_ours'] / 1000:,.1f}"
+    if sweep["clean"]:
+        return ours
+    everyone = sweep["scan_evalsha_usec"] / 1000
+    return f"{ours} (other clients' calls taken out; {everyone:,.1f} with them)"
+
+
+def _scale_jwt(near: dict[str, Any]) -> list[str]:
+    rows = [
+        [what, *_figures(near[key])]
+        for what, key in (("near cache hit", "near_cache_hit"), ("jwt.decode", "jwt_decode"))
+    ]
+    title = (
+        f"scale: a near-cache hit and PyJWT {near['pyjwt']} `jwt.decode` of an HS256 token "
+        f"({near['jwt_bytes']} bytes: {', '.join(near['claims'])}): "
+        f"{near['ratio']:.2f}x the ops/s, {near['p50_ratio']:.2f}x by p50 (hits: "
+        f"{near['hit_share']:.1%})"
+    )
+    return _table(title, ["measure", "ops/s", "p50 ms", "p99 ms"], rows)
 
 
 def _near_cache(near: dict[str, Any]) -> list[str]:

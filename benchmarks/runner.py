@@ -2,7 +2,8 @@
 
 Device parsing needs no Redis and memory wants a small database (its deltas would otherwise
 include the main dictionary doubling), so they go first; the adversarial listing writes and
-deletes tenants of its own, before the data of the other measures. Then the probes are
+deletes tenants of its own, before the data of the other measures, and so does scale (one
+tenant grown to a million sessions, deleted before the next measure). Then the probes are
 written and the tenant filled to the smallest total; the hot path, create, the peers and the
 Redis CPU per operation are measured there, and the listings at every total while the tenant
 grows.
@@ -17,7 +18,17 @@ from . import device_bound
 from .bench import Backend, Bench
 from .plan import Plan
 from .progress import Progress
-from .suites import adversarial, create, device, memory, near_cache, peers, redis_cpu, validate
+from .suites import (
+    adversarial,
+    create,
+    device,
+    memory,
+    near_cache,
+    peers,
+    redis_cpu,
+    scale,
+    validate,
+)
 from .suites.scaling import Scaling
 from .targets import evaluate
 
@@ -31,6 +42,7 @@ SECTIONS = (
     "redis_cpu",
     "scaling",
     "near_cache",
+    "scale",
     "device_bound",
 )
 
@@ -55,6 +67,10 @@ def run_backend(
         if "near_cache" in sections and backend.real:
             progress.phase("near cache: hits, revocation visibility, mixed load")
             results["near_cache"] = near_cache.run(bench)
+        if "scale" in sections and backend.real:
+            largest = max(bench.plan.scale_memory_totals + bench.plan.scale_validate_totals)
+            progress.phase(f"scale: one tenant grown to {largest:,} sessions")
+            results["scale"] = scale.run(bench)
         if "device_bound" in sections and backend.real:
             progress.phase("device-bound sessions: validate bound and unbound, refresh")
             results["device_bound"] = device_bound.run(bench)

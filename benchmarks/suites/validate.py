@@ -3,9 +3,9 @@
 The floors are a raw EVALSHA of a minimal script that returns the session hash (what any
 script-based validate must at least do) and a raw HGETALL of the same hash (no Lua at all).
 Both use a client from ``sessionstore._connection``, as the store does, and their runs are
-interleaved with the store's. A third, sync only, splits the store's cost in two: the very
-EVALSHA calls the store sent (validate.lua, its keys and arguments, recorded once), replayed
-raw, so the gap to the store is Python and the gap to the minimal script is Lua.
+interleaved with the store's. A third, sync only, shows what a touch costs: the EVALSHA calls
+the store would send (validate.lua, its keys and arguments, as the core builds them), replayed
+raw.
 
 The store is warmed first: every probe is validated once, so its process knows the sessions
 (at most ``sessionstore._core.FIXED_PARTS`` probes, or they would all miss) and the timed
@@ -22,7 +22,6 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from sessionstore import SessionStore
 from sessionstore._core import scripts
 from sessionstore._core.operations import FIXED_PARTS
 
@@ -68,27 +67,15 @@ def _sync(bench: Bench, tokens: list[str], keys: list[str]) -> dict[str, Any]:
 
 
 def _store_script_calls(bench: Bench, tokens: list[str]) -> list[tuple[Any, ...]]:
-    recorder = _EvalshaRecorder(bench.raw_client())
-    store = SessionStore(recorder, config=bench.config)
+    """The validate script's EVALSHA arguments for each token, as the store would send them
+    when a touch is due (the only time it runs the script for a live session)."""
+    calls = []
     for token in tokens:
-        store.validate(TENANT, token)
-    recorder.close()
-    return recorder.calls
-
-
-class _EvalshaRecorder:
-    """A client that notes the arguments of every EVALSHA it passes on."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.calls: list[tuple[Any, ...]] = []
-
-    def evalsha(self, *args: Any) -> Any:
-        self.calls.append(args)
-        return self._client.evalsha(*args)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        planned = bench.store._core.validate_call(TENANT, token)
+        assert planned is not None, "a probe token did not parse"
+        call = planned[0]
+        calls.append((call.script.sha, len(call.keys), *call.keys, *call.args))
+    return calls
 
 
 async def _async(bench: Bench, tokens: list[str], keys: list[str]) -> dict[str, Any]:
