@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._core.binding import InvalidProof
     from ._core.events import Event, EventPage
     from ._core.nearcache import NearCacheStats
     from .aio import AsyncSessionStore
@@ -53,6 +54,7 @@ _WHERE = {
     "InvalidCursor": ".errors",
     "InvalidIPAddress": ".errors",
     "InvalidLimit": ".errors",
+    "InvalidProof": "._core.binding",
     "InvalidSessionId": ".errors",
     "InvalidTenant": ".errors",
     "InvalidUserId": ".errors",
@@ -86,6 +88,7 @@ __all__ = [
     "InvalidCursor",
     "InvalidIPAddress",
     "InvalidLimit",
+    "InvalidProof",
     "InvalidSessionId",
     "InvalidTenant",
     "InvalidUserId",

@@ -8,13 +8,15 @@ policy    what both middlewares decide, with no I/O: tokens, refusals, cookies, 
 
 Import the face your framework needs (``from sessionstore.middleware.asgi import
 SessionMiddleware, login``); only it loads that framework. This package itself loads none,
-and names what both faces share: the options, the refusals they raise, the cookie names.
+and names what both faces share: the options (DeviceBinding for device-bound sessions), the
+refusals they raise, the cookie names.
 """
 
 from .policy import (
     COOKIE_NAME,
     SECURE_COOKIE_NAME,
     CrossSiteRequest,
+    DeviceBinding,
     Policy,
     PolicyOptions,
     Refusal,
@@ -28,6 +30,7 @@ __all__ = [
     "COOKIE_NAME",
     "SECURE_COOKIE_NAME",
     "CrossSiteRequest",
+    "DeviceBinding",
     "Policy",
     "PolicyOptions",
     "Refusal",
