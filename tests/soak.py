@@ -170,8 +170,10 @@ def _load(store: SessionStore, result: SoakResult, seconds: float, workers: int,
 
 
 def _permanent_keys(store: SessionStore) -> set[bytes]:
-    # The layout marker must outlive every session (it guards the prefix): no TTL, by design.
-    return {store._core.keys.layout().encode()}
+    # The layout marker must outlive every session (it guards the prefix), and so does the mark
+    # that the sweep's registry needs no SCAN (sweeping.py): no TTL, by design.
+    keys = store._core.keys
+    return {keys.layout().encode(), keys.registry_seeded().encode()}
 
 
 def _keys_without_ttl(store: SessionStore) -> list[bytes]:
