@@ -17,7 +17,7 @@ from ._core.events import Event, EventPage, Tail
 from ._core.flows import Batch, Call, Command, Flow, ScriptCall, T, wire_args
 from ._core.kinds import Reason
 from ._core.scripts import Script
-from ._core.sweeping import SWEEP_CHUNK
+from ._core.sweeping import Sweep
 from ._subscribers import Subscriber
 from .model import Page, Session
 
@@ -202,15 +202,14 @@ class SessionStore(BaseStore):
 
     def _seed_registry(self) -> None:
         """Once per prefix: register the buckets written before the registry existed."""
-        found: list[bytes | str] = []
+        chunks = Sweep()  # the SCAN's keys, in chunks of one round trip each
         pattern = self._core.keys.every_created_index()
         with _connection.translated(self._redis_failed):  # the SCAN; each batch counts itself
             for key in self._client.scan_iter(match=pattern, count=1000):
-                found.append(key)
-                if len(found) == SWEEP_CHUNK:
-                    self._drive("sweep_expired", self._core.seed_registry(found, done=False))
-                    found = []
-        self._drive("sweep_expired", self._core.seed_registry(found, done=True))
+                if chunk := chunks.found(key):
+                    self._drive("sweep_expired", self._core.seed_registry(chunk, done=False))
+        rest = chunks.rest() or []
+        self._drive("sweep_expired", self._core.seed_registry(rest, done=True))
 
     def events(
         self,

@@ -46,7 +46,7 @@ from . import events, inputs, scripts
 from .flows import Command, Flow, ScriptCall
 from .kinds import Reason
 from .scripts import Script
-from .tokens import ParsedToken, parse_token
+from .tokens import ParsedToken, parse_token, secret_matches
 
 if TYPE_CHECKING:
     from .operations import Core
@@ -308,7 +308,7 @@ class Binder:
         session_key = self.core.keys.session(tenant, parsed.session_id)
         (values,) = yield [Command(("HMGET", session_key, "h", "b", *names))]
         stored, bound, *chunks = values
-        if stored is None or not hmac.compare_digest(bytes(stored), parsed.secret_hash):
+        if not secret_matches(parsed.secret_hash, stored):
             return Outcome.ENDED
         if bound != b"1":
             return Outcome.UNBOUND

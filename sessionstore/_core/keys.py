@@ -97,7 +97,7 @@ class KeySpace:
 
     def user_index_of(self, tenant: str, session: Session) -> str:
         """The index of a session's user, named from its id: no hash of the user id needed."""
-        return f"{self._bucket(tenant, session.id[BUCKET])}u:{session.user_id}"
+        return self.user_index_in(tenant, session.id, session.user_id)
 
     def created_index(self, tenant: str, bucket: str) -> str:
         """The bucket's ``t`` index; scripts name the bucket's other keys from its prefix."""

@@ -35,7 +35,6 @@ only if its key was not announced since (and no reset happened).
 
 from __future__ import annotations
 
-import hmac
 import threading
 import time
 from collections import OrderedDict, deque
@@ -44,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Session, to_ms
+from .tokens import secret_matches
 
 PING_EVERY = 0.05  # seconds between the subscriber's PINGs
 TRUSTED_FOR = 0.25  # seconds a handled PONG vouches for the cache
@@ -128,7 +128,7 @@ class NearCache:
                 self._entries.move_to_end(key)
         if (
             entry is None
-            or not hmac.compare_digest(entry.secret_hash, secret_hash)
+            or not secret_matches(secret_hash, entry.secret_hash)
             or now_ms >= entry.expires_ms
             or now_ms - entry.last_active_ms >= touch_interval_ms
             or self._clock() - entry.stored_at >= self.max_age

@@ -9,7 +9,6 @@ reads the server's clock and tests can move time.
 from __future__ import annotations
 
 import enum
-import hmac
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +44,15 @@ from .keys import LAYOUT, KeySpace, ip_key, random_part
 from .nearcache import NearCache
 from .scripts import Script
 from .sweeping import READ_CHUNK, Registered, Sweep, horizon, step
-from .tokens import BUCKET, ParsedToken, new_session, owned, parse_token, session_id
+from .tokens import (
+    BUCKET,
+    ParsedToken,
+    new_session,
+    owned,
+    parse_token,
+    secret_matches,
+    session_id,
+)
 
 __all__ = ["Batch", "Call", "Command", "Core", "Flow", "ScriptCall", "T"]
 
@@ -177,7 +184,7 @@ class Core:
             if found is not _Ended.STORED:
                 return found
             return (yield from self._validate_script(tenant, parsed))
-        if not hmac.compare_digest(fixed.secret_hash, parsed.secret_hash):
+        if not secret_matches(parsed.secret_hash, fixed.secret_hash):
             self.validated("unknown")
             return None  # a session's secret never changes: no need to ask Redis
         now = self.now_ms()
@@ -203,7 +210,7 @@ class Core:
             whole, indexed = yield [hash_read, Command(("ZSCORE", user_index, random_part(sid)))]
         values = view_of(whole)
         stored = values[_SECRET]
-        if stored is None or not hmac.compare_digest(stored, parsed.secret_hash):
+        if not secret_matches(parsed.secret_hash, stored):
             self.validated("unknown")
             return None
         if not complete(values):

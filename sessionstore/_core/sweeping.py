@@ -68,8 +68,8 @@ class Registered:
 
 
 class Sweep:
-    """The ``t`` index keys of one sweep, gathered into chunks of SWEEP_CHUNK buckets: one
-    ``sweep_buckets`` round trip each."""
+    """``t`` index keys gathered into chunks of SWEEP_CHUNK buckets, one round trip each: a
+    sweep's (``sweep_buckets``), or the SCAN's that seeds the registry."""
 
     def __init__(self) -> None:
         self.swept = 0

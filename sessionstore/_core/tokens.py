@@ -16,6 +16,7 @@ parse with no owner, and validate reads their user index after their hash.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import zlib
@@ -94,6 +95,12 @@ def parse_token(token: object) -> ParsedToken | None:
     if owner >= 2**63:
         return None  # no user id is that large: not a token this store issued
     return ParsedToken(SESSION_PREFIX + body[:split], secret_hash, owner)
+
+
+def secret_matches(secret_hash: bytes, stored: bytes | None) -> bool:
+    """Whether a session's stored digest is that of the presented secret: the one token
+    compare, in constant time (the hot path, the near cache and device binding all use it)."""
+    return stored is not None and hmac.compare_digest(bytes(stored), secret_hash)
 
 
 def hash_secret(secret: str) -> bytes:
