@@ -210,6 +210,22 @@ class AsyncSessionStore(BaseStore):
         rest = chunks.rest() or []
         await self._drive("sweep_expired", self._core.seed_registry(rest, done=True))
 
+    async def migrate(self) -> int:
+        """Bring this prefix's keys to this version's layout (``sessionstore migrate``): mark
+        it, then put every bucket's indexes that layout 2 kept whole into chunks, in bounded
+        steps that other processes' scripts interleave with. Safe to stop and run again;
+        returns the buckets checked (0: an empty prefix)."""
+        if not await self._drive("migrate", self._core.begin_migration()):
+            return 0
+        pattern = self._core.keys.every_created_index()
+        with _connection.translated(self._redis_failed):
+            indexes = [key async for key in self._client.scan_iter(match=pattern, count=1000)]
+        for index in indexes:
+            name = index.decode() if isinstance(index, bytes) else str(index)
+            while await self._drive("migrate", self._core.rechunk(name)):
+                pass
+        return len(indexes)
+
     async def events(
         self,
         tenant: str,

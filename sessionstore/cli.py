@@ -46,6 +46,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from . import _connection, _logs, server
 from ._core import inputs
+from ._core.keys import LAYOUT
 from ._core.kinds import EventType
 from .admin.apikeys import ApiKeys
 from .admin.ratelimit import Rate, RateLimits
@@ -66,6 +67,7 @@ _PORT_TEXT = re.compile(r"[0-9]{1,5}")
 WHY_KEYS = "API keys must outlive this command, so they live in the deployment's Redis"
 WHY_EVENTS = "events live in the Redis that records them"
 WHY_SETTING = "the setting lives in the deployment's Redis"
+WHY_LAYOUT = "the keys to migrate live in the deployment's Redis"
 WHY_WEBHOOKS = "webhooks live in the Redis that records the events"
 
 # What click's option decorators are: a command function in, the same function out.
@@ -497,6 +499,22 @@ for _verb, _text in [
     ("status", "Print on or off."),
 ]:
     events.add_command(_switch(_verb, _text))
+
+
+@cli.command()
+@_store_options(WHY_LAYOUT)
+def migrate(redis_url: str, prefix: str) -> int:
+    """Bring the prefix's keys to this version's layout, in place: stop the processes of the
+    older version first (they refuse a migrated prefix), then start the new ones at any time.
+    Safe to stop and run again; it prints what it did."""
+    return _run(_migrate(_Deployment(redis_url, prefix)))
+
+
+async def _migrate(deployment: _Deployment) -> int:
+    async with deployment.store() as store:
+        buckets = await store.migrate()
+    print(f"layout {LAYOUT}: {buckets} buckets checked" if buckets else "nothing to migrate")
+    return 0
 
 
 # webhooks

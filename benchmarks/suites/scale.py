@@ -183,12 +183,17 @@ class _Tenant:
         return {"added": adding, "seconds": seconds, "sessions_per_s": adding / seconds}
 
     def memory(self) -> dict[str, Any]:
-        """Bytes per session since the tenant was empty; the bucket indexes' encodings."""
+        """Bytes per session since the tenant was empty; the encodings of the bucket indexes'
+        chunks."""
         client, keys, progress = self.bench.client, self.bench.keys, self.bench.progress
         used = _used_memory(client) - self._baseline
         indexes: dict[str, Any] = {}
         for kind, key_of in (("t", keys.created_index), ("i", keys.ip_index)):
-            names = [key_of(SCALE_TENANT, bucket) for bucket in keys.all_buckets()]
+            # Every chunk of the index in every bucket (lua/index.lua), not its directory.
+            first = key_of(SCALE_TENANT, keys.all_buckets()[0])
+            pattern = first.replace(f":{keys.all_buckets()[0]}}}", ":*}") + "*"
+            found = (_text(name) or "" for name in client.scan_iter(match=pattern, count=10_000))
+            names = [name for name in found if not name.endswith((":d", ":n"))]
             pipe = client.pipeline(transaction=False)
             for name in names:
                 pipe.object("ENCODING", name)

@@ -10,9 +10,13 @@ key                                    type    contents
                                                at its expiry
 ``P:{T:bb}:u:<user id>``               zset    the user's sessions: random -> expiry (ms)
 ``P:{T:bb}:t``                         zset    the bucket's sessions, newest last by lex
-                                               order: ``<created><random><ip>`` (score 0)
-``P:{T:bb}:i``                         zset    the same sessions by IP: ``<ip><created>
-                                               <random>`` (score 0)
+                                               order: ``<created><random><ip>`` (score 0);
+                                               its first chunk (lua/index.lua)
+``P:{T:bb}:t:<hex>``                   zset    its further chunks, at most 128 entries each
+``P:{T:bb}:t:d``                       zset    the chunks' boundaries (lex order)
+``P:{T:bb}:t:n``                       hash    ``n``: the entries outside the first chunk
+``P:{T:bb}:i`` (``:<hex>``, ``:d``,    zset    the same sessions by IP: ``<ip><created>
+``:n``)                                        <random>`` (score 0), in chunks alike
 ``P:{T:bb}:x``                         zset    with an idle timeout: ``t`` entries -> expiry
 ``P:{T:bb}:e``                         stream  with events on: the bucket's session events
 ``P:layout``                           string  layout version and bucket count
@@ -42,7 +46,8 @@ from .tokens import BUCKET, RANDOM, bucket_name, session_id, user_bucket
 if TYPE_CHECKING:
     from ..model import Session
 
-LAYOUT: Final = 2
+LAYOUT: Final = 3
+CHUNKED_SINCE: Final = 3  # layout 2 kept each index in one key; `sessionstore migrate` splits it
 CREATED_HEX: Final = 11  # milliseconds, fixed width until the year 2527
 
 

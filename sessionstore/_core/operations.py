@@ -88,6 +88,7 @@ SETTINGS_REFRESH = 10.0
 MAX_REVOKE_ROUNDS = 10_000
 # Ended sessions one background sweep drops per bucket (more wait for the next sweep).
 SWEEP_BUDGET = 100
+RECHUNK_BUDGET = 2048  # index entries one migration step moves at most (about a millisecond)
 
 
 class Core:
@@ -323,6 +324,11 @@ class Core:
                 Command(("GET", self.keys.layout())),
                 Command(("SET", self.keys.registry_seeded(), 1, "NX")),
             ]
+        if bytes(layout) == _previous_layout(expected):
+            raise IncompatibleLayout(
+                f"prefix {self.config.prefix!r} holds layout 2, whose indexes this version "
+                "keeps in chunks: run `sessionstore migrate` once (README: Upgrading)"
+            )
         if bytes(layout) != expected:
             raise IncompatibleLayout(
                 f"prefix {self.config.prefix!r} holds layout {bytes(layout).decode()!r} "
@@ -336,6 +342,30 @@ class Core:
             yield from self._write_events(True)
         yield from self.settings()
         self.layout_checked = True
+
+    def begin_migration(self) -> Flow[str]:
+        """Mark a prefix of layout 2 as layout 3 (older processes then refuse it, and newer
+        ones run on it); returns what the prefix held: ``"2"``, ``"3"`` or ``""`` (nothing)."""
+        expected = f"{LAYOUT}:{self.config.tenant_buckets}".encode()
+        (layout,) = yield [Command(("GET", self.keys.layout()))]
+        if layout is None:
+            return ""
+        if bytes(layout) == _previous_layout(expected):
+            yield [Command(("SET", self.keys.layout(), expected))]
+            return "2"
+        if bytes(layout) != expected:
+            raise IncompatibleLayout(
+                f"prefix {self.config.prefix!r} holds layout {bytes(layout).decode()!r} "
+                f"(version:buckets); migrate is configured for {expected.decode()!r}"
+            )
+        return "3"
+
+    def rechunk(self, created_index: str) -> Flow[bool]:
+        """Put one bucket's indexes, as layout 2 wrote them, into chunks: a bounded step.
+        Returns whether the bucket needs another."""
+        indexes = (created_index, created_index[:-1] + "i")  # `t` names its bucket's `i`
+        replies = yield [ScriptCall(scripts.RECHUNK, (key,), (RECHUNK_BUDGET,)) for key in indexes]
+        return any(replies)
 
     def settings(self) -> Flow[None]:
         """Read the deployment's settings, when the last reading is SETTINGS_REFRESH old."""
@@ -755,3 +785,8 @@ def _texts(reply: Any) -> list[str]:
     if isinstance(reply, list | tuple):
         return [text for part in reply for text in _texts(part)]
     return []  # an error (CONFIG is often disabled on managed Redis) or nothing
+
+
+def _previous_layout(expected: bytes) -> bytes:
+    """The marker layout 2 wrote for the same bucket count."""
+    return b"2:" + expected.split(b":", 1)[1]

@@ -1,11 +1,11 @@
 """The Lua scripts in ``lua/``, read once from the package and called by SHA.
 
-Each script is sent with ``lua/lib.lua`` in front of it, so the shared steps are written
-once. The session hash's fields are written once too, in codec.VIEW: a script says
-``unpack(VIEW)`` for the list and ``AT.x`` for the place of field ``x`` in it, and both become
-literals here, so Redis builds no table per call for them. Event types and reasons are
-``EVENT.created`` and ``REASON.bulk`` (kinds.py), literals too; an unknown name fails the
-import, not a call.
+Each script is sent with ``lua/index.lua`` (the chunked indexes) and ``lua/lib.lua`` in front
+of it, so the shared steps are written once. The session hash's fields are written once too,
+in codec.VIEW: a script says ``unpack(VIEW)`` for the list and ``AT.x`` for the place of field
+``x`` in it, and both become literals here, so Redis builds no table per call for them. Event
+types and reasons are ``EVENT.created`` and ``REASON.bulk`` (kinds.py), literals too; an
+unknown name fails the import, not a call.
 Redis caches scripts by SHA1; a restart, failover or ``SCRIPT FLUSH`` empties that cache, so
 the drivers answer NOSCRIPT by loading the source and running the call again (every script
 is safe to run twice).
@@ -37,8 +37,8 @@ def _read(name: str) -> bytes:
 
 
 def _load(name: str, *shared: str) -> Script:
-    """A script with lib.lua, and the ``shared`` parts it names, in front of it."""
-    parts = [_read("lib"), *(_read(part) for part in shared), _read(name)]
+    """A script with index.lua, lib.lua and the ``shared`` parts it names in front of it."""
+    parts = [_read("index"), _read("lib"), *(_read(part) for part in shared), _read(name)]
     source = b"".join(parts).decode().replace("unpack(VIEW)", _FIELDS)
     source = re.sub(r"\bAT\.(\w+)", lambda field: str(_PLACE[field[1]]), source)
     source = re.sub(r"\bEVENT\.(\w+)", lambda kind: f"'{_EVENTS[kind[1]]}'", source)
@@ -63,9 +63,9 @@ LIST_USER = _load("list_user")
 UPDATE = _load("update")
 PAGE = _load("page")
 
-# Device binding (DBSC, binding.py). Their shared steps (a session's challenges) are in
-# challenges.lua, put after lib.lua in each: a part of these scripts, not a script itself.
-SHARED = ("lib", "challenges")
+# Parts of scripts, not scripts: index.lua and lib.lua go in front of every script, and device
+# binding's (DBSC, binding.py) shared steps, a session's challenges, in challenges.lua after.
+SHARED = ("index", "lib", "challenges")
 CHALLENGE = _load("challenge", "challenges")
 BIND = _load("bind", "challenges")
 PROVE = _load("prove", "challenges")
@@ -75,6 +75,10 @@ ALL = (
     CREATE, VALIDATE, READ, REVOKE, REVOKE_ALL, REVOKE_WHERE, LIST_USER, UPDATE, PAGE,
     CHALLENGE, BIND, PROVE, BINDING_FAILED,
 )  # fmt: skip
+
+# Not run by a store's operations: ``sessionstore migrate`` puts layout 2's whole indexes into
+# chunks with it (operations.Core.rechunk), through the same drivers.
+RECHUNK = _load("rechunk")
 
 # Not a session script (no bucket, no session fields): webhooks/registry.py calls it through
 # the same drivers (AsyncSessionStore.run_script: NOSCRIPT and slot moves handled alike).

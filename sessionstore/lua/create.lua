@@ -25,8 +25,8 @@ redis.call('HSET', KEYS[1], 'h', ARGV[5], unpack(ARGV, 8))
 redis.call('PEXPIREAT', KEYS[1], expires_at + GRACE)
 -- Entries are made from what the hash holds, here as everywhere else.
 local entry = entry_of(random, unpack(redis.call('HMGET', KEYS[1], 'c', 'ip')))
-redis.call('ZADD', KEYS[3], 0, entry)
-redis.call('ZADD', KEYS[4], 0, ip_entry(entry))
+index_add(KEYS[3], entry, absolute + GRACE)
+index_add(KEYS[4], ip_entry(entry), absolute + GRACE)
 if ARGV[6] == '1' then redis.call('ZADD', KEYS[5], expires_at, entry) end
 emit(bucket, EVENT.created, entry, redis.call('HGET', KEYS[1], 'u'), ACTOR, '', now)
 drop_expired(bucket, KEYS[2], now)
@@ -50,8 +50,8 @@ if excess > 0 then
   end
 end
 
--- Every key lives exactly as long as its longest-lived session.
-for i = 2, 5 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then keep_until(KEYS[i], absolute + GRACE) end
+-- Every key lives exactly as long as its longest-lived session (index_add sees to its chunks).
+for _, key in ipairs({KEYS[2], KEYS[5]}) do
+  if redis.call('EXISTS', key) == 1 then keep_until(key, absolute + GRACE) end
 end
 return {1, evicted}

@@ -2,9 +2,10 @@
 -- the list of session hash fields (codec.VIEW) and `AT.x` the place of field x in it.
 --
 -- A bucket is the keys of one hash tag `P:{T:bb}:`: sessions `s:<random>`, user indexes
--- `u:<user id>`, and the indexes `t`, `i` and `x` (keys.py). A script is given keys of one
--- bucket and names the bucket's other keys from their shared prefix, so every key it touches
--- is in its slot by construction; no key name comes from a script argument.
+-- `u:<user id>`, and the indexes `t`, `i` (each in chunks: index.lua) and `x` (keys.py). A
+-- script is given keys of one bucket and names the bucket's other keys from their shared
+-- prefix, so every key it touches is in its slot by construction; no key name comes from a
+-- script argument.
 --
 -- An entry is what `t` holds for a session: <created: 11 hex digits><random: 22><ip key>,
 -- where the ip key is a length byte and the packed address. `i` holds <ip key><created><random>,
@@ -37,12 +38,6 @@ end
 -- A session hash's random part, from its key (`P:{T:bb}:s:<random>`).
 local function random_in(session_key)
   return string.match(session_key, ':s:(.*)$')
-end
-
--- A key's TTL only ever grows: NX covers a key without one (GT alone would skip it).
-local function keep_until(key, at)
-  redis.call('PEXPIREAT', key, at, 'NX')
-  redis.call('PEXPIREAT', key, at, 'GT')
 end
 
 -- Events: a script that may record them reads its events argument with `events_from`: ''
@@ -93,8 +88,8 @@ local function drop(bucket, entry)
     redis.call('DEL', session)
     announce(session)
   end
-  redis.call('ZREM', bucket .. 't', entry)
-  redis.call('ZREM', bucket .. 'i', ip_entry(entry))
+  index_remove(bucket .. 't', {entry})
+  index_remove(bucket .. 'i', {ip_entry(entry)})
   redis.call('ZREM', bucket .. 'x', entry)
   return owner
 end
@@ -133,8 +128,8 @@ local function drop_all(bucket, entries)
     end
     redis.call('DEL', unpack(sessions))
     for _, session in ipairs(sessions) do announce(session) end
-    redis.call('ZREM', bucket .. 't', unpack(chunk))
-    redis.call('ZREM', bucket .. 'i', unpack(ip_entries))
+    index_remove(bucket .. 't', chunk)
+    index_remove(bucket .. 'i', ip_entries)
     redis.call('ZREM', bucket .. 'x', unpack(chunk))
   end
 end
@@ -152,11 +147,12 @@ end
 -- the oldest entries of `t` go first until a live one; idle expiry is scored in `x`.
 local function sweep(bucket, now, budget)
   local dropped = 0
-  for _, entry in ipairs(redis.call('ZRANGE', bucket .. 't', '-', '+', 'BYLEX', 'LIMIT', 0, budget)) do
+  local entries, chunks = index_range(bucket .. 't', '-', '+', budget)
+  for at, entry in ipairs(entries) do
     local session = bucket .. 's:' .. random_of(entry)
     local expires = redis.call('HGET', session, 'x')
     if expires and tonumber(expires) > now then break end
-    if not expires then confirm_gone(session, bucket .. 't') end
+    if not expires then confirm_gone(session, chunks[at]) end
     expire(bucket, entry, now)
     dropped = dropped + 1
   end

@@ -17,11 +17,11 @@ events_from(ARGV[7])
 
 -- Whether the session behind an index entry is live: its hash says it has not ended, and its
 -- user's index lists it (the last word, as for validate).
-local function live(bucket, random, now, index)
+local function live(bucket, random, now, found_in)
   local session = bucket .. 's:' .. random
   local expires, owner = unpack(redis.call('HMGET', session, 'x', 'u'))
   if not expires then
-    confirm_gone(session, index)
+    confirm_gone(session, found_in)
     return false
   end
   return tonumber(expires) > now and redis.call('ZSCORE', bucket .. 'u:' .. owner, random)
@@ -29,11 +29,12 @@ end
 
 sweep(bucket, now, budget)
 
-local index, low, high = bucket .. 't', '-', '+'
+local index, low, high, top = bucket .. 't', '-', '+', '+'
 if ip ~= '' then
   index = bucket .. 'i'
   low = '[' .. ip
   high = '[' .. ip .. '\255'
+  top = high
 end
 if below ~= '' then high = '(' .. ip .. below end
 
@@ -43,13 +44,13 @@ if below ~= '' then high = '(' .. ip .. below end
 local count = -1
 local checked = tonumber(ARGV[6])
 if checked > 0 then
-  local top = '[' .. ip .. '\255'
-  count = redis.call('ZLEXCOUNT', index, low, top)
+  count = index_count(index, low, top)
   if count <= checked then
-    for _, member in ipairs(redis.call('ZRANGE', index, low, top, 'BYLEX')) do
+    local members, chunks = index_range(index, low, top, -1)
+    for at, member in ipairs(members) do
       local entry = member
       if ip ~= '' then entry = ip_entry_back(member) end
-      if not live(bucket, random_of(entry), now, index) then
+      if not live(bucket, random_of(entry), now, chunks[at]) then
         expire(bucket, entry, now)
         count = count - 1
       end
@@ -58,13 +59,13 @@ if checked > 0 then
 end
 
 local found, last, examined = {}, '', 0
-local entries = redis.call('ZRANGE', index, high, low, 'BYLEX', 'REV', 'LIMIT', 0, budget)
-for _, member in ipairs(entries) do
+local entries, chunks = index_range_rev(index, high, low, budget)
+for at, member in ipairs(entries) do
   local entry = member
   if ip ~= '' then entry = ip_entry_back(member) end
   examined = examined + 1
   last = string.sub(entry, 1, POSITION)
-  if live(bucket, random_of(entry), now, index) then
+  if live(bucket, random_of(entry), now, chunks[at]) then
     found[#found + 1] = last
     if #found >= wanted then break end
   else

@@ -14,7 +14,7 @@ events_from(ARGV[4])
 -- never make "sign out everywhere" miss a session: those found are ended, and reported.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local orphans = {}
-  for _, entry in ipairs(redis.call('ZRANGE', KEYS[2], '-', '+', 'BYLEX')) do
+  for _, entry in ipairs((index_range(KEYS[2], '-', '+', -1))) do
     local owner = redis.call('HGET', bucket .. 's:' .. random_of(entry), 'u')
     if owner == ARGV[3] and random_of(entry) ~= keep then orphans[#orphans + 1] = entry end
   end

@@ -15,21 +15,21 @@ events_from(ARGV[4])
 -- The users whose matching sessions this call ends: the one asked for, or the owners of the
 -- first `batch` matching entries. An entry whose hash is gone (ended, never cleaned) is
 -- dropped on the way and counts as nothing.
-local user_indexes, seen, strays, seeds, found = {}, {}, {}, {}, {}
+local user_indexes, seen, strays, seeds, chunks, found = {}, {}, {}, {}, {}, {}
 if KEYS[2] then
   user_indexes[1] = KEYS[2]
 elseif ip == '' then
-  seeds = redis.call('ZRANGE', bucket .. 't', '-', '+', 'BYLEX', 'LIMIT', 0, batch)
+  seeds, chunks = index_range(bucket .. 't', '-', '+', batch)
 else
-  seeds = redis.call('ZRANGE', bucket .. 'i', '[' .. ip, '[' .. ip .. '\255', 'BYLEX', 'LIMIT', 0, batch)
+  seeds, chunks = index_range(bucket .. 'i', '[' .. ip, '[' .. ip .. '\255', batch)
 end
-for _, member in ipairs(seeds) do
+for at, member in ipairs(seeds) do
   local entry = member
   if ip ~= '' then entry = ip_entry_back(member) end
   local session = bucket .. 's:' .. random_of(entry)
   local owner, expires = unpack(redis.call('HMGET', session, 'u', 'x'))
   if not owner then
-    confirm_gone(session, bucket .. 't')
+    confirm_gone(session, chunks[at])
     strays[#strays + 1] = entry
   else
     found[#found + 1] = {entry, owner, expires}

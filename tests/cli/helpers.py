@@ -19,6 +19,7 @@ REDIS_COMMANDS = {
     "events on": ["events", "on"],
     "events off": ["events", "off"],
     "events status": ["events", "status"],
+    "migrate": ["migrate"],
     "webhooks add": ["webhooks", "add", "--tenant", TENANT, "--url", "https://example.com/h"],
     "webhooks list": ["webhooks", "list", "--tenant", TENANT],
     "webhooks remove": ["webhooks", "remove", "--tenant", TENANT, "wh_0000000000000000"],

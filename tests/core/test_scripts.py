@@ -15,7 +15,8 @@ from sessionstore._core.kinds import EventType, Reason
 
 def test_every_lua_file_is_registered_once() -> None:
     files = {p.name for p in resources.files("sessionstore").joinpath("lua").iterdir()}
-    assert files == {f"{script.name}.lua" for script in (*scripts.ALL, scripts.WEBHOOK_ADD)} | {
+    apart = (scripts.WEBHOOK_ADD, scripts.RECHUNK)
+    assert files == {f"{script.name}.lua" for script in (*scripts.ALL, *apart)} | {
         f"{part}.lua" for part in scripts.SHARED
     }
     assert len({script.sha for script in scripts.ALL}) == len(scripts.ALL)

@@ -121,18 +121,26 @@ def _names(expression: str) -> set[str]:
     return set(re.findall(r"\b[A-Za-z_]\w*\b", _STRING.sub("", expression)))
 
 
+# index.lua's functions take the index key first and name its chunks from it and from what
+# its directory holds (its own lint below); a script's own code is linted as if each call
+# were a redis.call on that key, and its reads return data of that key.
+_INDEX = scripts._read("index").decode()
+_INDEX_CALLS = r"index_add|index_remove|index_range|index_range_rev|index_count"
+
+
 def _value_names(expression: str) -> set[str]:
     """The names a value comes from. What a redis.call returns is data of the key it reads,
     so it comes from that key's names, not from its other arguments (range bounds, limits)."""
     names: set[str] = set()
-    while call := re.search(r"redis\.p?call\(", expression):
+    while call := re.search(rf"(?<!function )\b(redis\.p?call|{_INDEX_CALLS})\(", expression):
         depth, end = 0, call.end() - 1
         for end in range(call.end() - 1, len(expression)):
             depth += {"(": 1, ")": -1}.get(expression[end], 0)
             if depth == 0:
                 break
         arguments = _arguments(expression, call.end() - 1)
-        names |= _names(arguments[1]) if len(arguments) > 1 else set()
+        key = 0 if re.fullmatch(_INDEX_CALLS, call[1]) else 1
+        names |= _names(arguments[key]) if len(arguments) > key else set()
         expression = expression[: call.start()] + " " + expression[end + 1 :]
     return names | _names(expression)
 
@@ -208,17 +216,36 @@ def _without_unused_functions(source: str) -> str:
 
 def key_name_problems(lua: str) -> list[str]:
     """The key argument of every redis.call that is not derived from KEYS alone."""
-    source = _without_unused_functions(re.sub(r"--[^\n]*", "", lua))
+    source = _without_unused_functions(re.sub(r"--[^\n]*", "", lua.removeprefix(_INDEX)))
     from_argv, from_keys = _origins(source)
     problems = []
-    for call in re.finditer(r"redis\.p?call\(", source):
-        command, *rest = _arguments(source, call.end() - 1)
-        if not rest or command.strip("'\"").upper() in _KEYLESS:
-            continue
+    for call in re.finditer(rf"(?<!function )\b(redis\.p?call|{_INDEX_CALLS})\(", source):
+        arguments = _arguments(source, call.end() - 1)
+        if call[1] in ("redis.call", "redis.pcall"):
+            command, *rest = arguments
+            if not rest or command.strip("'\"").upper() in _KEYLESS:
+                continue
+        else:
+            rest = arguments
         used = _names(rest[0])
         if used & from_argv or not used & from_keys:
             problems.append(rest[0])
     return problems
+
+
+def test_index_lua_names_keys_only_from_its_index() -> None:
+    # Every key it touches is the index itself, a chunk named from the index, or the index's
+    # directory or count: chunk_key(index, boundary) and `index .. ':d'` / `':n'`.
+    code = re.sub(r"--[^\n]*", "", _INDEX)
+    keys = {_arguments(code, call.end() - 1)[1] for call in re.finditer(r"redis\.p?call\(", code)}
+    allowed = {"index", "index .. ':d'", "index .. ':n'", "chunk", "target", "key"}
+    allowed.add("chunk_key(index, boundary)")
+    assert keys == allowed
+    assert set(re.findall(r"local (?:chunk|new_chunk|target) = (.+)", _INDEX)) == {
+        "chunk_key(index, boundary)",
+        "chunk_key(index, new_boundary)",
+        "chunk_key(index, before)",
+    }
 
 
 def test_no_script_builds_a_key_name_from_argv() -> None:

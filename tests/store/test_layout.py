@@ -16,7 +16,7 @@ def test_the_first_store_records_the_layout_and_others_agree(
 ) -> None:
     first = SessionStore(client, config=config)
     session, token = first.create(TENANT, 1, ip_address="192.0.2.1", user_agent="ua")
-    assert client.get(f"{config.prefix}:layout") == f"2:{config.tenant_buckets}".encode()
+    assert client.get(f"{config.prefix}:layout") == f"3:{config.tenant_buckets}".encode()
     second = SessionStore(client, config=config)
     assert second.validate(TENANT, token) == session
 
@@ -26,7 +26,7 @@ def test_a_store_refuses_another_bucket_count(client: Any, config: StoreConfig) 
     other = StoreConfig(prefix=config.prefix, tenant_buckets=config.tenant_buckets // 2)
     store = SessionStore(client, config=other)
     # Users would be looked for in the wrong buckets: refused before any operation runs.
-    with pytest.raises(IncompatibleLayout, match="configured for '2:64'"):
+    with pytest.raises(IncompatibleLayout, match="configured for '3:64'"):
         store.revoke_all(TENANT, 1)
     with pytest.raises(IncompatibleLayout):
         store.validate(TENANT, "sst_" + "a" * 2 + "B" * 54)
