@@ -15,6 +15,8 @@ key                                    type    contents
 ``P:{T:bb}:t:<hex>``                   zset    its further chunks, at most 128 entries each
 ``P:{T:bb}:t:d``                       zset    the chunks' boundaries (lex order)
 ``P:{T:bb}:t:n``                       hash    ``n``: the entries outside the first chunk
+``P:{T:bb}:t:sort``                    zset    scratch, only inside a script that removes
+                                               many entries at once
 ``P:{T:bb}:i`` (``:<hex>``, ``:d``,    zset    the same sessions by IP: ``<ip><created>
 ``:n``)                                        <random>`` (score 0), in chunks alike
 ``P:{T:bb}:x``                         zset    with an idle timeout: ``t`` entries -> expiry

@@ -8,9 +8,10 @@
 -- boundaries (score 0, lex order); the hash `K:n` counts the entries outside the base chunk, so
 -- counting a whole index is two calls however many chunks it has. A chunk that fills up
 -- splits (`split`); one that falls below a quarter joins the chunk before it when both fit in
--- half of one. Every change goes through these functions, in the scripts that change the
--- sessions, so an index stays exact; its directory and count live as long as its longest-lived
--- chunk, and a chunk as long as its longest-lived entry.
+-- half of one. `K:sort` is scratch, inside a script only (index_remove). Every change goes
+-- through these functions, in the scripts that change the sessions, so an index stays exact;
+-- its directory and count live as long as its longest-lived chunk, and a chunk as long as its
+-- longest-lived entry.
 --
 -- Ranges are ZRANGE BYLEX bounds ('-', '+', '[x', '(x'). Strings are never compared in Lua
 -- (its `<` follows the server's locale): Redis orders them, byte by byte.
@@ -67,12 +68,14 @@ local function count_outside_base(index, boundary, by)
 end
 
 local function zadd_all(key, entries)
-  local pairs_ = {}
-  for _, entry in ipairs(entries) do
-    pairs_[#pairs_ + 1] = 0
-    pairs_[#pairs_ + 1] = entry
+  for first = 1, #entries, 1000 do
+    local pairs_ = {}
+    for at = first, math.min(first + 999, #entries) do
+      pairs_[#pairs_ + 1] = 0
+      pairs_[#pairs_ + 1] = entries[at]
+    end
+    redis.call('ZADD', key, unpack(pairs_))
   end
-  redis.call('ZADD', key, unpack(pairs_))
 end
 
 -- The shortest prefix of `upper` that still sorts above `lower` (entries never prefix one
@@ -144,7 +147,10 @@ end
 
 local function remove_from(index, boundary, entries)
   local chunk = chunk_key(index, boundary)
-  local removed = redis.call('ZREM', chunk, unpack(entries))
+  local removed = 0
+  for first = 1, #entries, 1000 do
+    removed = removed + redis.call('ZREM', chunk, unpack(entries, first, math.min(first + 999, #entries)))
+  end
   count_outside_base(index, boundary, -removed)
   if boundary ~= '' and removed > 0 then
     local left = redis.call('ZCARD', chunk)
@@ -152,16 +158,36 @@ local function remove_from(index, boundary, entries)
   end
 end
 
--- Remove entries (any number, any order).
+-- Remove entries (any number, any order): a ZREM per chunk they are in. Redis sorts them with
+-- the directory's boundaries in a scratch key of the index's slot (never two strings compared
+-- in Lua), so each entry's chunk is the last boundary before it, found with no call per entry.
 local function index_remove(index, entries)
   if #entries == 0 then return end
   if redis.call('EXISTS', index .. ':d') == 0 then
-    for first = 1, #entries, 1000 do
-      redis.call('ZREM', index, unpack(entries, first, math.min(first + 999, #entries)))
-    end
+    remove_from(index, '', entries)
     return
   end
-  for _, entry in ipairs(entries) do remove_from(index, boundary_of(index, entry), {entry}) end
+  if #entries == 1 then
+    remove_from(index, boundary_of(index, entries[1]), entries)
+    return
+  end
+  local boundaries, removing = {}, {}
+  for _, boundary in ipairs(redis.call('ZRANGE', index .. ':d', 0, -1)) do boundaries[boundary] = true end
+  for _, entry in ipairs(entries) do removing[entry] = true end
+  local scratch = index .. ':sort'
+  zadd_all(scratch, redis.call('ZRANGE', index .. ':d', 0, -1))
+  zadd_all(scratch, entries)
+  local sorted = redis.call('ZRANGE', scratch, 0, -1)
+  redis.call('DEL', scratch)
+  local boundary, group = '', {}
+  for _, item in ipairs(sorted) do
+    if boundaries[item] then  -- a chunk starts here (an entry equal to it is in that chunk)
+      if #group > 0 then remove_from(index, boundary, group) end
+      boundary, group = item, {}
+    end
+    if removing[item] then group[#group + 1] = item end
+  end
+  if #group > 0 then remove_from(index, boundary, group) end
 end
 
 -- Up to `limit` entries (-1: all) from `low` up to `high`, and the chunk each was found in

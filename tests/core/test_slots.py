@@ -235,17 +235,18 @@ def key_name_problems(lua: str) -> list[str]:
 
 def test_index_lua_names_keys_only_from_its_index() -> None:
     # Every key it touches is the index itself, a chunk named from the index, or the index's
-    # directory or count: chunk_key(index, boundary) and `index .. ':d'` / `':n'`.
+    # directory, count or scratch key: chunk_key(index, boundary), `index .. ':d'` and so on.
     code = re.sub(r"--[^\n]*", "", _INDEX)
     keys = {_arguments(code, call.end() - 1)[1] for call in re.finditer(r"redis\.p?call\(", code)}
     allowed = {"index", "index .. ':d'", "index .. ':n'", "chunk", "target", "key"}
-    allowed.add("chunk_key(index, boundary)")
+    allowed |= {"chunk_key(index, boundary)", "scratch"}
     assert keys == allowed
     assert set(re.findall(r"local (?:chunk|new_chunk|target) = (.+)", _INDEX)) == {
         "chunk_key(index, boundary)",
         "chunk_key(index, new_boundary)",
         "chunk_key(index, before)",
     }
+    assert re.findall(r"local scratch = (.+)", _INDEX) == ["index .. ':sort'"]
 
 
 def test_no_script_builds_a_key_name_from_argv() -> None:

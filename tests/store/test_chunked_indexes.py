@@ -145,3 +145,24 @@ def test_a_chunk_deleted_outside_the_scripts_costs_only_its_entries(
     assert store.get(TENANT, sessions[user]) is not None  # the sessions themselves are intact
     assert store.revoke(TENANT, user, sessions[user])
     assert store.create(TENANT, 10_000, ip_address=HOT_IP, user_agent="pytest")
+
+
+class TestOneUserAcrossChunks:
+    @pytest.fixture
+    def config(self, prefix: str) -> StoreConfig:
+        return StoreConfig(prefix=prefix, tenant_buckets=1, max_sessions_per_user=1_000)
+
+    def test_revoke_all_ends_sessions_in_every_chunk_at_once(
+        self, store: SessionStore, client: Any, prefix: str, clock: backends.Clock
+    ) -> None:
+        others = []
+        for n in range(300):
+            clock.advance(0.01)
+            store.create(TENANT, 1, ip_address=f"198.51.100.{n % 200}", user_agent="pytest")
+            if n % 3 == 0:  # other users' sessions between the user's, in the same chunks
+                others.append(store.create(TENANT, 2 + n, ip_address=HOT_IP, user_agent="x")[0].id)
+        assert len(index_keys(client, prefix)) > 4
+        assert store.revoke_all(TENANT, 1) == 300
+        assert whole_listing(store) == (others[::-1], {len(others)})
+        assert sum(index_keys(client, prefix).values()) == 2 * len(others)
+        assert not [key for key in backends.keys_of(client, prefix) if key.endswith(b":sort")]
