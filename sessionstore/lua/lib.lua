@@ -72,9 +72,12 @@ local function emit(bucket, kind, entry, whose, actor, reason, now)
 end
 
 -- Tell every process that keeps sessions in memory (nearcache.py) that this one changed: one
--- message per change on the prefix's channel `P:changes`, carrying the session's key.
+-- message per change, carrying the session's key, on its bucket's channel `P:{T:bb}:changes`.
+-- Sharded (SPUBLISH): the message stays in the shard of the bucket's slot instead of crossing
+-- the cluster bus to every node; the channel carries the bucket's hash tag, so it is in the
+-- slot of the script's keys (a cluster refuses a script that publishes in another slot).
 local function announce(session_key)
-  redis.call('PUBLISH', string.match(session_key, '^(.-):{') .. ':changes', session_key)
+  redis.call('SPUBLISH', bucket_of(session_key) .. 'changes', session_key)
 end
 
 -- End a session: its hash and every index entry, whatever state it was in. Returns its user
