@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +14,19 @@ from sessionstore.admin.apikeys import ApiKeys
 from sessionstore.admin.ratelimit import RateLimits
 from tests import backends
 from tests.api.helpers import CLIENT_ADDRESS, REAL_BACKENDS, TENANT_A, TENANT_B, Live, ServerProcess
+
+# The files on the package's server processes (``live``) run on one worker, which starts them
+# once; the rest of the package spreads over every worker (tests/grouping.py).
+LIVE_SERVER_FILES = ("test_isolation.py", "test_live.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.parent == here and item.path.name in LIVE_SERVER_FILES:
+            item.add_marker(pytest.mark.xdist_group("tests/api live servers"))
+
 
 # -- in-process ---------------------------------------------------------------------------------
 

@@ -5,7 +5,17 @@ resharding) start one of their own with tests/cluster/local.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from tests import grouping
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each file here runs on one worker: a cluster of its own lives as long as its module."""
+    grouping.by_file(items, Path(__file__).parent)
 
 
 @pytest.fixture

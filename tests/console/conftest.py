@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import fakeredis
@@ -14,8 +15,14 @@ from starlette.applications import Starlette
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
 from sessionstore.admin import create_app
 from sessionstore.admin.ratelimit import Rate, RateLimits
-from tests import backends
+from tests import backends, grouping
 from tests.console.helpers import CHROMIUM, Live, ThreadedServer, unavailable
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each file here runs on one worker: its browser and console servers are the module's."""
+    grouping.by_file(items, Path(__file__).parent)
 
 
 @contextmanager

@@ -3,7 +3,8 @@ what happened from this IP, and how to end it; on a desktop and on a phone; with
 confirmation before every revocation, and words a person would write.
 
 One console server per backend and one browser for the module (the other browser tests run
-on the real Redis only: these are the issue's flows, so they run on all three). Any script
+on the real Redis only: these are the issue's flows, so they run on all three; the phone's
+layout and words, which no backend changes, on the real Redis). Any script
 error or Content-Security-Policy refusal fails a test (conftest.Problems). The screenshots of
 the first test at 1,280 and 390 px are the README's (docs/console-events-*.png are copies).
 """
@@ -233,6 +234,10 @@ def test_every_revoke_is_confirmed_and_a_session_has_its_own_page_without_javasc
     assert page.get_by_role("button", name="Revoke session").count() == 0
 
 
+# Layout and words, on the real Redis only (backends.ONE_BACKEND): nothing here depends on
+# the backend, and the listing and timeline pages it walks are paged on every backend in
+# process by test_pages.py and test_events.py.
+@pytest.mark.parametrize("live", backends.ONE_BACKEND, indirect=True)
 def test_on_a_phone_no_page_scrolls_sideways_and_the_words_read_right(
     opened: Any, live: Live, tenant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -165,6 +165,9 @@ def test_sign_out_a_device_from_another(server: str) -> None:
         assert not signed_in(laptop)
 
 
+# The framework's own cookie and the bearer API's indifference to cookies are the example's,
+# not the store's: on the real Redis only; each example starts embedded in the tests above.
+@pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
 def test_the_frameworks_own_cookie_session_works_beside(server: str) -> None:
     # The flash message rides in Starlette's or Flask's own cookie "session".
     with httpx.Client(base_url=server) as browser:
@@ -234,6 +237,7 @@ def test_a_bearer_client_signs_in_for_a_token(api: str) -> None:
         assert laptop.get("/api/me").status_code == 401
 
 
+@pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
 def test_a_bearer_api_reads_no_cookie(api: str) -> None:
     with httpx.Client(base_url=api) as browser:
         token = browser.post("/api/login", json={"user_id": 456}).json()["token"]

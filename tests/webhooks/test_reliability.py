@@ -40,13 +40,16 @@ Recorder = Callable[[str, object], None]
 
 
 class Flaky:
-    """Each event is answered 500, then not at all (the attempt times out), then 200. The 200
+    """Each event is answered 500, then 200; the first event, and the first after the held
+    one, get no answer at all in between (the attempt times out: a timeout before the
+    deliverer is replaced and one after, without waiting out one for every event). The 200
     of ``ids[hold_at]`` is held back until ``release`` is set, so a deliverer can be killed
     while it waits: the receiver has the event, the deliverer never learns it."""
 
     def __init__(self, ids: list[str], hold_at: int) -> None:
         self.seen: Counter[str] = Counter()
         self.hold_id = ids[hold_at]
+        self.hang_ids = {ids[0], ids[hold_at + 1]}
         self.held = asyncio.Event()
         self.release = asyncio.Event()
 
@@ -55,7 +58,7 @@ class Flaky:
         tries = self.seen[request.webhook_id]
         if tries == 1:
             return Answer(500)
-        if tries == 2:
+        if tries == 2 and request.webhook_id in self.hang_ids:
             return Answer(hang=True)
         if request.webhook_id == self.hold_id and not self.held.is_set():
             self.held.set()
