@@ -21,7 +21,8 @@ from redis.crc import key_slot
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, StoreUnavailable
 from sessionstore._core.nearcache import bucket_channel
 from tests.cluster.local import LocalCluster, Node, free_base_port
-from tests.store.test_nearcache import round_trips, wait_until
+from tests.store.test_nearcache import wait_until
+from tests.store.test_sharded_pubsub import hit_from_memory
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -61,14 +62,6 @@ def channel_of(store: SessionStore | AsyncSessionStore, session_id: str) -> str:
 
 def subscribers(cluster: LocalCluster, node: Node, channel: str) -> int:
     return int(cluster.client(node.port).execute_command("PUBSUB", "SHARDNUMSUB", channel)[1])
-
-
-def hit_from_memory(store: SessionStore, token: str, monkeypatch: pytest.MonkeyPatch) -> bool:
-    with monkeypatch.context() as patch:
-        sent = round_trips(store, patch)
-        hits = store.near_cache_stats().hits
-        assert store.validate(TENANT, token) is not None
-        return not sent and store.near_cache_stats().hits == hits + 1
 
 
 def with_traffic(
