@@ -16,13 +16,11 @@ TENANT = "acme-corp"
 
 
 def flush_scripts(client: Any) -> None:
-    """Empty every primary's script cache, and prove it: the store starts from NOSCRIPT."""
+    """Empty every primary's script cache: the store's next calls meet NOSCRIPT. (The cluster
+    is shared: another test may load a script meanwhile, and a call then finds it; checking
+    that none is loaded here failed CI for that reason alone.)"""
     for node in client.get_primaries():
-        direct = client.get_redis_connection(node)
-        direct.script_flush()
-        assert direct.script_exists(*(script.sha for script in scripts.ALL)) == [False] * len(
-            scripts.ALL
-        )
+        assert client.get_redis_connection(node).script_flush()
 
 
 def loaded_everywhere(client: Any, script: scripts.Script) -> bool:
