@@ -120,6 +120,10 @@ class KeySpace:
     def ip_index(self, tenant: str, bucket: str) -> str:
         return f"{self._bucket(tenant, bucket)}i"
 
+    def ip_index_beside(self, created_index: str) -> str:
+        """The ``i`` index of the bucket whose ``t`` index this is (a name a SCAN found)."""
+        return created_index.removesuffix("t") + "i"
+
     def idle_index(self, tenant: str, bucket: str) -> str:
         return f"{self._bucket(tenant, bucket)}x"
 

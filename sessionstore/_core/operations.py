@@ -363,7 +363,7 @@ class Core:
     def rechunk(self, created_index: str) -> Flow[bool]:
         """Put one bucket's indexes, as layout 2 wrote them, into chunks: a bounded step.
         Returns whether the bucket needs another."""
-        indexes = (created_index, created_index[:-1] + "i")  # `t` names its bucket's `i`
+        indexes = (created_index, self.keys.ip_index_beside(created_index))
         replies = yield [ScriptCall(scripts.RECHUNK, (key,), (RECHUNK_BUDGET,)) for key in indexes]
         return any(replies)
 

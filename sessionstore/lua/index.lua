@@ -190,39 +190,56 @@ local function index_remove(index, entries)
   if #group > 0 then remove_from(index, boundary, group) end
 end
 
--- Up to `limit` entries (-1: all) from `low` up to `high`, and the chunk each was found in
--- (confirm_gone asks for a session's hash together with it).
-local function index_range(index, low, high, limit)
+-- Each chunk a range spans, in the order a walk meets them: from the chunk `from` falls in to
+-- the one `to` falls in, down the index when `backward`. The next boundary is looked up only
+-- when the walk asks for it.
+local function chunks_between(index, from, to, backward)
+  local first, last, boundary, done = boundary_at(index, from), boundary_at(index, to), nil, false
+  return function()
+    if done then return nil end
+    if boundary == nil then
+      boundary = first
+    elseif backward then
+      boundary = previous_boundary(index, boundary)
+    else
+      boundary = next_boundary(index, boundary)
+    end
+    if boundary == nil or boundary == last or (backward and boundary == '') then done = true end
+    return boundary
+  end
+end
+
+-- Up to `limit` entries (-1: all) from `from` to `to` (down when `backward`), and the chunk
+-- each was found in (confirm_gone asks for a session's hash together with it).
+local function walk(index, from, to, limit, backward)
   local found, chunks = {}, {}
-  local boundary, last = boundary_at(index, low), boundary_at(index, high)
-  while boundary do
+  for boundary in chunks_between(index, from, to, backward) do
     local chunk = chunk_key(index, boundary)
     local count = limit
     if limit >= 0 then count = limit - #found end
-    for _, entry in ipairs(redis.call('ZRANGE', chunk, low, high, 'BYLEX', 'LIMIT', 0, count)) do
+    local entries
+    if backward then
+      entries = redis.call('ZRANGE', chunk, from, to, 'BYLEX', 'REV', 'LIMIT', 0, count)
+    else
+      entries = redis.call('ZRANGE', chunk, from, to, 'BYLEX', 'LIMIT', 0, count)
+    end
+    for _, entry in ipairs(entries) do
       found[#found + 1] = entry
       chunks[#found] = chunk
     end
-    if #found == limit or boundary == last then break end
-    boundary = next_boundary(index, boundary)
+    if #found == limit then break end
   end
   return found, chunks
 end
 
--- The same from `high` down to `low`, newest first.
+-- Oldest first, from `low` up to `high`.
+local function index_range(index, low, high, limit)
+  return walk(index, low, high, limit, false)
+end
+
+-- Newest first, from `high` down to `low`.
 local function index_range_rev(index, high, low, limit)
-  local found, chunks = {}, {}
-  local boundary, first = boundary_at(index, high), boundary_at(index, low)
-  while true do
-    local chunk = chunk_key(index, boundary)
-    for _, entry in ipairs(redis.call('ZRANGE', chunk, high, low, 'BYLEX', 'REV', 'LIMIT', 0, limit - #found)) do
-      found[#found + 1] = entry
-      chunks[#found] = chunk
-    end
-    if #found == limit or boundary == first or boundary == '' then break end
-    boundary = previous_boundary(index, boundary)
-  end
-  return found, chunks
+  return walk(index, high, low, limit, true)
 end
 
 -- How many entries lie from `low` up to `high`: two calls for the whole index, else a call
@@ -232,11 +249,8 @@ local function index_count(index, low, high)
     return redis.call('ZCARD', index) + tonumber(redis.call('HGET', index .. ':n', 'n') or 0)
   end
   local count = 0
-  local boundary, last = boundary_at(index, low), boundary_at(index, high)
-  while boundary do
+  for boundary in chunks_between(index, low, high, false) do
     count = count + redis.call('ZLEXCOUNT', chunk_key(index, boundary), low, high)
-    if boundary == last then break end
-    boundary = next_boundary(index, boundary)
   end
   return count
 end
