@@ -376,6 +376,9 @@ def test_relative_times_stay_current(page: Any, live: Live, tenant: str) -> None
     _, key = live.mint(tenant)
     page.clock.install()
     sign_in(page, tenant, key)
+    # The heading shows before the deferred console.js has run and set its refresh timer: a
+    # clock run before that finds no timer (CI under load met it).
+    page.wait_for_load_state("load")
     row = page.locator(f"tr[data-session-id='{session.id}']")
     created = row.locator(".relative").first
     expect(created).to_have_text("just now")
