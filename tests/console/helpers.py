@@ -180,3 +180,26 @@ def screenshot(page: Any, backend: str, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def loaded(page: Any) -> Any:
+    """The page once the document a click navigated to is parsed: ``click`` returns when the
+    navigation commits, and reading rows before the document is parsed finds none."""
+    page.wait_for_load_state("domcontentloaded")
+    return page
+
+
+def rows(page: Any) -> list[str]:
+    """The session id of each row of a sessions table, in the order shown."""
+    return [
+        row.get_attribute("data-session-id")
+        for row in loaded(page).locator("tr[data-session-id]").all()
+    ]
+
+
+def event_rows(page: Any) -> list[tuple[str, str]]:
+    """(type, session id) of each row of an events table, in the order shown."""
+    return [
+        (row.get_attribute("data-event-type"), row.locator(".session-id").inner_text())
+        for row in loaded(page).locator("tr[data-event-type]").all()
+    ]

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from sessionstore.admin.console.app import CONTENT_SECURITY_POLICY
-from tests.console.helpers import IPHONE_SAFARI, LINUX_FIREFOX, Live, screenshot
+from tests.console.helpers import (
+    IPHONE_SAFARI,
+    LINUX_FIREFOX,
+    Live,
+    event_rows,
+    rows,
+    screenshot,
+)
 
 expect: Any = None  # playwright.sync_api.expect, imported by the autouse fixture below
 
@@ -41,12 +48,6 @@ def revoke(page: Any, session_id: str, user_id: int) -> None:
         page.get_by_role("heading", name=f"Revoke this session of user {user_id}?")
     ).to_be_visible()
     page.get_by_role("button", name="Revoke session").click()
-
-
-def rows(page: Any) -> list[str]:
-    return [
-        row.get_attribute("data-session-id") for row in page.locator("tr[data-session-id]").all()
-    ]
 
 
 def total(page: Any) -> int:
@@ -400,14 +401,6 @@ def test_a_revoked_api_key_ends_the_console_session(page: Any, live: Live, tenan
     page.reload()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert not live.client.exists(record)  # ended at its next request, not left to expire
-
-
-def event_rows(page: Any) -> list[tuple[str, str]]:
-    """(type, session id) of each row of the timeline, in the order shown."""
-    return [
-        (row.get_attribute("data-event-type"), row.locator(".session-id").inner_text())
-        for row in page.locator("tr[data-event-type]").all()
-    ]
 
 
 def test_the_timeline_shows_who_revoked_and_filters_by_user(

@@ -21,7 +21,14 @@ from sessionstore.admin.console.pages import events as events_page
 from sessionstore.admin.console.pages import sessions as sessions_page
 from tests import backends
 from tests.console.conftest import console_server, open_page
-from tests.console.helpers import IPHONE_SAFARI, LINUX_FIREFOX, Live, screenshot
+from tests.console.helpers import (
+    IPHONE_SAFARI,
+    LINUX_FIREFOX,
+    Live,
+    event_rows,
+    rows,
+    screenshot,
+)
 
 expect: Any = None  # playwright.sync_api.expect, imported by the autouse fixture below
 
@@ -69,20 +76,6 @@ def sign_in(page: Any, tenant: str, key: str) -> None:
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name=f"Sessions of {tenant}")).to_be_visible()
-
-
-def event_rows(page: Any) -> list[tuple[str, str]]:
-    """(type, session id) of each row of an events table, in the order shown."""
-    return [
-        (row.get_attribute("data-event-type"), row.locator(".session-id").inner_text())
-        for row in page.locator("tr[data-event-type]").all()
-    ]
-
-
-def rows(page: Any) -> list[str]:
-    return [
-        row.get_attribute("data-session-id") for row in page.locator("tr[data-session-id]").all()
-    ]
 
 
 def fits(page: Any, width: int) -> None:
