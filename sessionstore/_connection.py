@@ -387,7 +387,11 @@ class ScriptRetry:
 
 
 def call_again(call: object, reply: object) -> bool:
-    """A pipelined script whose reply asks for a single call: NOSCRIPT, or its slot moving."""
+    """A pipelined call whose reply asks for a single call: a lost reply (redis.asyncio's
+    cluster pipeline hands it back instead of retrying; every call is safe to repeat, and a
+    remembered script answers as it first did), or for a script NOSCRIPT or its slot moving."""
+    if isinstance(reply, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return True
     if isinstance(call, Command) or not isinstance(reply, redis.exceptions.ResponseError):
         return False
     return isinstance(reply, redis.exceptions.NoScriptError) or slot_moving(reply)

@@ -11,6 +11,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .keys import memo_beside
 from .scripts import Script
 
 T = TypeVar("T")
@@ -21,6 +22,12 @@ class ScriptCall:
     script: Script
     keys: tuple[str, ...]
     args: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        # A remembered script (scripts.py) takes one more key: this call's own memo, so that a
+        # client's retry of this call gets its first answer, and another call gets its own.
+        if self.script.remembered:
+            object.__setattr__(self, "keys", (*self.keys, memo_beside(self.keys[0])))
 
 
 @dataclass(frozen=True, slots=True)

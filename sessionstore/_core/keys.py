@@ -21,6 +21,8 @@ key                                    type    contents
 ``:n``)                                        <random>`` (score 0), in chunks alike
 ``P:{T:bb}:x``                         zset    with an idle timeout: ``t`` entries -> expiry
 ``P:{T:bb}:e``                         stream  with events on: the bucket's session events
+``P:{T:bb}:m:<call id>``               string  a remembered script's answer, for a retry of
+                                               the same call; MEMO_MS (lib.lua: remember)
 ``P:layout``                           string  layout version and bucket count
 ``P:settings``                         hash    the deployment's settings: ``events`` 1 or 0
 ``P:buckets``                          zset    every bucket that may hold sessions: its ``t``
@@ -41,6 +43,7 @@ Tenant slugs never contain braces (inputs.py), so no caller can move a hash tag.
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Final
 
 from .tokens import BUCKET, RANDOM, bucket_name, session_id, user_bucket
@@ -51,6 +54,21 @@ if TYPE_CHECKING:
 LAYOUT: Final = 3
 CHUNKED_SINCE: Final = 3  # layout 2 kept each index in one key; `sessionstore migrate` splits it
 CREATED_HEX: Final = 11  # milliseconds, fixed width until the year 2527
+
+
+# How long a remembered answer waits for a retry (lib.lua: remember): over five times the
+# longest a call of the store's own client is retried for (_connection: under a second).
+MEMO_MS: Final = 5_000
+_MEMO: Final = "m:"
+
+
+def memo_beside(key: str) -> str:
+    """A new call's memo key, in the bucket of ``key`` (any key of a bucket)."""
+    return f"{key[: key.index('}:') + 2]}{_MEMO}{secrets.token_hex(8)}"
+
+
+def is_memo(key: bytes) -> bool:
+    return f"}}:{_MEMO}".encode() in key
 
 
 def position(created_ms: int, random_part: str) -> bytes:

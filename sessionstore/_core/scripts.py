@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from .codec import VIEW
+from .keys import MEMO_MS
 from .kinds import EventType, Reason
 
 
@@ -27,6 +28,8 @@ class Script:
     name: str
     source: bytes
     sha: str
+    # Its answer is kept for a retry of the same call (lib.lua: remember; flows.ScriptCall).
+    remembered: bool = False
 
     def __repr__(self) -> str:
         return f"Script({self.name!r})"
@@ -36,15 +39,28 @@ def _read(name: str) -> bytes:
     return resources.files("sessionstore").joinpath("lua", f"{name}.lua").read_bytes()
 
 
-def _load(name: str, *shared: str) -> Script:
-    """A script with index.lua, lib.lua and the ``shared`` parts it names in front of it."""
-    parts = [_read("index"), _read("lib"), *(_read(part) for part in shared), _read(name)]
+def _load(name: str, *shared: str, remembered: bool = False) -> Script:
+    """A script with index.lua, lib.lua and the ``shared`` parts it names in front of it.
+
+    A remembered script's own code becomes a function that lib.lua's ``remember`` runs once
+    per call: the call's memo key, the last of KEYS, is taken off before that code reads KEYS.
+    """
+    body = _read(name)
+    if remembered:
+        body = (
+            b"local function answer()\n"
+            + body
+            + b"end\nreturn remember(table.remove(KEYS), answer)\n"
+        )
+    parts = [_read("index"), _read("lib"), *(_read(part) for part in shared), body]
     source = b"".join(parts).decode().replace("unpack(VIEW)", _FIELDS)
+    source = re.sub(r"\bMEMO_MS\b", str(MEMO_MS), source)
     source = re.sub(r"\bAT\.(\w+)", lambda field: str(_PLACE[field[1]]), source)
     source = re.sub(r"\bEVENT\.(\w+)", lambda kind: f"'{_EVENTS[kind[1]]}'", source)
     source = re.sub(r"\bREASON\.(\w+)", lambda reason: f"'{_REASONS[reason[1]]}'", source)
     encoded = source.encode()
-    return Script(name, encoded, hashlib.sha1(encoded, usedforsecurity=False).hexdigest())
+    sha = hashlib.sha1(encoded, usedforsecurity=False).hexdigest()
+    return Script(name, encoded, sha, remembered)
 
 
 _PLACE = {field: place for place, field in enumerate(VIEW, start=1)}
@@ -56,9 +72,11 @@ _REASONS = {reason.name.lower(): reason.code for reason in Reason}
 CREATE = _load("create")
 VALIDATE = _load("validate")
 READ = _load("read")
-REVOKE = _load("revoke")
-REVOKE_ALL = _load("revoke_all")
-REVOKE_WHERE = _load("revoke_where")
+# A second run of these answers otherwise than the first: a revocation finds nothing left to
+# end, a challenge is used up. Their first answer is kept for a retry (lib.lua: remember).
+REVOKE = _load("revoke", remembered=True)
+REVOKE_ALL = _load("revoke_all", remembered=True)
+REVOKE_WHERE = _load("revoke_where", remembered=True)
 LIST_USER = _load("list_user")
 UPDATE = _load("update")
 PAGE = _load("page")
@@ -67,8 +85,8 @@ PAGE = _load("page")
 # binding's (DBSC, binding.py) shared steps, a session's challenges, in challenges.lua after.
 SHARED = ("index", "lib", "challenges")
 CHALLENGE = _load("challenge", "challenges")
-BIND = _load("bind", "challenges")
-PROVE = _load("prove", "challenges")
+BIND = _load("bind", "challenges", remembered=True)
+PROVE = _load("prove", "challenges", remembered=True)
 BINDING_FAILED = _load("binding_failed", "challenges")
 
 ALL = (

@@ -165,3 +165,23 @@ local function sweep(bucket, now, budget)
   end
   return dropped
 end
+
+-- A client that lost a reply (a timeout, a dropped connection) runs the same call again. Every
+-- script leaves the same state after a second run, but not every answer does: a second
+-- revocation finds nothing left to end. A remembered script (scripts.py) runs as `answer`
+-- here: its first answer, an integer or a list of them, is kept under the call's own memo key
+-- for MEMO_MS (keys.py, put here by scripts.py), and a second run of that call gives it back.
+local function remember(memo, answer)
+  local kept = redis.call('GET', memo)
+  if kept then
+    if string.sub(kept, 1, 1) ~= '[' then return tonumber(kept) end
+    local reply = {}
+    for number in string.gmatch(kept, '[^,%[]+') do reply[#reply + 1] = tonumber(number) end
+    return reply
+  end
+  local reply = answer()
+  local text = tostring(reply)
+  if type(reply) == 'table' then text = '[' .. table.concat(reply, ',') end
+  redis.call('SET', memo, text, 'PX', MEMO_MS)
+  return reply
+end

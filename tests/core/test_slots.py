@@ -75,6 +75,7 @@ _lua = lua51.LuaRuntime()  # Redis runs Lua 5.1
 def evaluate(script: Script, expression: str, keys: tuple[str, ...]) -> str:
     """Run a script's own key-building expression on the keys a call declares."""
     prelude = script.source.decode().split("\n-- " + script.name + ".lua:")[0]
+    prelude = prelude.removesuffix("\nlocal function answer()")  # a remembered script's own
     function = _lua.execute(f"{prelude}\nreturn function(KEYS) return {expression} end")
     return str(function(_lua.table(*keys)))
 
