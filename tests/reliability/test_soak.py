@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_short_soak_leaves_nothing_behind(redis_server: RedisProcess, prefix: str) -> None:
-    result = run_soak(redis_server.url, duration=12, cycles=3, lifetime=2, prefix=prefix)
+    result = run_soak(redis_server.url, duration=6, cycles=3, lifetime=2, prefix=prefix)
     print(result.summary())
     assert result.errors == []
     assert sum(result.operations.values()) > 1000
