@@ -237,6 +237,7 @@ def test_events_are_off_unless_asked_for(client: Any, prefix: str) -> None:
     assert not [key for key in backends.keys_of(client, prefix) if key.endswith(b":e")]
 
 
+@pytest.mark.usefixtures("client")  # its teardown deletes the prefix
 async def test_the_async_store_sweeps_too(
     backend: str, fake_server: Any, config: StoreConfig, clock: backends.Clock
 ) -> None:
@@ -251,6 +252,7 @@ async def test_the_async_store_sweeps_too(
     await store.aclose()
 
 
+@pytest.mark.usefixtures("client")  # its teardown deletes the prefix
 async def test_the_async_store_reads_and_tails_the_same_events(
     backend: str, fake_server: Any, config: StoreConfig
 ) -> None:
