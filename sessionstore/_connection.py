@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import re
 import threading
 import urllib.parse
@@ -214,11 +215,88 @@ def sends_raw(client: Any) -> bool:
 def run_raw(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     """Send a batch on one connection and read its replies as Redis gave them.
 
-    What redis-py's Pipeline does, less its bookkeeping (about a fifth of validate's time):
-    an error reply comes back as its exception, a broken connection is retried as a whole
-    (every call is safe to repeat), and no response callback reshapes a reply.
-    """
+    What redis-py's Pipeline does, less its bookkeeping: an error reply comes back as its
+    exception, a broken connection is retried as a whole (every call is safe to repeat), and
+    no response callback reshapes a reply. The connection is the calling thread's own
+    (``Lanes``)."""
     pool = client.connection_pool
+    lanes = _lanes.get(pool)
+    if lanes is None:
+        with _lanes_made:
+            lanes = _lanes.setdefault(pool, Lanes(pool))
+    return lanes.run(commands)
+
+
+def close_lanes(client: Any) -> None:
+    """Close the connections threads keep for ``client`` (a store's close)."""
+    pool = getattr(client, "connection_pool", None)  # a cluster has a pool per node, no lanes
+    lanes = None if pool is None else _lanes.get(pool)
+    if lanes is not None:
+        lanes.close()
+
+
+class Lanes:
+    """Each thread's own connection for run_raw, kept between its calls.
+
+    Borrowing a connection from redis-py's pool for each call (its queue, its lock, and a poll
+    that the connection holds nothing unread) costs about as much Python time as the rest of a
+    validate. A thread keeps one instead, made as the pool makes its own (its class and
+    settings), outside the pool's count. Bound: at most ``MAX_CONNECTIONS`` kept per pool, so a
+    process holds at most twice that many to one Redis; a thread past the bound borrows from
+    the pool per call, as before. A kept connection is closed when its thread ends (its
+    thread-local lane is collected) or when the store closes, and is never used across a fork.
+    """
+
+    def __init__(self, pool: Any, limit: int = MAX_CONNECTIONS) -> None:
+        self._pool = pool
+        self._limit = limit
+        self._mine = threading.local()
+        self._open: weakref.WeakSet[_Lane] = weakref.WeakSet()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        lane: _Lane | None = getattr(self._mine, "lane", None)
+        if lane is None or lane.pid != os.getpid():
+            lane = self._new_lane()
+            if lane is None:
+                return _borrowed(self._pool, commands)
+        connection = lane.connection
+        try:
+            return connection.retry.call_with_retry(  # type: ignore[no-any-return]
+                lambda: _exchange(connection, commands), lambda _error: connection.disconnect()
+            )
+        except BaseException:
+            connection.disconnect()  # a reply left unread must never answer the next call
+            raise
+
+    def close(self) -> None:
+        for lane in list(self._open):
+            lane.connection.disconnect()
+
+    def _new_lane(self) -> _Lane | None:
+        self._mine.lane = None
+        if len(self._open) >= self._limit:
+            return None
+        pool = self._pool
+        lane = _Lane(pool.connection_class(**pool.connection_kwargs))
+        self._open.add(lane)
+        self._mine.lane = lane
+        return lane
+
+
+class _Lane:
+    __slots__ = ("__weakref__", "connection", "pid")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.pid = os.getpid()
+        # Its thread ended (the thread-local that holds it is gone): close the socket.
+        weakref.finalize(self, connection.disconnect)
+
+
+def _borrowed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     connection = pool.get_connection()
     try:
         return connection.retry.call_with_retry(  # type: ignore[no-any-return]
@@ -228,8 +306,13 @@ def run_raw(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         pool.release(connection)
 
 
+_lanes: weakref.WeakKeyDictionary[Any, Lanes] = weakref.WeakKeyDictionary()
+_lanes_made = threading.Lock()
+
+
 def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    connection.send_packed_command(connection.pack_commands(commands))
+    # No health check: a connection Redis closed fails the call, and its retry reconnects.
+    connection.send_packed_command(connection.pack_commands(commands), check_health=False)
     replies: list[Any] = []
     for _ in commands:
         try:

@@ -47,6 +47,7 @@ class SessionStore(BaseStore):
             subscriber.stop()
         for subscriber in self._subscriber or ():
             subscriber.join(timeout=5)
+        _connection.close_lanes(self._client)
         self._client.close()
         # redis-py leaves a pool it was handed open; the pools from _connection.py are ours.
         pool = getattr(self._client, "connection_pool", None)

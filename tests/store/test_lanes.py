@@ -1,0 +1,176 @@
+"""Each thread keeps its own connection for the store's plain-read batches (_connection.Lanes).
+
+Only a standalone redis-py client sends batches this way (a cluster pipelines per node, the
+embedded server is in process), so these tests run on the real Redis, with the store's own
+client (StoreConfig's from_url), and check each way a kept connection could go wrong: shared
+between threads, past its bound, left open after its thread, broken by the server, holding an
+unread reply after an interrupted call, or used across a fork.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from sessionstore import SessionStore, StoreConfig, _connection
+from tests import backends
+
+pytestmark = pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
+
+TENANT = "acme-corp"
+
+
+@pytest.fixture
+def store(backend: str, prefix: str) -> Iterator[SessionStore]:
+    with SessionStore.from_url(backends.url_for(backend), config=StoreConfig(prefix=prefix)) as s:
+        yield s
+        backends.delete_prefix(s.client, prefix)
+
+
+def logins(store: SessionStore, count: int) -> list[tuple[Any, str]]:
+    return [
+        store.create(TENANT, user, ip_address="198.51.100.7", user_agent="pytest")
+        for user in range(1, count + 1)
+    ]
+
+
+def lanes_of(store: SessionStore) -> _connection.Lanes:
+    return _connection._lanes[store.client.connection_pool]
+
+
+def server_id(connection: Any) -> int:
+    """The id Redis gave this connection (CLIENT ID, asked on it)."""
+    connection.send_command("CLIENT", "ID")
+    return int(connection.read_response())
+
+
+def validates_all(store: SessionStore, made: list[tuple[Any, str]]) -> bool:
+    return all(store.validate(TENANT, token).id == session.id for session, token in made)
+
+
+def test_a_thread_keeps_one_connection_and_borrows_none(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = logins(store, 5)
+    assert validates_all(store, made)  # the first read of each session
+    pool = store.client.connection_pool
+    borrowed: list[object] = []
+    borrow = pool.get_connection
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        borrowed.append(args)
+        return borrow(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "get_connection", counted)
+    for _ in range(20):
+        assert validates_all(store, made)
+    assert borrowed == [] and len(lanes_of(store)) == 1
+
+
+def test_threads_never_share_a_connection_and_close_it_when_they_end(
+    store: SessionStore,
+) -> None:
+    made = logins(store, 8)
+    store.validate(TENANT, made[0][1])
+    answers: list[bool] = []
+    kept: set[int] = set()
+
+    def work() -> None:
+        answers.append(all(validates_all(store, made) for _ in range(30)))
+        kept.add(server_id(lanes_of(store)._mine.lane.connection))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [True] * 4 and len(kept) == 4
+    del threads
+    gc.collect()
+    assert len(lanes_of(store)) == 1  # the main thread's
+    assert not kept & {int(client["id"]) for client in store.client.client_list()}
+
+
+def test_past_the_bound_a_thread_borrows_from_the_pool(store: SessionStore) -> None:
+    made = logins(store, 4)
+    pool = store.client.connection_pool
+    _connection._lanes[pool] = _connection.Lanes(pool, limit=1)
+    answers: list[bool] = []
+
+    def work() -> None:
+        answers.append(all(validates_all(store, made) for _ in range(20)))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [True] * 3
+    assert len(lanes_of(store)) <= 1
+
+
+def test_a_connection_the_server_closed_is_opened_again(store: SessionStore) -> None:
+    made = logins(store, 3)
+    assert validates_all(store, made)
+    kept = lanes_of(store)._mine.lane.connection
+    store.client.client_kill_filter(_id=server_id(kept))
+    assert validates_all(store, made)
+
+
+def test_an_interrupted_call_leaves_no_reply_for_the_next(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (first, first_token), (second, second_token) = logins(store, 2)
+    assert validates_all(store, [(first, first_token), (second, second_token)])
+    kept = lanes_of(store)._mine.lane.connection
+    read = type(kept).read_response
+
+    def interrupted(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt  # after the batch went out, before its replies were read
+
+    monkeypatch.setattr(kept, "read_response", interrupted.__get__(kept))
+    with pytest.raises(KeyboardInterrupt):
+        store.validate(TENANT, first_token)
+    monkeypatch.setattr(kept, "read_response", read.__get__(kept))
+    assert _connection.run_raw(store.client, [("ECHO", "mine")]) == [b"mine"]  # not a stale one
+    assert store.validate(TENANT, second_token).id == second.id
+
+
+def _validate_in_child(store: SessionStore, token: str, parent: Any, answers: Any) -> None:
+    validated = store.validate(TENANT, token) is not None
+    answers.put((validated, lanes_of(store)._mine.lane.connection is not parent))
+
+
+def test_a_forked_child_opens_its_own_connection(store: SessionStore) -> None:
+    made = logins(store, 2)
+    assert validates_all(store, made)
+    parent = lanes_of(store)._mine.lane.connection
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=_validate_in_child, args=(store, made[1][1], parent, answers))
+    child.start()
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    assert answers.get(timeout=5) == (True, True)
+    assert lanes_of(store)._mine.lane.connection is parent
+    assert validates_all(store, made)  # the parent's connection was not disturbed
+
+
+def test_closing_the_store_closes_the_kept_connections(backend: str, prefix: str) -> None:
+    store = SessionStore.from_url(backends.url_for(backend), config=StoreConfig(prefix=prefix))
+    ((_, token),) = logins(store, 1)
+    store.validate(TENANT, token)
+    kept = server_id(lanes_of(store)._mine.lane.connection)
+    checker = redis.Redis.from_url(backends.url_for(backend))
+    assert kept in {int(c["id"]) for c in checker.client_list()}
+    store.close()
+    left = {int(c["id"]) for c in checker.client_list()}
+    backends.delete_prefix(checker, prefix)
+    checker.close()
+    assert kept not in left
