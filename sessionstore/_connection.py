@@ -323,27 +323,93 @@ def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
 
 
 async def arun_raw(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """run_raw for redis.asyncio."""
+    """run_raw for redis.asyncio, on a connection of the pool's ``AsyncLanes``."""
     pool = client.connection_pool
+    lanes = _async_lanes.get(pool)
+    if lanes is None:
+        lanes = _async_lanes[pool] = AsyncLanes(pool)
+    return await lanes.run(commands)
+
+
+async def aclose_lanes(client: Any) -> None:
+    pool = getattr(client, "connection_pool", None)
+    lanes = None if pool is None else _async_lanes.get(pool)
+    if lanes is not None:
+        await lanes.aclose()
+
+
+class AsyncLanes:
+    """The async store's connections for arun_raw, taken and given back without a lock.
+
+    redis.asyncio's pool guards each checkout with an asyncio.Condition and polls that the
+    connection holds nothing unread; on one event loop neither is needed. A call takes an idle
+    connection (or makes one, as the pool makes its own), uses it alone and puts it back.
+    Bound: at most ``MAX_CONNECTIONS`` made per pool, outside the pool's own count; past that a
+    call borrows from the pool, as before. A call that fails or is cancelled mid-exchange
+    closes its connection instead of putting it back, so no unread reply answers another call.
+    """
+
+    def __init__(self, pool: Any, limit: int = MAX_CONNECTIONS) -> None:
+        self._pool = pool
+        self._limit = limit
+        self._idle: list[Any] = []
+        self.made = 0  # connections open now: idle or in a call
+        self._closed = False
+
+    async def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        if self._idle:
+            connection = self._idle.pop()
+        elif self.made < self._limit:
+            pool, self.made = self._pool, self.made + 1
+            connection = pool.connection_class(**pool.connection_kwargs)
+        else:
+            return await _aborrowed(self._pool, commands)
+        try:
+            replies = await connection.retry.call_with_retry(
+                lambda: _aexchange(connection, commands), lambda _error: connection.disconnect()
+            )
+        except BaseException:
+            self.made -= 1
+            await connection.disconnect(nowait=True)
+            raise
+        if self._closed:
+            self.made -= 1
+            await connection.disconnect()
+        else:
+            self._idle.append(connection)
+        return replies  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        self.made -= len(idle)
+        for connection in idle:
+            await connection.disconnect()
+
+
+async def _aexchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    # No health check: a connection Redis closed fails the call, and its retry reconnects.
+    await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await connection.read_response())
+        except redis.exceptions.ResponseError as error:
+            replies.append(error)
+    return replies
+
+
+async def _aborrowed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     connection = await pool.get_connection()
-
-    async def exchange() -> list[Any]:
-        await connection.send_packed_command(connection.pack_commands(commands))
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(await connection.read_response())
-            except redis.exceptions.ResponseError as error:
-                replies.append(error)
-        return replies
-
-    async def reconnect(_error: Exception) -> None:
-        await connection.disconnect()
-
     try:
-        return await connection.retry.call_with_retry(exchange, reconnect)  # type: ignore[no-any-return]
+        return await connection.retry.call_with_retry(  # type: ignore[no-any-return]
+            lambda: _aexchange(connection, commands), lambda _error: connection.disconnect()
+        )
     finally:
         await pool.release(connection)
+
+
+_async_lanes: weakref.WeakKeyDictionary[Any, AsyncLanes] = weakref.WeakKeyDictionary()
 
 
 def is_embedded(client: Any) -> bool:

@@ -38,6 +38,7 @@ class AsyncSessionStore(BaseStore):
         """Stop the near cache's subscribers and release the connections this store opened."""
         if self._subscriber is not None:
             await self._subscriber.stop()
+        await _connection.aclose_lanes(self._client)
         await self._client.aclose()
         # redis-py leaves a pool it was handed open; the pools from _connection.py are ours.
         pool = getattr(self._client, "connection_pool", None)
