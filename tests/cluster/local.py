@@ -44,6 +44,10 @@ def _free(port: int) -> bool:
         return True
 
 
+class PortsTaken(AssertionError):
+    """cluster.sh found a port of the cluster taken by something else."""
+
+
 @dataclass(frozen=True)
 class Node:
     id: str
@@ -57,12 +61,15 @@ class LocalCluster:
     """3 primaries and 3 replicas on ``base_port`` .. ``base_port + 5``."""
 
     def __init__(self, base_port: int) -> None:
+        self._place(base_port)
+        self._clients: dict[int, redis.Redis] = {}
+
+    def _place(self, base_port: int) -> None:
         self.base_port = base_port
         self.url = f"redis+cluster://{HOST}:{base_port}"
         # Where cluster.sh keeps the servers' pid files and logs.
         temp = Path(os.environ.get("TMPDIR", "/tmp"))
         self.directory = temp / f"sessionstore-cluster-{base_port}"
-        self._clients: dict[int, redis.Redis] = {}
 
     def __repr__(self) -> str:
         return f"LocalCluster(base_port={self.base_port})"
@@ -71,7 +78,16 @@ class LocalCluster:
     def running(self) -> Iterator[LocalCluster]:
         if shutil.which("redis-server") is None:
             backends.unavailable("redis-server is not installed")
-        self._script("start")
+        for attempt in range(3):
+            try:
+                self._script("start")
+                break
+            except PortsTaken:
+                # Another run took a port between free_base_port's probe and the start
+                # (its cluster, not ours: nothing to stop). The next free ones, then.
+                if attempt == 2:
+                    raise
+                self._place(free_base_port(self.base_port + 10))
         try:
             yield self
         finally:
@@ -87,7 +103,8 @@ class LocalCluster:
             timeout=60,
         )
         if done.returncode != 0:
-            raise AssertionError(f"cluster.sh {command} failed: {done.stdout}{done.stderr}")
+            failure = PortsTaken if "is busy" in done.stderr else AssertionError
+            raise failure(f"cluster.sh {command} failed: {done.stdout}{done.stderr}")
 
     # -- inspection -----------------------------------------------------------------------
 
