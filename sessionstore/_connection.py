@@ -252,6 +252,7 @@ class Lanes:
         self._limit = limit
         self._mine = threading.local()
         self._open: weakref.WeakSet[_Lane] = weakref.WeakSet()
+        self._making = threading.Lock()  # the bound holds when threads start at once
 
     def __len__(self) -> int:
         return len(self._open)
@@ -277,11 +278,12 @@ class Lanes:
 
     def _new_lane(self) -> _Lane | None:
         self._mine.lane = None
-        if len(self._open) >= self._limit:
-            return None
-        pool = self._pool
-        lane = _Lane(pool.connection_class(**pool.connection_kwargs))
-        self._open.add(lane)
+        with self._making:
+            if len(self._open) >= self._limit:
+                return None
+            pool = self._pool
+            lane = _Lane(pool.connection_class(**pool.connection_kwargs))
+            self._open.add(lane)
         self._mine.lane = lane
         return lane
 

@@ -114,19 +114,30 @@ def test_threads_never_share_a_connection_and_close_it_when_they_end(
 def test_past_the_bound_a_thread_borrows_from_the_pool(store: SessionStore) -> None:
     made = logins(store, 4)
     pool = store.client.connection_pool
-    _connection._lanes[pool] = _connection.Lanes(pool, limit=1)
+    _connection._lanes[pool] = _connection.Lanes(pool, limit=2)
     answers: list[bool] = []
+    kept_while_all_ran: list[int] = []
+    all_started, all_counted = threading.Barrier(5), threading.Barrier(5)
 
     def work() -> None:
+        all_started.wait()  # every thread asks for its first connection at once
         answers.append(all(validates_all(store, made) for _ in range(20)))
+        all_counted.wait()  # none has ended yet
 
-    threads = [threading.Thread(target=work) for _ in range(3)]
+    threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
         thread.start()
+    all_started.wait()
+    kept_while_all_ran.append(0)
+    while len(answers) < 4:
+        kept_while_all_ran.append(len(lanes_of(store)))
+        time.sleep(0.001)
+    kept_while_all_ran.append(len(lanes_of(store)))
+    all_counted.wait()
     for thread in threads:
         thread.join()
-    assert answers == [True] * 3
-    assert len(lanes_of(store)) <= 1
+    assert answers == [True] * 4
+    assert max(kept_while_all_ran) == 2  # two kept; the other two threads borrowed
 
 
 def test_a_connection_the_server_closed_is_opened_again(store: SessionStore) -> None:
