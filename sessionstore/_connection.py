@@ -244,12 +244,18 @@ class Lanes:
     settings), outside the pool's count. Bound: at most ``MAX_CONNECTIONS`` kept per pool, so a
     process holds at most twice that many to one Redis; a thread past the bound borrows from
     the pool per call, as before. A kept connection is closed when its thread ends (its
-    thread-local lane is collected) or when the store closes, and is never used across a fork.
+    thread-local lane is collected) or when the store closes, and is never used across a fork
+    (a forked child starts with none: ``forget``).
     """
 
     def __init__(self, pool: Any, limit: int = MAX_CONNECTIONS) -> None:
         self._pool = pool
         self._limit = limit
+        self.forget()
+
+    def forget(self) -> None:
+        """No lanes (new, and in a forked child: the parent's sockets are not ours to use, and
+        a lock another thread held at the fork would never be let go)."""
         self._mine = threading.local()
         self._open: weakref.WeakSet[_Lane] = weakref.WeakSet()
         self._making = threading.Lock()  # the bound holds when threads start at once
@@ -259,7 +265,7 @@ class Lanes:
 
     def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         lane: _Lane | None = getattr(self._mine, "lane", None)
-        if lane is None or lane.pid != os.getpid():
+        if lane is None:
             lane = self._new_lane()
             if lane is None:
                 return _borrowed(self._pool, commands)
@@ -289,11 +295,10 @@ class Lanes:
 
 
 class _Lane:
-    __slots__ = ("__weakref__", "connection", "pid")
+    __slots__ = ("__weakref__", "connection")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
-        self.pid = os.getpid()
         # Its thread ended (the thread-local that holds it is gone): close the socket.
         weakref.finalize(self, connection.disconnect)
 
@@ -310,6 +315,16 @@ def _borrowed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
 
 _lanes: weakref.WeakKeyDictionary[Any, Lanes] = weakref.WeakKeyDictionary()
 _lanes_made = threading.Lock()
+
+
+def _forget_lanes_in_child() -> None:
+    global _lanes_made
+    _lanes_made = threading.Lock()
+    for lanes in list(_lanes.values()):
+        lanes.forget()
+
+
+os.register_at_fork(after_in_child=_forget_lanes_in_child)
 
 
 def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:

@@ -62,9 +62,14 @@ MEMO_MS: Final = 5_000
 _MEMO: Final = "m:"
 
 
+def bucket_of_key(key: str) -> str:
+    """The bucket ``P:{T:bb}:`` of any of its keys (lua/lib.lua: ``bucket_of``)."""
+    return key[: key.index("}:") + 2]
+
+
 def memo_beside(key: str) -> str:
     """A new call's memo key, in the bucket of ``key`` (any key of a bucket)."""
-    return f"{key[: key.index('}:') + 2]}{_MEMO}{secrets.token_hex(8)}"
+    return f"{bucket_of_key(key)}{_MEMO}{secrets.token_hex(8)}"
 
 
 def is_memo(key: bytes) -> bool:

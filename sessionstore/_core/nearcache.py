@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Session, to_ms
+from .keys import bucket_of_key
 from .tokens import secret_matches
 
 PING_EVERY = 0.05  # seconds between the subscriber's PINGs
@@ -330,7 +331,7 @@ def channel(prefix: str) -> str:
 def bucket_channel(session_key: str) -> str:
     """The sharded channel of a session key's bucket: ``P:{T:bb}:s:<random>`` ->
     ``P:{T:bb}:changes``, in the key's slot (lua/lib.lua: ``announce``)."""
-    return session_key[: session_key.index("}:") + 2] + "changes"
+    return bucket_of_key(session_key) + "changes"
 
 
 def keyspace_pattern(prefix: str, db: int) -> str:

@@ -28,10 +28,7 @@ VISIBLE_WITHIN = 1.0  # seconds: the tests' bound; the benchmark reports the rea
 @pytest.fixture
 def cached(client: Any, prefix: str, clock: backends.Clock) -> Iterator[SessionStore]:
     config = StoreConfig(prefix=prefix, near_cache_size=100, max_sessions_per_user=3)
-    store = SessionStore(client, config=config, clock=clock)
-    wait_until(lambda: store.near_cache_stats().trusted)
-    yield store
-    stop_following(store)
+    yield from following(SessionStore(client, config=config, clock=clock))
 
 
 @pytest.fixture
@@ -39,6 +36,13 @@ def other(client: Any, prefix: str, clock: backends.Clock) -> SessionStore:
     return SessionStore(
         client, config=StoreConfig(prefix=prefix, max_sessions_per_user=3), clock=clock
     )
+
+
+def following(store: SessionStore) -> Iterator[SessionStore]:
+    """A near-cached store once it trusts its cache, until the test is done with it."""
+    wait_until(lambda: store.near_cache_stats().trusted)
+    yield store
+    stop_following(store)
 
 
 def stop_following(store: SessionStore) -> None:

@@ -22,10 +22,10 @@ from sessionstore._subscribers import Primaries, Subscriber
 from tests import backends
 from tests.store.test_nearcache import (
     TENANT,
+    following,
     login,
     node_of,
     round_trips,
-    stop_following,
     wait_until,
 )
 
@@ -33,10 +33,7 @@ from tests.store.test_nearcache import (
 @pytest.fixture
 def cached(client: Any, prefix: str, clock: backends.Clock) -> Iterator[SessionStore]:
     config = StoreConfig(prefix=prefix, near_cache_size=100)
-    store = SessionStore(client, config=config, clock=clock)
-    wait_until(lambda: store.near_cache_stats().trusted)
-    yield store
-    stop_following(store)
+    yield from following(SessionStore(client, config=config, clock=clock))
 
 
 @pytest.fixture
@@ -200,6 +197,19 @@ def test_past_the_channel_cap_a_bucket_is_not_cached(
 # -- breaks: the server's sunsubscribe, and a reconnect redis-py hides ---------------------------
 
 
+def cached_and_followed(
+    store: SessionStore, made: list[tuple[Any, str]], monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, int, Subscriber]:
+    """Each (session, token) validated into the near cache; then the first's channel, the
+    cache's resets so far, and the lane that follows the channel."""
+    for _, token in made:
+        store.validate(TENANT, token)
+    session, token = made[0]
+    assert hit_from_memory(store, token, monkeypatch)
+    channel = channel_of(store, session.id)
+    return channel, store.near_cache_stats().resets, lane_of(store, channel)
+
+
 def lane_of(store: SessionStore, channel: str) -> Subscriber:
     """The store's subscriber whose connection confirmed ``channel``."""
     for subscriber in store._subscriber:
@@ -216,11 +226,7 @@ def test_an_sunsubscribe_from_the_server_empties_the_cache_and_it_resubscribes(
     lane never unsubscribes by itself, so the reply to an SUNSUBSCRIBE sent on its connection
     here is that same message. (A real slot move: tests/cluster/test_sharded_pubsub.py.)"""
     session, token = login(cached)
-    cached.validate(TENANT, token)
-    assert hit_from_memory(cached, token, monkeypatch)
-    channel = channel_of(cached, session.id)
-    resets = cached.near_cache_stats().resets
-    subscriber = lane_of(cached, channel)
+    channel, resets, subscriber = cached_and_followed(cached, [(session, token)], monkeypatch)
     with subscriber._sending:
         assert subscriber._live is not None
         subscriber._live[1].connection.send_command("SUNSUBSCRIBE", channel, check_health=False)
@@ -246,12 +252,8 @@ def test_a_reconnect_redis_py_hides_empties_the_cache_and_the_bucket_is_subscrib
     server has no CLIENT KILL; tests/store/test_nearcache.py kills from Redis)."""
     first, first_token = login(cached)
     second, second_token = login(cached)  # the same user: the same bucket
-    for token in (first_token, second_token):
-        cached.validate(TENANT, token)
-    assert hit_from_memory(cached, first_token, monkeypatch)
-    channel = channel_of(cached, first.id)
-    resets = cached.near_cache_stats().resets
-    subscriber = lane_of(cached, channel)
+    made = [(first, first_token), (second, second_token)]
+    channel, resets, subscriber = cached_and_followed(cached, made, monkeypatch)
     with subscriber._sending:
         assert subscriber._live is not None
         pubsub = subscriber._live[1]
