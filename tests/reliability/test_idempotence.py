@@ -191,3 +191,20 @@ def test_update_twice(store: SessionStore, client: Any, prefix: str) -> None:
     )
     assert first == second == [1]
     assert store.validate(TENANT, token).mfa_verified
+
+
+def test_a_memo_deleted_outside_the_scripts_costs_only_the_retrys_answer(
+    store: SessionStore, client: Any, prefix: str
+) -> None:
+    """Its bound, when broken: the retry runs again (changing nothing, as every script) and
+    answers for what is left, as before memos."""
+    session, token = new_session(store)
+    (revoke,) = flow_batch(store._core.revoke(TENANT, USER, session.id))
+    assert run(client, revoke) == 1
+    client.delete(revoke.keys[-1])  # the call's memo (flows.ScriptCall)
+    before = snapshot(client, prefix)
+    assert run(client, revoke) == 0
+    after = snapshot(client, prefix)
+    after.pop(revoke.keys[-1].encode())  # the second run's memo
+    assert after == before
+    assert store.validate(TENANT, token) is None
