@@ -22,6 +22,8 @@ TOUCH_ROUNDS = 1000
 EMBEDDED_TOUCH_ROUNDS = TOUCH_ROUNDS if backends.DEEP else 250
 CREATE_ROUNDS = 30
 VALIDATIONS_AFTER_REVOKE = 3
+# A thread that waits for another gives up after this (a guard against hanging, not a timing).
+WAIT_LIMIT = 30.0
 
 
 @pytest.fixture
@@ -39,7 +41,9 @@ def validate_until_revoked(
 ) -> int:
     """Validate (and touch) in a loop; count successes that started after the revoke returned."""
     late_successes = checked = 0
+    deadline = time.monotonic() + WAIT_LIMIT
     while checked < VALIDATIONS_AFTER_REVOKE:
+        assert time.monotonic() < deadline, "the revoke never returned"
         after_revoke = revoked.is_set()
         session = store.validate(TENANT, token)
         started.set()
@@ -52,7 +56,7 @@ def validate_until_revoked(
 def revoke_when_started(
     store: SessionStore, session_id: str, started: threading.Event, revoked: threading.Event
 ) -> bool:
-    started.wait()
+    assert started.wait(WAIT_LIMIT), "the validations never started"
     done = store.revoke(TENANT, USER, session_id)
     revoked.set()
     return done
@@ -91,6 +95,7 @@ def test_revoke_all_ends_every_session_issued_before_it(store: SessionStore) -> 
             stop = threading.Event()
             creating = pool.submit(create_until, store, user_id, issued, stop)
             while len(issued) < 3:
+                assert not creating.done(), creating.result()  # it failed: say how
                 time.sleep(0.001)
             before = list(issued)  # all of these returned before revoke_all started
             revoked = store.revoke_all(TENANT, user_id)

@@ -117,7 +117,8 @@ def test_past_the_bound_a_thread_borrows_from_the_pool(store: SessionStore) -> N
     _connection._lanes[pool] = _connection.Lanes(pool, limit=2)
     answers: list[bool] = []
     kept_while_all_ran: list[int] = []
-    all_started, all_counted = threading.Barrier(5), threading.Barrier(5)
+    # A thread that fails breaks the barriers (their timeout), so the test fails, never hangs.
+    all_started, all_counted = threading.Barrier(5, timeout=30), threading.Barrier(5, timeout=30)
 
     def work() -> None:
         all_started.wait()  # every thread asks for its first connection at once
@@ -129,7 +130,9 @@ def test_past_the_bound_a_thread_borrows_from_the_pool(store: SessionStore) -> N
         thread.start()
     all_started.wait()
     kept_while_all_ran.append(0)
+    deadline = time.monotonic() + 30
     while len(answers) < 4:
+        assert time.monotonic() < deadline, "a thread never finished its validations"
         kept_while_all_ran.append(len(lanes_of(store)))
         time.sleep(0.001)
     kept_while_all_ran.append(len(lanes_of(store)))

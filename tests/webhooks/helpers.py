@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sessionstore import AsyncSessionStore
@@ -33,14 +34,20 @@ FAST: dict[str, Any] = {
 SHORT: dict[str, Any] = {**FAST, "timeout": 0.5, "lease_ttl": 2.0}
 
 
-async def wait_until(condition: Callable[[], bool], what: str, limit: float = 60) -> None:
-    """Poll ``condition``; fail after ``limit`` seconds (a guard against hanging, not a timing
-    assertion)."""
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, limit: float = 60
+) -> None:
+    """Poll ``condition`` (plain or async); fail after ``limit`` seconds (a guard against
+    hanging, not a timing assertion)."""
     deadline = time.monotonic() + limit
-    while not condition():
+    while not await _answer(condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"never happened: {what}")
         await asyncio.sleep(0.02)
+
+
+async def _answer(found: bool | Awaitable[bool]) -> bool:
+    return await found if inspect.isawaitable(found) else found
 
 
 async def recorded(hooks: Webhooks, webhook_id: str, event_id: str, tenant: str = TENANT) -> None:

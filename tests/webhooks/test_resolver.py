@@ -74,16 +74,22 @@ async def test_one_tenants_hanging_lookups_do_not_delay_another_tenants_delivery
             healthy, secret = await hooks.add(OTHER, f"http://healthy.test:{receiver.port}/ok")
             receiver.secrets["/ok"] = secret
             ids = await session_events(astore, clock, 1, tenant=OTHER, first_user=50)
-            while not (await logs(hooks, [healthy]))[healthy.id]:
-                await asyncio.sleep(0.02)  # (wait_until takes no coroutine)
+
+            async def healthy_logged() -> bool:
+                return bool((await logs(hooks, [healthy]))[healthy.id])
+
+            seen: dict[str, Any] = {}
+
+            async def hanging_failed() -> bool:  # the lookups first, then their logs
+                seen["hanging"] = list(dns.hanging)
+                seen["logs"] = await logs(hooks, slow)
+                return len([log for log in seen["logs"].values() if log]) >= len(seen["hanging"])
+
+            await wait_until(healthy_logged, "the healthy endpoint's attempt")
             healthy_log = (await logs(hooks, [healthy]))[healthy.id]
             # The hanging lookups time out, and their attempts are recorded as failed.
-            while True:
-                hanging = list(dns.hanging)
-                slow_logs = await logs(hooks, slow)
-                if len([log for log in slow_logs.values() if log]) >= len(hanging):
-                    break
-                await asyncio.sleep(0.02)
+            await wait_until(hanging_failed, "the hanging lookups' failed attempts")
+            hanging, slow_logs = seen["hanging"], seen["logs"]
         assert healthy_log[-1] == ("delivered", None), healthy_log
         assert receiver.delivered("/ok")[:1] == ids[:1]
         # The slow tenant: each failed attempt is a lookup that ran (and hung); waiting for a
