@@ -20,7 +20,9 @@ mapfile -t ports < <(seq "$base" $((base + 5)))
 # Short node timeout: replicas notice a dead primary (and tests converge) in seconds.
 node_timeout_ms=3000
 
-cli() { redis-cli -h "$host" -p "$1" "${@:2}"; }
+# Bounded: redis-cli has no timeout of its own, and a port that accepts but never answers
+# would hold it (and CI) forever.
+cli() { timeout 10 redis-cli -h "$host" -p "$1" "${@:2}"; }
 
 # The pid in a port's pid file, if that process is still the redis-server we started there.
 our_pid() {
@@ -84,7 +86,7 @@ start() {
   done
   local nodes=()
   for port in "${ports[@]}"; do nodes+=("$host:$port"); done
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log"
+  timeout 120 redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log"
   wait_for 30 all_ok ||
     { echo "cluster.sh: cluster did not reach cluster_state:ok (see $dir)" >&2; return 1; }
   echo "cluster.sh: cluster ok on $host:${ports[0]}-${ports[5]} (files in $dir)"

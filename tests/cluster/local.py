@@ -6,6 +6,7 @@ test module on ports nobody else uses (free_base_port), so the shared CI cluster
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -44,8 +45,15 @@ def _free(port: int) -> bool:
         return True
 
 
-class PortsTaken(AssertionError):
-    """cluster.sh found a port of the cluster taken by something else."""
+@contextmanager
+def _choosing_ports() -> Iterator[None]:
+    lock = Path(os.environ.get("TMPDIR", "/tmp")) / "sessionstore-cluster-ports.lock"
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -60,8 +68,9 @@ class Node:
 class LocalCluster:
     """3 primaries and 3 replicas on ``base_port`` .. ``base_port + 5``."""
 
-    def __init__(self, base_port: int) -> None:
-        self._place(base_port)
+    def __init__(self, first_port: int) -> None:
+        """A cluster on the first free base port from ``first_port`` up, chosen at start."""
+        self._place(first_port)
         self._clients: dict[int, redis.Redis] = {}
 
     def _place(self, base_port: int) -> None:
@@ -80,14 +89,18 @@ class LocalCluster:
             backends.unavailable("redis-server is not installed")
         for attempt in range(3):
             try:
-                self._script("start")
+                # One process at a time probes for free ports and starts its cluster there, so
+                # two test workers never pick (and clear the files of) the same ports.
+                with _choosing_ports():
+                    self._place(free_base_port(self.base_port + (10 if attempt else 0)))
+                    self._script("start")
                 break
-            except PortsTaken:
-                # Another run took a port between free_base_port's probe and the start
-                # (its cluster, not ours: nothing to stop). The next free ones, then.
+            except AssertionError:
+                # Something else took a port, or a server did not come up: stop whatever of
+                # ours started, and try the next free ports.
+                self._script("stop", check=False)
                 if attempt == 2:
                     raise
-                self._place(free_base_port(self.base_port + 10))
         try:
             yield self
         finally:
@@ -95,16 +108,15 @@ class LocalCluster:
                 client.close()
             self._script("stop")
 
-    def _script(self, command: str) -> None:
+    def _script(self, command: str, check: bool = True) -> None:
         done = subprocess.run(
             [str(SCRIPT), command, str(self.base_port)],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=180,
         )
-        if done.returncode != 0:
-            failure = PortsTaken if "is busy" in done.stderr else AssertionError
-            raise failure(f"cluster.sh {command} failed: {done.stdout}{done.stderr}")
+        if check and done.returncode != 0:
+            raise AssertionError(f"cluster.sh {command} failed: {done.stdout}{done.stderr}")
 
     # -- inspection -----------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from sessionstore import (
     StoreUnavailable,
 )
 from sessionstore._core.keys import KeySpace
-from tests.cluster.local import LocalCluster, free_base_port
+from tests.cluster.local import LocalCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ RETRY_FOR = 20.0  # seconds an operation may stay unavailable before the test gi
 def cluster() -> Iterator[LocalCluster]:
     # From 7500 up, test_reshard.py's from 7100: an xdist worker that interleaves the two files
     # may start one's cluster before the other's has stopped.
-    with LocalCluster(free_base_port(7500)).running() as cluster:
+    with LocalCluster(7500).running() as cluster:
         yield cluster
 
 

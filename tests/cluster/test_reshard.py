@@ -20,7 +20,7 @@ from redis.crc import key_slot
 from sessionstore import SessionStore, StoreConfig, StoreUnavailable
 from sessionstore._core.keys import KeySpace
 from tests import backends
-from tests.cluster.local import LocalCluster, free_base_port
+from tests.cluster.local import LocalCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ TENANT = "acme-corp"
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(free_base_port()).running() as cluster:
+    with LocalCluster(7100).running() as cluster:
         yield cluster
 
 

@@ -20,7 +20,7 @@ from redis.crc import key_slot
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, StoreUnavailable
 from sessionstore._core.nearcache import bucket_channel
-from tests.cluster.local import LocalCluster, Node, free_base_port
+from tests.cluster.local import LocalCluster, Node
 from tests.store.test_nearcache import wait_until
 from tests.store.test_sharded_pubsub import hit_from_memory
 
@@ -34,7 +34,7 @@ SETTLES_WITHIN = 10.0  # seconds: a slot move or failover, then a new subscripti
 def cluster() -> Iterator[LocalCluster]:
     # Its own range (test_reshard.py starts at 7100, test_failover.py at 7500): two sessions
     # that probe the same free ports at once may both start there.
-    with LocalCluster(free_base_port(7700)).running() as cluster:
+    with LocalCluster(7700).running() as cluster:
         yield cluster
 
 
