@@ -9,6 +9,7 @@ resolves to; the server's log has those.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
@@ -96,6 +97,16 @@ class _Failure(Exception):
         self.error = error
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The process's one context for verifying endpoints (httpx's default: the certifi bundle).
+    Made once: loading the bundle costs about 30 ms of CPU, which every turn's new client
+    would otherwise spend again; one context serves any number of connections."""
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
 class Http:
     """The HTTP client of one endpoint's turn, made at its first attempt: connections are
     never shared with another endpoint (each is made to the address checked for its name)."""
@@ -110,7 +121,7 @@ class Http:
             import httpx
 
             self._client = httpx.AsyncClient(
-                follow_redirects=False, timeout=self._timeout, trust_env=False
+                follow_redirects=False, timeout=self._timeout, trust_env=False, verify=_tls()
             )
         return self._client
 

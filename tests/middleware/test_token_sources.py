@@ -23,7 +23,13 @@ from sessionstore import AsyncSessionStore, SessionStore
 from sessionstore.admin import create_app
 from sessionstore.admin.apikeys import ApiKeys
 from tests.middleware.apps import TENANT
-from tests.middleware.conftest import COOKIE, LAPTOP, _serve_asgi, session_cookie
+from tests.middleware.conftest import (
+    COOKIE,
+    LAPTOP,
+    LOOPBACK_TLS,
+    _serve_asgi,
+    session_cookie,
+)
 
 
 @pytest.fixture
@@ -184,7 +190,7 @@ async def test_the_admin_api_reads_its_key_by_the_same_rule(
         await api_keys.revoke(record.id)
     base_url, stop = await _serve_asgi(create_app(astore))
     try:
-        async with httpx.AsyncClient(base_url=base_url) as client:
+        async with httpx.AsyncClient(base_url=base_url, verify=LOOPBACK_TLS) as client:
             response = await client.get(f"/t/{TENANT}/api/v1/admin/sessions", headers=fields)
     finally:
         await stop()
