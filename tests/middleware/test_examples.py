@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests import backends
-from tests.middleware.conftest import LAPTOP, PHONE, PLAIN_COOKIE
+from tests.middleware.conftest import LAPTOP, LOOPBACK_TLS, PHONE, PLAIN_COOKIE
 from tests.reliability.servers import free_port
 
 
@@ -99,15 +99,21 @@ def api(backend: str, prefix: str, client: Any, tmp_path: Path) -> Iterator[str]
 
 def wait_until_up(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"example exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
+    with httpx.Client(timeout=1, verify=LOOPBACK_TLS) as http:  # one client for every poll
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"example exited: {log.read_text()[-2000:]}")
+            try:
+                if http.get(f"{base_url}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
     raise RuntimeError(f"example at {base_url} did not answer")
+
+
+def visitor(base_url: str, **options: Any) -> httpx.Client:
+    """A browser's or app's HTTP client of the example server."""
+    return httpx.Client(base_url=base_url, verify=LOOPBACK_TLS, **options)
 
 
 def devices(client: httpx.Client) -> dict[str, bool]:
@@ -140,8 +146,8 @@ def assert_forbidden(response: httpx.Response) -> None:
 
 def test_sign_out_a_device_from_another(server: str) -> None:
     with (
-        httpx.Client(base_url=server, headers={"user-agent": LAPTOP}) as laptop,
-        httpx.Client(base_url=server, headers={"user-agent": PHONE}) as phone,
+        visitor(server, headers={"user-agent": LAPTOP}) as laptop,
+        visitor(server, headers={"user-agent": PHONE}) as phone,
     ):
         assert not signed_in(laptop)
         for device in (laptop, phone):
@@ -170,7 +176,7 @@ def test_sign_out_a_device_from_another(server: str) -> None:
 @pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
 def test_the_frameworks_own_cookie_session_works_beside(server: str) -> None:
     # The flash message rides in Starlette's or Flask's own cookie "session".
-    with httpx.Client(base_url=server) as browser:
+    with visitor(server) as browser:
         sign_in(browser)
         response = browser.post("/logout")
         assert response.status_code == 303
@@ -182,7 +188,7 @@ def test_the_frameworks_own_cookie_session_works_beside(server: str) -> None:
 
 
 def test_another_sites_page_cannot_sign_in_or_out(signing_in: str) -> None:
-    with httpx.Client(base_url=signing_in) as browser, httpx.Client(base_url=signing_in) as bot:
+    with visitor(signing_in) as browser, visitor(signing_in) as bot:
         # Login CSRF: a form on another site would sign the visitor in as someone else.
         for page in (CROSS_SITE, SIBLING):
             refused = bot.post("/login", data={"user_id": "456"}, headers=page)
@@ -205,7 +211,7 @@ def test_another_sites_page_cannot_sign_in_or_out(signing_in: str) -> None:
 
 
 def test_a_bearer_client_signs_in_for_a_token(api: str) -> None:
-    with httpx.Client(base_url=api) as phone, httpx.Client(base_url=api) as laptop:
+    with visitor(api) as phone, visitor(api) as laptop:
         assert phone.get("/api/me").status_code == 401
         assert phone.get("/api/hello").json() == {"hello": "stranger"}
 
@@ -239,7 +245,7 @@ def test_a_bearer_client_signs_in_for_a_token(api: str) -> None:
 
 @pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
 def test_a_bearer_api_reads_no_cookie(api: str) -> None:
-    with httpx.Client(base_url=api) as browser:
+    with visitor(api) as browser:
         token = browser.post("/api/login", json={"user_id": 456}).json()["token"]
         assert (
             browser.get("/api/me", headers={"cookie": f"{PLAIN_COOKIE}={token}"}).status_code == 401
