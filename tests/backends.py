@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import fakeredis
@@ -38,6 +38,20 @@ BACKENDS = [
 ONE_BACKEND = [BACKENDS[1]]
 # For what runs in another process (a server, the CLI): an embedded server cannot be shared.
 REAL_BACKENDS = BACKENDS[1:]
+
+
+def on_backends(cases: Sequence[tuple[Any, ...]], embedded: Collection[int]) -> list[Any]:
+    """Parameters for ``("backend", *fields)`` (``indirect=["backend"]``): every case on the
+    real backends; on the embedded server, only the cases at the ``embedded`` indexes (its Lua
+    is emulated, a second or more for a case that writes hundreds of sessions, and its
+    commands answer these cases' later variants as they answer the first), all of them with
+    SESSIONSTORE_DEEP=1."""
+    return [
+        pytest.param(backend.values[0], *case, marks=backend.marks, id=f"{backend.id}-{n}")
+        for n, case in enumerate(cases)
+        for backend in BACKENDS
+        if backend.id != "fake" or DEEP or n in embedded
+    ]
 
 
 def unavailable(reason: str) -> None:

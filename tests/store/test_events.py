@@ -358,17 +358,22 @@ class TestPageBudget:
     the filter, and stops there with a cursor; paging on yields exactly the matching events."""
 
     @pytest.mark.parametrize(
-        ("buckets", "budget", "limit", "filters", "stops_short"),
-        [
-            (4, 30, 7, {"types": ["session.revoked"]}, True),
-            (4, 30, 7, {}, False),
-            (4, 30, 3, {"user_id": 2}, True),  # a tenth of its bucket
-            (4, 30, 2, {"types": ["session.mfa_verified"], "user_id": 1}, True),
-            (128, 130, 5, {"types": ["session.revoked"]}, True),
-            (128, 200, 40, {}, False),
-            # After the first round, less budget than buckets behind: the least read go first.
-            (16, 20, 3, {"types": ["session.evicted"]}, True),
-        ],
+        ("backend", "buckets", "budget", "limit", "filters", "stops_short"),
+        backends.on_backends(
+            [
+                (4, 30, 7, {"types": ["session.revoked"]}, True),
+                (4, 30, 7, {}, False),
+                (4, 30, 3, {"user_id": 2}, True),  # a tenth of its bucket
+                (4, 30, 2, {"types": ["session.mfa_verified"], "user_id": 1}, True),
+                (128, 130, 5, {"types": ["session.revoked"]}, True),
+                (128, 200, 40, {}, False),
+                # After the first round, less budget than buckets behind: the least read go
+                # first.
+                (16, 20, 3, {"types": ["session.evicted"]}, True),
+            ],
+            embedded=(0, 6),
+        ),
+        indirect=["backend"],
     )
     def test_paging_yields_exactly_the_matching_events_in_order_within_the_budget(
         self,
@@ -679,12 +684,16 @@ class TestNewestFirst:
             assert all(trips <= most_round_trips(buckets) for _, _, _, trips in pages), pages
 
     @pytest.mark.parametrize(
-        ("buckets", "budget", "limit", "filters"),
-        [
-            (4, 30, 7, {"types": ["session.revoked"]}),
-            (128, 200, 40, {}),
-            (16, 20, 3, {"types": ["session.evicted"], "ip_address": "203.0.113.7"}),
-        ],
+        ("backend", "buckets", "budget", "limit", "filters"),
+        backends.on_backends(
+            [
+                (4, 30, 7, {"types": ["session.revoked"]}),
+                (128, 200, 40, {}),
+                (16, 20, 3, {"types": ["session.evicted"], "ip_address": "203.0.113.7"}),
+            ],
+            embedded=(2,),
+        ),
+        indirect=["backend"],
     )
     def test_newest_first_is_oldest_first_reversed_within_the_same_budget(
         self,
