@@ -415,6 +415,9 @@ class TestPageBudget:
         short = [more and items < limit for items, more, _, _ in pages]
         assert any(short) if stops_short else not any(short), pages
 
+    # 2,180 logins: seconds of emulated Lua on the embedded server, whose paging the cases
+    # above cover.
+    @pytest.mark.parametrize("backend", backends.REAL_BACKENDS, indirect=True)
     def test_a_page_matching_nothing_reads_its_budget_then_hands_back_a_cursor(
         self,
         client: Any,

@@ -404,7 +404,11 @@ class TestListSessions:
         assert len(seen) == len(set(seen))
         assert stable <= set(seen)
 
-    @pytest.mark.parametrize("limit", [1, 7, 100])
+    @pytest.mark.parametrize(
+        ("backend", "limit"),
+        backends.on_backends([(1,), (7,), (100,)], embedded=(2,)),
+        indirect=["backend"],
+    )
     def test_pages_follow_creation_order_across_buckets_and_equal_milliseconds(
         self, store: SessionStore, clock: backends.Clock, limit: int
     ) -> None:
