@@ -95,9 +95,9 @@ class LocalCluster:
                     self._place(free_base_port(self.base_port + (10 if attempt else 0)))
                     self._script("start")
                 break
-            except AssertionError:
-                # Something else took a port, or a server did not come up: stop whatever of
-                # ours started, and try the next free ports.
+            except (AssertionError, subprocess.TimeoutExpired):
+                # Something else took a port, or a server did not come up (or not in time):
+                # stop whatever of ours started, and try the next free ports.
                 self._script("stop", check=False)
                 if attempt == 2:
                     raise
