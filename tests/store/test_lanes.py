@@ -22,7 +22,7 @@ import pytest
 import redis
 import redis.asyncio.connection
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _connection
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, StoreUnavailable, _connection
 from tests import backends
 
 pytestmark = pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
@@ -262,6 +262,24 @@ async def test_past_the_async_bound_a_call_borrows_from_the_pool(
     assert async_lanes_of(astore).made <= 2
 
 
+async def test_a_burst_past_every_connection_fails_closed_and_recovers(
+    astore: AsyncSessionStore,
+) -> None:
+    """Far more calls at once than connections (the lanes' and the pool's): a call that waits
+    longer than the pool's timeout for one is StoreUnavailable (a 503 in the middleware), never
+    a wrong answer; the lanes stay within their bound, and the store answers as before once
+    the burst is over. How many calls fail depends on the machine's speed: not asserted."""
+    made = await async_logins(astore, 4)
+    burst = [made[n % len(made)] for n in range(3000)]
+    answers = await asyncio.gather(
+        *(astore.validate(TENANT, token) for _, token in burst), return_exceptions=True
+    )
+    for (session, _), answer in zip(burst, answers, strict=True):
+        assert isinstance(answer, StoreUnavailable) or getattr(answer, "id", answer) == session.id
+    assert async_lanes_of(astore).made <= _connection.MAX_CONNECTIONS
+    assert await all_validate(astore, made)
+
+
 async def test_a_cancelled_call_closes_its_connection(
     astore: AsyncSessionStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -279,7 +297,7 @@ async def test_a_cancelled_call_closes_its_connection(
 
     monkeypatch.setattr(redis.asyncio.connection.Connection, "send_packed_command", send_then_stall)
     call = asyncio.create_task(astore.validate(TENANT, made[0][1]))
-    await sent.wait()
+    await asyncio.wait_for(sent.wait(), 30)  # a call that failed before sending: fail, not hang
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
