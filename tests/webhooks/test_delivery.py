@@ -8,12 +8,21 @@ moving the deliverer's clock, never by waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import json
 import logging
+import ssl
 from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from sessionstore import AsyncSessionStore
 from sessionstore.webhooks.delivery import GIVE_UP_AFTER, Backoff
@@ -561,3 +570,85 @@ async def test_an_endpoint_failing_for_24_hours_is_disabled(
     clock.advance(7 * 86400)
     assert await deliverer.run_once() == 0  # disabled: never tried again
     assert [w.state for w in await hooks.list(TENANT)] == ["disabled"]
+
+
+HOST = "127.0.0.1"
+
+
+def _self_signed(directory: Path) -> ssl.SSLContext:
+    """A server context whose certificate (for selfsigned.test and 127.0.0.1) no CA signed."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "selfsigned.test")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("selfsigned.test"), x509.IPAddress(ipaddress.ip_address(HOST))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+@pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
+async def test_an_endpoint_whose_certificate_no_ca_signed_is_never_sent_an_event(
+    astore: AsyncSessionStore,
+    clock: backends.Clock,
+    hooks: Webhooks,
+    deliverers: DelivererFactory,
+    tmp_path: Path,
+) -> None:
+    """Every turn verifies the endpoint's certificate, the first and those after it (they share
+    the process's one TLS context): a self-signed one fails each attempt in the handshake,
+    before a byte of the event is sent."""
+    requests: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            requests.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, HOST, 0, ssl=_self_signed(tmp_path))
+    port = server.sockets[0].getsockname()[1]
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return [HOST]
+
+    try:
+        webhook, _ = await hooks.add(TENANT, f"https://selfsigned.test:{port}/h")
+        await session_events(astore, clock, 1)
+        deliverer = deliverers(clock=clock, resolver=resolver, backoff=Backoff(first=1, cap=1))
+        for _ in range(2):  # two turns, each with a client of its own
+            assert await deliverer.run_once() == 1
+            clock.advance(2)
+    finally:
+        server.close()
+        await server.wait_closed()
+    log = await hooks.log(TENANT, webhook.id)
+    assert log is not None
+    assert [(a.outcome, a.error) for a in log] == [
+        ("failed", "cannot connect: TLS CERTIFICATE_VERIFY_FAILED")
+    ] * 2
+    assert requests == []
