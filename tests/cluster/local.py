@@ -24,6 +24,8 @@ from tests import backends
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cluster.sh"
 HOST = "127.0.0.1"
+# Where cluster.sh keeps each cluster's pid files and logs (its `dir`), and the ports' lock.
+TEMP = Path(os.environ.get("TMPDIR", "/tmp"))
 BUS_OFFSET = 10_000  # Redis Cluster's bus listens on each node's port + 10000
 
 
@@ -47,7 +49,7 @@ def _free(port: int) -> bool:
 
 @contextmanager
 def _choosing_ports() -> Iterator[None]:
-    lock = Path(os.environ.get("TMPDIR", "/tmp")) / "sessionstore-cluster-ports.lock"
+    lock = TEMP / "sessionstore-cluster-ports.lock"
     with lock.open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         try:
@@ -76,9 +78,7 @@ class LocalCluster:
     def _place(self, base_port: int) -> None:
         self.base_port = base_port
         self.url = f"redis+cluster://{HOST}:{base_port}"
-        # Where cluster.sh keeps the servers' pid files and logs.
-        temp = Path(os.environ.get("TMPDIR", "/tmp"))
-        self.directory = temp / f"sessionstore-cluster-{base_port}"
+        self.directory = TEMP / f"sessionstore-cluster-{base_port}"
 
     def __repr__(self) -> str:
         return f"LocalCluster(base_port={self.base_port})"

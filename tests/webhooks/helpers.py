@@ -52,14 +52,12 @@ async def _answer(found: bool | Awaitable[bool]) -> bool:
 
 async def recorded(hooks: Webhooks, webhook_id: str, event_id: str, tenant: str = TENANT) -> None:
     """Wait until the webhook's cursor is at ``event_id`` (its delivery recorded)."""
-    deadline = time.monotonic() + 60
-    while True:
+
+    async def at_event() -> bool:
         webhook = await hooks.get(tenant, webhook_id)
-        if webhook is not None and webhook.cursor == event_id:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the cursor never reached {event_id}: {webhook}")
-        await asyncio.sleep(0.02)
+        return webhook is not None and webhook.cursor == event_id
+
+    await wait_until(at_event, f"the cursor at {event_id}")
 
 
 async def session_events(
