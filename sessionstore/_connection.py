@@ -26,6 +26,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from ._core.flows import Command
+from ._pipelined import Pipelined
 from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable, StoreWriteRejected
 
@@ -340,68 +341,23 @@ def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
 
 
 async def arun_raw(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """run_raw for redis.asyncio, on a connection of the pool's ``AsyncLanes``."""
+    """run_raw for redis.asyncio: on the pool's one pipelined connection (``_pipelined``),
+    with as many other calls in flight as there are, up to its bound; past it, on a connection
+    borrowed from the pool."""
     pool = client.connection_pool
-    lanes = _async_lanes.get(pool)
-    if lanes is None:
-        lanes = _async_lanes[pool] = AsyncLanes(pool)
-    return await lanes.run(commands)
+    pipelined = _pipelines.get(pool)
+    if pipelined is None:
+        pipelined = _pipelines[pool] = Pipelined(pool, SOCKET_TIMEOUT)
+    if pipelined.full():
+        return await _aborrowed(pool, commands)
+    return await pipelined.run(commands)
 
 
 async def aclose_lanes(client: Any) -> None:
     pool = getattr(client, "connection_pool", None)
-    lanes = None if pool is None else _async_lanes.get(pool)
-    if lanes is not None:
-        await lanes.aclose()
-
-
-class AsyncLanes:
-    """The async store's connections for arun_raw, taken and given back without a lock.
-
-    redis.asyncio's pool guards each checkout with an asyncio.Condition and polls that the
-    connection holds nothing unread; on one event loop neither is needed. A call takes an idle
-    connection (or makes one, as the pool makes its own), uses it alone and puts it back.
-    Bound: at most ``MAX_CONNECTIONS`` made per pool, outside the pool's own count; past that a
-    call borrows from the pool, as before. A call that fails or is cancelled mid-exchange
-    closes its connection instead of putting it back, so no unread reply answers another call.
-    """
-
-    def __init__(self, pool: Any, limit: int = MAX_CONNECTIONS) -> None:
-        self._pool = pool
-        self._limit = limit
-        self._idle: list[Any] = []
-        self.made = 0  # connections open now: idle or in a call
-        self._closed = False
-
-    async def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        if self._idle:
-            connection = self._idle.pop()
-        elif self.made < self._limit:
-            pool, self.made = self._pool, self.made + 1
-            connection = pool.connection_class(**pool.connection_kwargs)
-        else:
-            return await _aborrowed(self._pool, commands)
-        try:
-            replies = await connection.retry.call_with_retry(
-                lambda: _aexchange(connection, commands), lambda _error: connection.disconnect()
-            )
-        except BaseException:
-            self.made -= 1
-            await connection.disconnect(nowait=True)
-            raise
-        if self._closed:
-            self.made -= 1
-            await connection.disconnect()
-        else:
-            self._idle.append(connection)
-        return replies  # type: ignore[no-any-return]
-
-    async def aclose(self) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, []
-        self.made -= len(idle)
-        for connection in idle:
-            await connection.disconnect()
+    pipelined = None if pool is None else _pipelines.get(pool)
+    if pipelined is not None:
+        await pipelined.aclose()
 
 
 async def _aexchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -426,7 +382,7 @@ async def _aborrowed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         await pool.release(connection)
 
 
-_async_lanes: weakref.WeakKeyDictionary[Any, AsyncLanes] = weakref.WeakKeyDictionary()
+_pipelines: weakref.WeakKeyDictionary[Any, Pipelined] = weakref.WeakKeyDictionary()
 
 
 def is_embedded(client: Any) -> bool:

@@ -11,6 +11,7 @@ the socket timeout would drop it, on each backend's real connections, sync and a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -26,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _pipelined
 from sessionstore._core import keys, scripts
 from tests import backends
 
@@ -47,6 +48,7 @@ class LostReply:
             self._patch_sync(monkeypatch, cls)
         for cls in ASYNC_CONNECTION_CLASSES:
             self._patch_async(monkeypatch, cls)
+        self._patch_pipelined(monkeypatch)
 
     @contextlib.contextmanager
     def once(self, script: scripts.Script) -> Iterator[None]:
@@ -94,6 +96,33 @@ class LostReply:
 
         monkeypatch.setattr(cls, "send_packed_command", send_packed_command)
         monkeypatch.setattr(cls, "read_response", read_response)
+
+    def _patch_pipelined(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The async store's pipelined connection reads every reply itself: the reply to the
+        call that carries the SHA is read, then the connection times out, as a late one does."""
+        send = _pipelined._Link.send
+
+        def send_and_lose(link: Any, commands: list[tuple[Any, ...]]) -> Any:
+            replies = send(link, commands)
+            if not (self.armed and any(self.sha in map(_encoded, command) for command in commands)):
+                return replies
+            self.armed = False
+            lost_reply: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+
+            def lose(read: asyncio.Future[list[Any]]) -> None:
+                self.lost += 1
+                timeout = redis.exceptions.TimeoutError("Timeout reading from socket (injected)")
+                lost_reply.set_exception(timeout)
+                link._fail(timeout)
+
+            replies.add_done_callback(lose)
+            return lost_reply
+
+        monkeypatch.setattr(_pipelined._Link, "send", send_and_lose)
+
+
+def _encoded(arg: object) -> bytes:
+    return arg if isinstance(arg, bytes) else str(arg).encode()
 
 
 @pytest.fixture

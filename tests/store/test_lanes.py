@@ -1,28 +1,27 @@
-"""Each thread keeps its own connection for the store's plain-read batches (_connection.Lanes),
-and the async store's calls take turns on connections without the pool's lock (AsyncLanes).
+"""Each thread keeps its own connection for the store's plain-read batches (_connection.Lanes);
+the async store's batches share one pipelined connection instead (test_pipelined.py).
 
 Only a standalone redis-py client sends batches this way (a cluster pipelines per node, the
 embedded server is in process), so these tests run on the real Redis, with the store's own
 client (the store's from_url), and check each way a kept connection could go wrong: shared
 between threads, past its bound, left open after its thread, broken by the server, holding an
-unread reply after an interrupted (or, async, cancelled) call, or used across a fork.
+unread reply after an interrupted call, or used across a fork.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import multiprocessing
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 import redis.asyncio.connection
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, StoreUnavailable, _connection
+from sessionstore import SessionStore, StoreConfig, _connection
 from tests import backends
 
 pytestmark = pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
@@ -201,135 +200,3 @@ def test_closing_the_store_closes_the_kept_connections(backend: str, prefix: str
     assert closed_on_the_server(checker, {kept})
     backends.delete_prefix(checker, prefix)
     checker.close()
-
-
-# -- the async store: connections taken and given back without a lock (AsyncLanes) ----------
-
-
-@pytest.fixture
-async def astore(backend: str, prefix: str) -> AsyncIterator[AsyncSessionStore]:
-    url = backends.url_for(backend)
-    async with AsyncSessionStore.from_url(url, config=StoreConfig(prefix=prefix)) as s:
-        yield s
-    with redis.Redis.from_url(url) as cleaner:
-        backends.delete_prefix(cleaner, prefix)
-
-
-def async_lanes_of(store: AsyncSessionStore) -> _connection.AsyncLanes:
-    return _connection._async_lanes[store.client.connection_pool]
-
-
-async def async_logins(store: AsyncSessionStore, count: int) -> list[tuple[Any, str]]:
-    return [
-        await store.create(TENANT, user, ip_address="198.51.100.7", user_agent="pytest")
-        for user in range(1, count + 1)
-    ]
-
-
-async def all_validate(store: AsyncSessionStore, made: list[tuple[Any, str]]) -> bool:
-    found = await asyncio.gather(*(store.validate(TENANT, token) for _, token in made))
-    return [session.id for session in found] == [session.id for session, _ in made]
-
-
-async def test_async_calls_take_turns_on_connections_without_the_pool(
-    astore: AsyncSessionStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    made = await async_logins(astore, 16)
-    assert await all_validate(astore, made)
-    pool = astore.client.connection_pool
-    borrowed: list[object] = []
-    borrow = pool.get_connection
-
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        borrowed.append(args)
-        return await borrow(*args, **kwargs)
-
-    monkeypatch.setattr(pool, "get_connection", counted)
-    for _ in range(10):
-        assert await all_validate(astore, made)
-    lanes = async_lanes_of(astore)
-    assert borrowed == [] and 1 <= lanes.made <= 16
-
-
-async def test_past_the_async_bound_a_call_borrows_from_the_pool(
-    astore: AsyncSessionStore,
-) -> None:
-    made = await async_logins(astore, 12)
-    pool = astore.client.connection_pool
-    _connection._async_lanes[pool] = _connection.AsyncLanes(pool, limit=2)
-    for _ in range(5):
-        assert await all_validate(astore, made)
-    assert async_lanes_of(astore).made <= 2
-
-
-async def test_a_burst_past_every_connection_fails_closed_and_recovers(
-    astore: AsyncSessionStore,
-) -> None:
-    """Far more calls at once than connections (the lanes' and the pool's): a call that waits
-    longer than the pool's timeout for one is StoreUnavailable (a 503 in the middleware), never
-    a wrong answer; the lanes stay within their bound, and the store answers as before once
-    the burst is over. How many calls fail depends on the machine's speed: not asserted."""
-    made = await async_logins(astore, 4)
-    burst = [made[n % len(made)] for n in range(3000)]
-    answers = await asyncio.gather(
-        *(astore.validate(TENANT, token) for _, token in burst), return_exceptions=True
-    )
-    for (session, _), answer in zip(burst, answers, strict=True):
-        assert isinstance(answer, StoreUnavailable) or getattr(answer, "id", answer) == session.id
-    assert async_lanes_of(astore).made <= _connection.MAX_CONNECTIONS
-    assert await all_validate(astore, made)
-
-
-async def test_a_cancelled_call_closes_its_connection(
-    astore: AsyncSessionStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    made = await async_logins(astore, 2)
-    assert await all_validate(astore, made)
-    lanes = async_lanes_of(astore)
-    before = lanes.made
-    sent = asyncio.Event()
-    send = redis.asyncio.connection.Connection.send_packed_command
-
-    async def send_then_stall(connection: Any, *args: Any, **kwargs: Any) -> None:
-        await send(connection, *args, **kwargs)
-        sent.set()
-        await asyncio.sleep(10)  # cancelled here, its replies unread
-
-    monkeypatch.setattr(redis.asyncio.connection.Connection, "send_packed_command", send_then_stall)
-    call = asyncio.create_task(astore.validate(TENANT, made[0][1]))
-    await asyncio.wait_for(sent.wait(), 30)  # a call that failed before sending: fail, not hang
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
-    monkeypatch.undo()
-    assert lanes.made == before - 1  # closed, not given back
-    assert await _connection.arun_raw(astore.client, [("ECHO", "mine")]) == [b"mine"]
-    assert await all_validate(astore, made)
-
-
-async def test_an_async_connection_the_server_closed_is_opened_again(
-    astore: AsyncSessionStore,
-) -> None:
-    made = await async_logins(astore, 3)
-    assert await all_validate(astore, made)
-    killer = redis.Redis.from_url(backends.url_for("redis"))
-    idle = async_lanes_of(astore)._idle
-    assert idle
-    for connection in idle:
-        await connection.send_command("CLIENT", "ID")
-        killer.client_kill_filter(_id=str(await connection.read_response()))
-    killer.close()
-    assert await all_validate(astore, made)
-
-
-async def test_closing_the_async_store_closes_its_connections(backend: str, prefix: str) -> None:
-    url = backends.url_for(backend)
-    store = AsyncSessionStore.from_url(url, config=StoreConfig(prefix=prefix))
-    made = await async_logins(store, 4)
-    assert await all_validate(store, made)
-    lanes = async_lanes_of(store)
-    assert lanes.made >= 1
-    await store.aclose()
-    assert lanes.made == 0 and lanes._idle == []
-    with redis.Redis.from_url(url) as cleaner:
-        backends.delete_prefix(cleaner, prefix)
