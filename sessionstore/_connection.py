@@ -25,6 +25,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from . import _wire
 from ._core.flows import Command
 from ._pipelined import Pipelined
 from .config import StoreConfig
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 SOCKET_TIMEOUT = 0.4
 RETRIES = 1
 MAX_CONNECTIONS = 64
+_READ_SIZE = 16384  # a kept connection's read buffer
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 # Waits before running a script again while its slot moves to another node: about 0.4 s in
 # all, as long as redis-py waits out TRYAGAIN, since moving one slot takes milliseconds.
@@ -242,7 +244,8 @@ class Lanes:
     Borrowing a connection from redis-py's pool for each call (its queue, its lock, and a poll
     that the connection holds nothing unread) costs about as much Python time as the rest of a
     validate. A thread keeps one instead, made as the pool makes its own (its class and
-    settings), outside the pool's count. Bound: at most ``MAX_CONNECTIONS`` kept per pool, so a
+    settings), outside the pool's count, and reads and writes its socket itself (``_Lane``).
+    Bound: at most ``MAX_CONNECTIONS`` kept per pool, so a
     process holds at most twice that many to one Redis; a thread past the bound borrows from
     the pool per call, as before. A kept connection is closed when its thread ends (its
     thread-local lane is collected) or when the store closes, and is never used across a fork
@@ -270,13 +273,12 @@ class Lanes:
             lane = self._new_lane()
             if lane is None:
                 return _borrowed(self._pool, commands)
-        connection = lane.connection
         try:
-            return connection.retry.call_with_retry(  # type: ignore[no-any-return]
-                lambda: _exchange(connection, commands), lambda _error: connection.disconnect()
+            return lane.connection.retry.call_with_retry(  # type: ignore[no-any-return]
+                lambda: lane.exchange(commands), lambda _error: lane.connection.disconnect()
             )
         except BaseException:
-            connection.disconnect()  # a reply left unread must never answer the next call
+            lane.connection.disconnect()  # a reply left unread must never answer the next call
             raise
 
     def close(self) -> None:
@@ -296,12 +298,52 @@ class Lanes:
 
 
 class _Lane:
-    __slots__ = ("__weakref__", "connection")
+    """A thread's kept connection. redis-py opens it (its handshake and settings, the socket
+    timeout among them); the lane then writes and reads the socket itself (``_wire``)."""
+
+    __slots__ = ("__weakref__", "_buffer", "_reader", "_socket", "connection")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        self._socket: Any = None
+        self._reader: Any = None
+        self._buffer = bytearray(_READ_SIZE)
         # Its thread ended (the thread-local that holds it is gone): close the socket.
         weakref.finalize(self, connection.disconnect)
+
+    def exchange(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send the batch and read its replies; a broken or silent socket raises redis-py's
+        ConnectionError or TimeoutError, which its retry answers with a new connection."""
+        sock = self._open()
+        try:
+            sock.sendall(b"".join(_wire.pack(commands)))
+            return self.read(sock, len(commands))
+        except TimeoutError:
+            raise redis.exceptions.TimeoutError("Timeout reading from socket") from None
+        except OSError as error:
+            raise redis.exceptions.ConnectionError(f"Error talking to Redis: {error}") from None
+
+    def read(self, sock: Any, count: int) -> list[Any]:
+        reader, buffer = self._reader, self._buffer
+        replies: list[Any] = []
+        while len(replies) < count:
+            reply = reader.gets()
+            if reply is False:
+                received = sock.recv_into(buffer)
+                if not received:
+                    raise redis.exceptions.ConnectionError(_wire.CLOSED)
+                reader.feed(buffer, 0, received)
+            else:
+                replies.append(reply)
+        return replies
+
+    def _open(self) -> Any:
+        connection = self.connection
+        if connection._sock is None:
+            connection.connect()
+        if connection._sock is not self._socket:  # a new socket: nothing of the old one's read
+            self._socket, self._reader = connection._sock, _wire.reader()
+        return self._socket
 
 
 def _borrowed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:

@@ -17,9 +17,9 @@ Bounds, and how each fails:
 - A cancelled call's replies are still read, then dropped: no other call ever gets them.
 
 redis-py opens the connection (TLS, AUTH, database, client name: its handshake, its settings);
-then this module owns its stream. That stream (``Connection._reader`` and ``_writer``) is the
-one place the store uses redis-py below its public API; tests/store/test_pipelined.py holds it
-to what this module needs.
+then this module owns its stream (``Connection._reader`` and ``_writer``), and speaks to it
+through ``_wire``. tests/store/test_pipelined.py holds that use of redis-py below its public
+API to what this module needs.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import asyncio
 import collections
 from typing import Any
 
-import hiredis
 import redis.exceptions
-from redis._parsers.base import BaseParser
+
+from . import _wire
 
 MAX_IN_FLIGHT = 4096
 _READ_SIZE = 65536
@@ -114,10 +114,7 @@ class _Link:
         self._stream = connection._reader
         self._writer = connection._writer
         self._timeout = timeout
-        # Error replies come back as redis-py's exceptions, as from its own parser.
-        self._parser = hiredis.Reader(
-            protocolError=redis.exceptions.InvalidResponse, replyError=BaseParser.parse_error
-        )
+        self._parser = _wire.reader()
         self._loop = asyncio.get_running_loop()
         self.waiting: collections.deque[_Call] = collections.deque()
         self._outgoing: list[bytes] = []
@@ -131,10 +128,7 @@ class _Link:
         return self._broken is None and self._loop is asyncio.get_running_loop()
 
     def send(self, commands: list[tuple[Any, ...]]) -> asyncio.Future[list[Any]]:
-        try:
-            packed = [hiredis.pack_command(command) for command in commands]
-        except TypeError as error:  # a None, say: what redis-py's encoder refuses too
-            raise redis.exceptions.DataError(str(error)) from None
+        packed = _wire.pack(commands)
         loop = self._loop
         call = _Call(loop.create_future(), len(commands), loop.time())
         self.waiting.append(call)
@@ -155,7 +149,7 @@ class _Link:
             while True:
                 data = await self._stream.read(_READ_SIZE)
                 if not data:
-                    raise redis.exceptions.ConnectionError("Connection closed by server.")
+                    raise redis.exceptions.ConnectionError(_wire.CLOSED)
                 self._parser.feed(data)
                 self._deliver()
         except redis.exceptions.RedisError as error:

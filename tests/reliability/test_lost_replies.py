@@ -27,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _pipelined
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _connection, _pipelined
 from sessionstore._core import keys, scripts
 from tests import backends
 
@@ -48,6 +48,7 @@ class LostReply:
             self._patch_sync(monkeypatch, cls)
         for cls in ASYNC_CONNECTION_CLASSES:
             self._patch_async(monkeypatch, cls)
+        self._patch_lanes(monkeypatch)
         self._patch_pipelined(monkeypatch)
 
     @contextlib.contextmanager
@@ -97,6 +98,27 @@ class LostReply:
         monkeypatch.setattr(cls, "send_packed_command", send_packed_command)
         monkeypatch.setattr(cls, "read_response", read_response)
 
+    def _carries_sha(self, commands: list[tuple[Any, ...]]) -> bool:
+        if self.armed and any(self.sha in map(_encoded, command) for command in commands):
+            self.armed = False
+            return True
+        return False
+
+    def _patch_lanes(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A thread's kept connection reads its socket itself: the batch that carries the SHA
+        has its replies read, then times out."""
+        exchange = _connection._Lane.exchange
+
+        def exchange_and_lose(lane: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+            lose = self._carries_sha(commands)
+            replies = exchange(lane, commands)
+            if lose:
+                self.lost += 1
+                raise redis.exceptions.TimeoutError("Timeout reading from socket (injected)")
+            return replies
+
+        monkeypatch.setattr(_connection._Lane, "exchange", exchange_and_lose)
+
     def _patch_pipelined(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The async store's pipelined connection reads every reply itself: the reply to the
         call that carries the SHA is read, then the connection times out, as a late one does."""
@@ -104,9 +126,8 @@ class LostReply:
 
         def send_and_lose(link: Any, commands: list[tuple[Any, ...]]) -> Any:
             replies = send(link, commands)
-            if not (self.armed and any(self.sha in map(_encoded, command) for command in commands)):
+            if not self._carries_sha(commands):
                 return replies
-            self.armed = False
             lost_reply: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
 
             def lose(read: asyncio.Future[list[Any]]) -> None:

@@ -155,16 +155,15 @@ def test_an_interrupted_call_leaves_no_reply_for_the_next(
 ) -> None:
     (first, first_token), (second, second_token) = logins(store, 2)
     assert validates_all(store, [(first, first_token), (second, second_token)])
-    kept = lanes_of(store)._mine.lane.connection
-    read = type(kept).read_response
+    read = _connection._Lane.read
 
-    def interrupted(connection: Any, *args: Any, **kwargs: Any) -> Any:
+    def interrupted(lane: Any, *args: Any) -> Any:
         raise KeyboardInterrupt  # after the batch went out, before its replies were read
 
-    monkeypatch.setattr(kept, "read_response", interrupted.__get__(kept))
+    monkeypatch.setattr(_connection._Lane, "read", interrupted)
     with pytest.raises(KeyboardInterrupt):
         store.validate(TENANT, first_token)
-    monkeypatch.setattr(kept, "read_response", read.__get__(kept))
+    monkeypatch.setattr(_connection._Lane, "read", read)
     assert _connection.run_raw(store.client, [("ECHO", "mine")]) == [b"mine"]  # not a stale one
     assert store.validate(TENANT, second_token).id == second.id
 
