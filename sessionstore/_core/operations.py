@@ -721,13 +721,15 @@ class Core:
 
     def sweep_buckets(self, created_indexes: Sequence[str]) -> Flow[None]:
         """Drop, and record as expired, what ended in these buckets (``t`` index keys): up to
-        SWEEP_BUDGET oldest of each, for sessions nobody asks about."""
+        SWEEP_BUDGET oldest of each, for sessions nobody asks about. Each bucket's count of
+        sessions is also made again from its chunks (a chunk lost outside the scripts leaves
+        it too high until then): a call per chunk, about one per 128 sessions."""
         yield from self.check_layout()
         yield [
             ScriptCall(
                 scripts.PAGE,
                 (index,),
-                (self.now_ms(), "", "", 1, SWEEP_BUDGET, 0, self.events_system),
+                (self.now_ms(), "", "", 1, SWEEP_BUDGET, 0, self.events_system, 1),
             )
             for index in created_indexes
         ]

@@ -190,6 +190,23 @@ local function index_remove(index, entries)
   if #group > 0 then remove_from(index, boundary, group) end
 end
 
+-- Set the kept count of the entries outside the base chunk to what those chunks hold. It is
+-- exact unless a chunk was lost outside these functions (deleted by hand, evicted, or expired
+-- before the sweep dropped its entries): the background sweep runs this for every bucket.
+local function index_recount(index)
+  local boundaries = redis.call('ZRANGE', index .. ':d', 0, -1)
+  if #boundaries == 0 then return end
+  local outside = 0
+  for _, boundary in ipairs(boundaries) do
+    outside = outside + redis.call('ZCARD', chunk_key(index, boundary))
+  end
+  if tonumber(redis.call('HGET', index .. ':n', 'n') or 0) ~= outside then
+    redis.call('HSET', index .. ':n', 'n', outside)
+    local until_ = redis.call('PEXPIRETIME', index .. ':d')
+    if until_ > 0 then keep_until(index .. ':n', until_) end
+  end
+end
+
 -- Each chunk a range spans, in the order a walk meets them: from the chunk `from` falls in to
 -- the one `to` falls in, down the index when `backward`. The next boundary is looked up only
 -- when the walk asks for it.

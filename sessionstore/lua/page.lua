@@ -3,7 +3,8 @@
 -- ARGV[1] now_ms  ARGV[2] ip key ('' for every session)  ARGV[3] start below this position
 --   ('' for the newest)  ARGV[4] live sessions wanted  ARGV[5] entries to examine at most
 --   ARGV[6] 0, or N to count the matching live sessions (exactly when at most N entries
---   match: each is checked)  ARGV[7] events (lib.lua)
+--   match: each is checked)  ARGV[7] events (lib.lua)  ARGV[8] '1' from the background sweep:
+--   also count the chunks of both indexes again (index_recount)
 -- returns {done, last position examined, count, position, position, ...}: done is 1 when
 --   nothing older is left in the bucket; count is -1 unless asked for. The sessions' views are
 --   read afterwards, only for the positions that make the page.
@@ -28,6 +29,10 @@ local function live(bucket, random, now, found_in)
 end
 
 sweep(bucket, now, budget)
+if ARGV[8] == '1' then
+  index_recount(bucket .. 't')
+  index_recount(bucket .. 'i')
+end
 
 local index, low, high, top = bucket .. 't', '-', '+', '+'
 if ip ~= '' then
