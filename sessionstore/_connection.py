@@ -390,9 +390,8 @@ async def arun_raw(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     pipelined = _pipelines.get(pool)
     if pipelined is None:
         pipelined = _pipelines[pool] = Pipelined(pool, SOCKET_TIMEOUT)
-    if pipelined.full():
-        return await _aborrowed(pool, commands)
-    return await pipelined.run(commands)
+    replies = await pipelined.run(commands)
+    return await _aborrowed(pool, commands) if replies is None else replies
 
 
 async def aclose_lanes(client: Any) -> None:

@@ -44,7 +44,7 @@ class Pipelined:
         self._timeout = timeout
         self._limit = limit
         self._link: _Link | None = None
-        self._opening: asyncio.Task[_Link] | None = None
+        self._opening: asyncio.Task[_Link | None] | None = None
         self.closed = False
 
     @property
@@ -52,18 +52,21 @@ class Pipelined:
         link = self._link
         return 0 if link is None else len(link.waiting)
 
-    def full(self) -> bool:
-        return self.closed or self.in_flight >= self._limit
-
-    async def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    async def run(self, commands: list[tuple[Any, ...]]) -> list[Any] | None:
         """The replies to ``commands``, sent together; an error reply comes back as its
-        exception. Raises ConnectionError or TimeoutError when the second try fails too."""
-        try:
-            return await (await self._open()).send(commands)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            if self.closed:
-                raise
-            return await (await self._open()).send(commands)
+        exception. None when the connection has its bound of calls in flight, or the store was
+        closed: the caller borrows a connection instead. Raises ConnectionError or
+        TimeoutError when the second try fails too."""
+        for tries_left in (1, 0):
+            link = await self._open()
+            if link is None or len(link.waiting) >= self._limit:
+                return None
+            try:
+                return await link.send(commands)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                if not tries_left:
+                    raise
+        raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         """Let the calls in flight finish (up to the timeout), then close the connection."""
@@ -73,12 +76,12 @@ class Pipelined:
             await link.drain(self._timeout)
             await link.close(redis.exceptions.ConnectionError("the store was closed"))
 
-    async def _open(self) -> _Link:
+    async def _open(self) -> _Link | None:
         link = self._link
         if link is not None and link.usable():
             return link
         if self.closed:
-            raise redis.exceptions.ConnectionError("the store was closed")
+            return None
         if self._opening is None or self._opening.done():  # one connect for every waiting call
             self._opening = asyncio.get_running_loop().create_task(self._connect())
         opening = self._opening
@@ -88,10 +91,13 @@ class Pipelined:
             if self._opening is opening and opening.done():
                 self._opening = None
 
-    async def _connect(self) -> _Link:
+    async def _connect(self) -> _Link | None:
         pool = self._pool
         connection = pool.connection_class(**pool.connection_kwargs)
         await connection.connect()
+        if self.closed:  # the store closed while this connected
+            await connection.disconnect()
+            return None
         self._link = _Link(connection, self._timeout)
         return self._link
 

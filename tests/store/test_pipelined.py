@@ -158,22 +158,31 @@ async def test_a_connection_the_server_closed_is_opened_again(astore: AsyncSessi
 async def test_past_the_bound_a_call_borrows_from_the_pool(
     astore: AsyncSessionStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Also while the connection is being opened: the calls that waited for it count too."""
     made = await logins(astore, 12)
     pool = astore.client.connection_pool
     bounded = _pipelined.Pipelined(pool, _connection.SOCKET_TIMEOUT, limit=2)
-    _connection._pipelines[pool] = bounded
+    _connection._pipelines[pool] = bounded  # not connected yet
     borrowed: list[object] = []
     borrow = pool.get_connection
+    in_flight: list[int] = []
+    send = _pipelined._Link.send
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         borrowed.append(args)
-        assert bounded.in_flight <= 2
         return await borrow(*args, **kwargs)
 
+    def counted_send(link: Any, commands: list[tuple[Any, ...]]) -> Any:
+        replies = send(link, commands)
+        in_flight.append(len(link.waiting))
+        return replies
+
     monkeypatch.setattr(pool, "get_connection", counted)
+    monkeypatch.setattr(_pipelined._Link, "send", counted_send)
     for _ in range(3):
         assert await all_validate(astore, made)
     assert borrowed  # 12 at once: 2 in flight on the shared connection, the rest borrowed
+    assert max(in_flight) == 2
     await bounded.aclose()
 
 
