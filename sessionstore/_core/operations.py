@@ -43,7 +43,7 @@ from .flows import Batch, Call, Command, Flow, ScriptCall, T
 from .keys import LAYOUT, KeySpace, ip_key, random_part
 from .nearcache import NearCache
 from .scripts import Script
-from .sweeping import READ_CHUNK, Registered, Sweep, horizon, step
+from .sweeping import READ_CHUNK, Registered, Sweep, horizon, recount_due, step
 from .tokens import (
     BUCKET,
     ParsedToken,
@@ -108,6 +108,7 @@ class Core:
         self.layout_checked = False
         self.fixed = FixedParts(FIXED_PARTS)
         self.registered = Registered(step(config.lifetime_ms))
+        self.sweeps = 0  # background sweeps so far: whose turn it is to be counted again
         self.near = (
             NearCache(config.near_cache_size, max_age=config.near_cache_max_age.total_seconds())
             if config.near_cache_size
@@ -702,6 +703,7 @@ class Core:
         they were read (a create since has moved its bucket's time on). Returns the buckets."""
         registry, now = self.keys.registry(), self.now_ms()
         sweep, offset = Sweep(), 0
+        self.sweeps += 1
         while True:
             (names,) = yield [
                 Command(
@@ -721,15 +723,24 @@ class Core:
 
     def sweep_buckets(self, created_indexes: Sequence[str]) -> Flow[None]:
         """Drop, and record as expired, what ended in these buckets (``t`` index keys): up to
-        SWEEP_BUDGET oldest of each, for sessions nobody asks about. Each bucket's count of
-        sessions is also made again from its chunks (a chunk lost outside the scripts leaves
-        it too high until then): a call per chunk, about one per 128 sessions."""
+        SWEEP_BUDGET oldest of each, for sessions nobody asks about. The buckets whose turn it
+        is (``recount_due``) also have their count of sessions made again from their chunks: a
+        chunk lost outside the scripts leaves it too high until then."""
         yield from self.check_layout()
         yield [
             ScriptCall(
                 scripts.PAGE,
                 (index,),
-                (self.now_ms(), "", "", 1, SWEEP_BUDGET, 0, self.events_system, 1),
+                (
+                    self.now_ms(),
+                    "",
+                    "",
+                    1,
+                    SWEEP_BUDGET,
+                    0,
+                    self.events_system,
+                    int(recount_due(index, self.sweeps)),
+                ),
             )
             for index in created_indexes
         ]

@@ -22,6 +22,7 @@ write is swept once a newer process creates a session in it.
 from __future__ import annotations
 
 import threading
+import zlib
 from collections import OrderedDict
 from typing import Final
 
@@ -29,6 +30,16 @@ SWEEP_CHUNK: Final = 128  # buckets one round trip of a sweep asks about
 READ_CHUNK: Final = 1024  # registry entries one read returns
 MAX_STEP_MS: Final = 3_600_000
 REGISTERED: Final = 100_000  # buckets whose registration a process remembers (~200 B each)
+# A background sweep also counts the chunks of one bucket in this many again (index.lua:
+# index_recount), about one call per 128 sessions: every bucket in turn within this many sweeps
+# of a process, for a twentieth of a sweep's cost at a million sessions.
+RECOUNT_EVERY: Final = 16
+
+
+def recount_due(created_index: str, sweep_number: int) -> bool:
+    """Whether this sweep of a process counts the bucket's chunks again: its turn comes once in
+    RECOUNT_EVERY sweeps."""
+    return zlib.crc32(created_index.encode()) % RECOUNT_EVERY == sweep_number % RECOUNT_EVERY
 
 
 def step(lifetime_ms: int) -> int:

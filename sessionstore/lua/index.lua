@@ -25,7 +25,7 @@ local function keep_until(key, at)
 end
 
 local function hex(text)
-  return (string.gsub(text, '.', function(c) return string.format('%02x', string.byte(c)) end))
+  return string.format(string.rep('%02x', #text), string.byte(text, 1, -1))
 end
 
 local function chunk_key(index, boundary)

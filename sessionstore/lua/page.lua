@@ -3,8 +3,8 @@
 -- ARGV[1] now_ms  ARGV[2] ip key ('' for every session)  ARGV[3] start below this position
 --   ('' for the newest)  ARGV[4] live sessions wanted  ARGV[5] entries to examine at most
 --   ARGV[6] 0, or N to count the matching live sessions (exactly when at most N entries
---   match: each is checked)  ARGV[7] events (lib.lua)  ARGV[8] '1' from the background sweep:
---   also count the chunks of both indexes again (index_recount)
+--   match: each is checked)  ARGV[7] events (lib.lua)  ARGV[8] '1' from the background sweep, in
+--   the bucket's turn (sweeping.py): also count the chunks of both indexes again
 -- returns {done, last position examined, count, position, position, ...}: done is 1 when
 --   nothing older is left in the bucket; count is -1 unless asked for. The sessions' views are
 --   read afterwards, only for the positions that make the page.
