@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 SOCKET_TIMEOUT = 0.4
 RETRIES = 1
 MAX_CONNECTIONS = 64
-_READ_SIZE = 16384  # a kept connection's read buffer
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 # Waits before running a script again while its slot moves to another node: about 0.4 s in
 # all, as long as redis-py waits out TRYAGAIN, since moving one slot takes milliseconds.
@@ -307,7 +306,7 @@ class _Lane:
         self.connection = connection
         self._socket: Any = None
         self._reader: Any = None
-        self._buffer = bytearray(_READ_SIZE)
+        self._buffer = bytearray(_wire.READ_SIZE)
         # Its thread ended (the thread-local that holds it is gone): close the socket.
         weakref.finalize(self, connection.disconnect)
 
@@ -319,7 +318,7 @@ class _Lane:
             sock.sendall(b"".join(_wire.pack(commands)))
             return self.read(sock, len(commands))
         except TimeoutError:
-            raise redis.exceptions.TimeoutError("Timeout reading from socket") from None
+            raise redis.exceptions.TimeoutError("Timeout talking to Redis") from None
         except OSError as error:
             raise redis.exceptions.ConnectionError(f"Error talking to Redis: {error}") from None
 

@@ -33,7 +33,6 @@ import redis.exceptions
 from . import _wire
 
 MAX_IN_FLIGHT = 4096
-_READ_SIZE = 65536
 
 
 class Pipelined:
@@ -153,7 +152,7 @@ class _Link:
     async def _read(self) -> None:
         try:
             while True:
-                data = await self._stream.read(_READ_SIZE)
+                data = await self._stream.read(_wire.READ_SIZE)
                 if not data:
                     raise redis.exceptions.ConnectionError(_wire.CLOSED)
                 self._parser.feed(data)

@@ -15,6 +15,7 @@ import redis.exceptions
 from redis._parsers.base import BaseParser
 
 CLOSED = "Connection closed by server."
+READ_SIZE = 16384  # bytes a connection of the store reads at a time
 
 
 def pack(commands: list[tuple[Any, ...]]) -> list[bytes]:
