@@ -225,6 +225,7 @@ def sweeping(store: AsyncSessionStore, every: float) -> Companion:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            log.info("stopped the sweep")  # each step of a shutdown says so: a hang names itself
 
     return running
 
@@ -248,6 +249,7 @@ def _delivering(
         async with deliverer.running():
             log.info("delivering webhooks as %s", deliverer.name)
             yield
+        log.info("stopped delivering webhooks")
 
     return running
 
@@ -291,6 +293,7 @@ def _metrics_server(
         exposition.shutdown()
         exposition.server_close()
         thread.join()
+        log.info("stopped serving metrics")
 
 
 @contextlib.contextmanager
