@@ -11,6 +11,7 @@ test instead of skipping it.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
@@ -145,3 +146,13 @@ def examples(backend: str, full: int) -> int:
     if backend == "redis":
         return full
     return max(10, full // (6 if backend == "cluster" else 10))
+
+
+def closed_on_the_server(client: Any, ids: set[int]) -> bool:
+    """Redis drops a closed connection from CLIENT LIST once it reads the close: wait for it."""
+    deadline = time.monotonic() + 10
+    while ids & {int(found["id"]) for found in client.client_list()}:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

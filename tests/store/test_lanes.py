@@ -53,16 +53,6 @@ def server_id(connection: Any) -> int:
     return int(connection.read_response())
 
 
-def closed_on_the_server(client: Any, ids: set[int]) -> bool:
-    """Redis drops a closed connection from CLIENT LIST once it reads the close: wait for it."""
-    deadline = time.monotonic() + 10
-    while ids & {int(found["id"]) for found in client.client_list()}:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def validates_all(store: SessionStore, made: list[tuple[Any, str]]) -> bool:
     return all(store.validate(TENANT, token).id == session.id for session, token in made)
 
@@ -107,7 +97,7 @@ def test_threads_never_share_a_connection_and_close_it_when_they_end(
     del threads
     gc.collect()
     assert len(lanes_of(store)) == 1  # the main thread's
-    assert closed_on_the_server(store.client, kept)
+    assert backends.closed_on_the_server(store.client, kept)
 
 
 def test_past_the_bound_a_thread_borrows_from_the_pool(store: SessionStore) -> None:
@@ -196,6 +186,6 @@ def test_closing_the_store_closes_the_kept_connections(backend: str, prefix: str
     checker = redis.Redis.from_url(backends.url_for(backend))
     assert kept in {int(c["id"]) for c in checker.client_list()}
     store.close()
-    assert closed_on_the_server(checker, {kept})
+    assert backends.closed_on_the_server(checker, {kept})
     backends.delete_prefix(checker, prefix)
     checker.close()
