@@ -34,6 +34,7 @@ class BaseStore:
         self._cluster = _connection.is_cluster(self._client)
         self._raw = _connection.sends_raw(self._client)
         self._core = Core(config or StoreConfig(), location_resolver=location_resolver, clock=clock)
+        self._busy_poll = self._core.config.busy_poll.total_seconds()  # the sync store's reads
         self._metrics = metrics
         if metrics is not None:
             self._core.validated = metrics.validated

@@ -25,7 +25,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from . import _wire
+from . import _waiting, _wire
 from ._core.flows import Command
 from ._pipelined import Pipelined
 from .config import StoreConfig
@@ -214,19 +214,20 @@ def sends_raw(client: Any) -> bool:
     return type(client) in (redis.Redis, redis.asyncio.Redis)
 
 
-def run_raw(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+def run_raw(client: Any, commands: list[tuple[Any, ...]], busy_poll: float = 0.0) -> list[Any]:
     """Send a batch on one connection and read its replies as Redis gave them.
 
     What redis-py's Pipeline does, less its bookkeeping: an error reply comes back as its
     exception, a broken connection is retried as a whole (every call is safe to repeat), and
     no response callback reshapes a reply. The connection is the calling thread's own
-    (``Lanes``)."""
+    (``Lanes``); it polls for its replies for up to ``busy_poll`` seconds before it sleeps
+    (``_waiting``)."""
     pool = client.connection_pool
     lanes = _lanes.get(pool)
     if lanes is None:
         with _lanes_made:
             lanes = _lanes.setdefault(pool, Lanes(pool))
-    return lanes.run(commands)
+    return lanes.run(commands, busy_poll)
 
 
 def close_lanes(client: Any) -> None:
@@ -266,7 +267,7 @@ class Lanes:
     def __len__(self) -> int:
         return len(self._open)
 
-    def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    def run(self, commands: list[tuple[Any, ...]], busy_poll: float = 0.0) -> list[Any]:
         lane: _Lane | None = getattr(self._mine, "lane", None)
         if lane is None:
             lane = self._new_lane()
@@ -274,7 +275,8 @@ class Lanes:
                 return _borrowed(self._pool, commands)
         try:
             return lane.connection.retry.call_with_retry(  # type: ignore[no-any-return]
-                lambda: lane.exchange(commands), lambda _error: lane.connection.disconnect()
+                lambda: lane.exchange(commands, busy_poll),
+                lambda _error: lane.connection.disconnect(),
             )
         except BaseException:
             lane.connection.disconnect()  # a reply left unread must never answer the next call
@@ -298,42 +300,46 @@ class Lanes:
 
 class _Lane:
     """A thread's kept connection. redis-py opens it (its handshake and settings, the socket
-    timeout among them); the lane then writes and reads the socket itself (``_wire``)."""
+    timeout among them); the lane then writes and reads the socket itself (``_wire``), polling
+    it a moment for a reply before it sleeps (``_waiting``)."""
 
-    __slots__ = ("__weakref__", "_buffer", "_reader", "_socket", "connection")
+    __slots__ = ("__weakref__", "_buffer", "_poller", "_reader", "_socket", "connection")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self._socket: Any = None
         self._reader: Any = None
+        self._poller: _waiting.Poller | None = None
         self._buffer = bytearray(_wire.READ_SIZE)
         # Its thread ended (the thread-local that holds it is gone): close the socket.
         weakref.finalize(self, connection.disconnect)
 
-    def exchange(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    def exchange(self, commands: list[tuple[Any, ...]], busy_poll: float = 0.0) -> list[Any]:
         """Send the batch and read its replies; a broken or silent socket raises redis-py's
         ConnectionError or TimeoutError, which its retry answers with a new connection."""
         sock = self._open()
         try:
             sock.sendall(b"".join(_wire.pack(commands)))
-            return self.read(sock, len(commands))
+            return self.read(sock, len(commands), busy_poll)
         except TimeoutError:
             raise redis.exceptions.TimeoutError("Timeout talking to Redis") from None
         except OSError as error:
             raise redis.exceptions.ConnectionError(f"Error talking to Redis: {error}") from None
 
-    def read(self, sock: Any, count: int) -> list[Any]:
-        reader, buffer = self._reader, self._buffer
+    def read(self, sock: Any, count: int, busy_poll: float = 0.0) -> list[Any]:
+        reader, buffer, poller = self._reader, self._buffer, self._poller
         replies: list[Any] = []
         while len(replies) < count:
             reply = reader.gets()
-            if reply is False:
-                received = sock.recv_into(buffer)
-                if not received:
-                    raise redis.exceptions.ConnectionError(_wire.CLOSED)
-                reader.feed(buffer, 0, received)
-            else:
+            if reply is not False:
                 replies.append(reply)
+                continue
+            received = None if poller is None else poller.read(buffer, busy_poll)
+            if received is None:
+                received = sock.recv_into(buffer)
+            if not received:
+                raise redis.exceptions.ConnectionError(_wire.CLOSED)
+            reader.feed(buffer, 0, received)
         return replies
 
     def _open(self) -> Any:
@@ -342,6 +348,7 @@ class _Lane:
             connection.connect()
         if connection._sock is not self._socket:  # a new socket: nothing of the old one's read
             self._socket, self._reader = connection._sock, _wire.reader()
+            self._poller = _waiting.Poller.of(self._socket)
         return self._socket
 
 

@@ -31,6 +31,11 @@ class StoreConfig:
     ``revoke_replicas`` > 0 makes revocations wait (``WAIT``) until that many replicas hold
     them, and raise RevocationNotDurable when they do not in ``revoke_replica_timeout``
     (standalone Redis with replicas; the revocation is applied on the primary either way).
+    ``busy_poll`` is how long a sync store's thread reads its socket without blocking, for
+    a reply of its plain reads (validate's), before it sleeps until the reply comes: a reply
+    from a nearby Redis comes sooner than a sleeping thread wakes. It backs off where polling
+    finds nothing, so it costs at most ``busy_poll`` per 1,024 calls there (_waiting.py);
+    ``timedelta(0)`` turns it off.
     """
 
     prefix: str = "ss"
@@ -45,8 +50,14 @@ class StoreConfig:
     near_cache_size: int = 0
     near_cache_max_age: timedelta = timedelta(seconds=5)
     event_retention: timedelta = timedelta(days=30)
+    busy_poll: timedelta = timedelta(microseconds=50)
 
     def __post_init__(self) -> None:
+        self._check_sessions()
+        self._check_machinery()
+
+    def _check_sessions(self) -> None:
+        """What sessions are and how they are laid out."""
         if not isinstance(self.prefix, str) or not _PREFIX.fullmatch(self.prefix):
             raise InvalidArgument("prefix must be 1-32 characters of [A-Za-z0-9_.-]")
         if self.lifetime <= timedelta(0):
@@ -59,6 +70,9 @@ class StoreConfig:
             raise InvalidArgument("max_sessions_per_user must be in 1..100000")
         if not 1 <= self.tenant_buckets <= MAX_BUCKETS:
             raise InvalidArgument(f"tenant_buckets must be in 1..{MAX_BUCKETS}")
+
+    def _check_machinery(self) -> None:
+        """How the store keeps them: durability, caching, events, waiting."""
         if not 0 <= self.revoke_replicas <= 16:
             raise InvalidArgument("revoke_replicas must be in 0..16")
         if not timedelta(milliseconds=1) <= self.revoke_replica_timeout <= timedelta(seconds=10):
@@ -71,6 +85,8 @@ class StoreConfig:
             raise InvalidArgument("events must be a bool")
         if not timedelta(minutes=1) <= self.event_retention <= timedelta(days=366):
             raise InvalidArgument("event_retention must be in 1 minute..366 days")
+        if not timedelta(0) <= self.busy_poll <= timedelta(milliseconds=1):
+            raise InvalidArgument("busy_poll must be in 0..1 ms (0: off)")
 
     @property
     def lifetime_ms(self) -> int:

@@ -349,7 +349,8 @@ class SessionStore(BaseStore):
             if len(batch) == 1:
                 return [self._call_alone(batch[0])]
             if self._raw:
-                replies = _connection.run_raw(self._client, [wire_args(call) for call in batch])
+                commands = [wire_args(call) for call in batch]
+                replies = _connection.run_raw(self._client, commands, self._busy_poll)
             else:
                 pipe = self._client.pipeline() if self._cluster else self._client.pipeline(False)
                 for call in batch:

@@ -26,6 +26,8 @@ from sessionstore import InvalidArgument, StoreConfig
         {"revoke_replicas": 17},
         {"revoke_replica_timeout": timedelta(0)},
         {"revoke_replica_timeout": timedelta(seconds=11)},
+        {"busy_poll": timedelta(microseconds=-1)},
+        {"busy_poll": timedelta(milliseconds=1, microseconds=1)},
     ],
 )
 def test_bad_settings_are_refused(setting: dict[str, Any]) -> None:

@@ -109,9 +109,9 @@ class LostReply:
         has its replies read, then times out."""
         exchange = _connection._Lane.exchange
 
-        def exchange_and_lose(lane: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+        def exchange_and_lose(lane: Any, commands: list[tuple[Any, ...]], *poll: Any) -> list[Any]:
             lose = self._carries_sha(commands)
-            replies = exchange(lane, commands)
+            replies = exchange(lane, commands, *poll)
             if lose:
                 self.lost += 1
                 raise redis.exceptions.TimeoutError("Timeout reading from socket (injected)")

@@ -5,16 +5,20 @@ Only a standalone redis-py client sends batches this way (a cluster pipelines pe
 embedded server is in process), so these tests run on the real Redis, with the store's own
 client (the store's from_url), and check each way a kept connection could go wrong: shared
 between threads, past its bound, left open after its thread, broken by the server, holding an
-unread reply after an interrupted call, or used across a fork.
+unread reply after an interrupted call, or used across a fork; and the poll for a reply before
+the thread sleeps (_waiting.py): a reply slower than the poll, a wait the socket timeout ends,
+a store that turned it off.
 """
 
 from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -27,6 +31,7 @@ from tests import backends
 pytestmark = pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
 
 TENANT = "acme-corp"
+BUSY_POLL = StoreConfig().busy_poll.total_seconds()
 
 
 @pytest.fixture
@@ -189,3 +194,44 @@ def test_closing_the_store_closes_the_kept_connections(backend: str, prefix: str
     assert backends.closed_on_the_server(checker, {kept})
     backends.delete_prefix(checker, prefix)
     checker.close()
+
+
+def test_a_reply_slower_than_the_poll_is_read_in_the_kernel_wait(
+    store: SessionStore, prefix: str
+) -> None:
+    # BLPOP answers after 50 ms, long past the poll: the thread sleeps for it, then backs off.
+    slow = [("BLPOP", f"{prefix}:empty", "0.05"), ("ECHO", "after")]
+    assert _connection.run_raw(store.client, slow, BUSY_POLL) == [None, b"after"]
+    lane = lanes_of(store)._mine.lane
+    assert lane._poller is not None and lane._poller.skipping == 2
+    assert _connection.run_raw(store.client, [("ECHO", "next")], BUSY_POLL) == [b"next"]
+
+
+def test_the_socket_timeout_still_ends_a_wait_that_polled(store: SessionStore, prefix: str) -> None:
+    made = logins(store, 1)
+    # Redis would answer BLPOP after 2 s; the socket timeout ends each try's wait first.
+    with pytest.raises(redis.exceptions.TimeoutError):
+        _connection.run_raw(store.client, [("BLPOP", f"{prefix}:empty", "2")], BUSY_POLL)
+    assert validates_all(store, made)  # on a new connection: the old one held a reply to come
+
+
+def test_a_store_with_busy_poll_off_never_polls(
+    backend: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    polled: list[int] = []
+    readv = os.readv
+
+    def counted(fd: int, buffers: Any) -> int:
+        polled.append(fd)
+        return readv(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", counted)
+    for busy_poll in (timedelta(0), StoreConfig().busy_poll):
+        config = StoreConfig(prefix=prefix, busy_poll=busy_poll)
+        with SessionStore.from_url(backends.url_for(backend), config=config) as store:
+            made = logins(store, 2)
+            assert validates_all(store, made) and validates_all(store, made)
+            backends.delete_prefix(store.client, prefix)
+        if not busy_poll:
+            assert polled == []
+    assert polled  # the default polls: what was counted above could have been seen

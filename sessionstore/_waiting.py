@@ -1,0 +1,75 @@
+"""How a thread waits for its reply on a kept connection: it polls the socket, then sleeps.
+
+A reply from a Redis on the same host or rack comes within tens of microseconds, about what
+it costs to park a thread in the kernel and wake it again. So a thread first reads its socket
+without blocking, for at most ``busy_poll`` (StoreConfig), and only then waits in the kernel
+with the socket's timeout, as redis-py does. Measured side by side on the benchmark machine
+(benchmarks/RESULTS.md, "load by id"): validates answer sooner, for about the same CPU a call.
+
+Bound: a wait spends at most ``busy_poll`` polling. A poll that ends with no reply (a loaded
+machine, a slow command, a distant Redis) sends the thread straight to the kernel for its
+next 2, 4, ... up to 1,024 waits, and a poll that finds its reply starts that count over. So
+where polling pays, it costs at most ``busy_poll`` a wait; where it never pays, at most
+``busy_poll`` per 1,024 waits. The socket timeout still bounds the wait in the kernel, so a
+call waits at most ``busy_poll`` more than it would without polling.
+
+Only a socket whose file is in non-blocking mode is polled (Python's sockets with a timeout
+are, as the store's are), so a read never blocks; a TLS socket never is, since its bytes must
+go through the TLS layer.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from typing import Any
+
+MAX_BACKOFF = 10  # after misses in a row, the waits skipped reach 2**MAX_BACKOFF (1,024)
+
+
+class Poller:
+    """One connection's polling, with its back-off; a thread's own, so it takes no lock."""
+
+    __slots__ = ("_fd", "_misses", "_skips")
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._misses = 0  # polls in a row that found no reply
+        self._skips = 0  # waits left that go straight to the kernel
+
+    @classmethod
+    def of(cls, sock: Any) -> Poller | None:
+        """A poller for ``sock``, or None when it cannot be read without blocking."""
+        if isinstance(sock, ssl.SSLSocket):
+            return None
+        fd = sock.fileno()
+        return None if os.get_blocking(fd) else cls(fd)
+
+    @property
+    def skipping(self) -> int:
+        """Waits left that will not poll (back-off after a poll that found nothing)."""
+        return self._skips
+
+    def read(self, buffer: bytearray, budget: float) -> int | None:
+        """Bytes the socket had for ``buffer`` within ``budget`` seconds of polling (0: the
+        peer closed), or None: wait in the kernel."""
+        if budget <= 0:
+            return None
+        if self._skips:
+            self._skips -= 1
+            return None
+        fd, chunks = self._fd, [buffer]
+        deadline = time.perf_counter() + budget
+        while True:
+            try:
+                received = os.readv(fd, chunks)
+            except BlockingIOError:
+                if time.perf_counter() >= deadline:
+                    break
+            else:
+                self._misses = 0
+                return received
+        self._misses = min(self._misses + 1, MAX_BACKOFF)
+        self._skips = 1 << self._misses
+        return None
