@@ -85,6 +85,14 @@ class Bench:
         measured = timing.compare(calls, effort)
         return {name: self.report(f"  {name}", stats) for name, stats in measured.items()}
 
+    def compare_threaded(
+        self, title: str, calls: dict[str, Callable[[], object]], effort: Effort, threads: int
+    ) -> dict[str, Any]:
+        """As ``compare``, each call from ``threads`` threads at once."""
+        self._announce(title, len(calls), effort)
+        measured = timing.compare_threaded(calls, effort, threads=threads)
+        return {name: self.report(f"  {name}", stats) for name, stats in measured.items()}
+
     async def compare_concurrent(
         self, title: str, calls: dict[str, Callable[[], Awaitable[object]]], effort: Effort
     ) -> dict[str, Any]:

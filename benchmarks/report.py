@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .suites.peers import MODES
+from .suites.peers import THREADED
 from .suites.scale import encoding_counts
 from .targets import FLAT_TOLERANCE
 
@@ -257,11 +257,11 @@ def _near_cache(near: dict[str, Any]) -> list[str]:
 
 def _peers(peers: dict[str, Any]) -> list[str]:
     rows = [
-        [name, peer["package"], mode, *_figures(peer["load_by_id"])]
-        for mode in MODES
+        [name, peer["package"], mode, *_figures(peer["load_by_id"]), _cpu(peer["load_by_id"])]
+        for mode in ("sync", THREADED, "async")
         for name, peer in peers.get(mode, {}).items()
     ]
-    header = ["store", "package", "mode", "ops/s", "p50 ms", "p99 ms"]
+    header = ["store", "package", "mode", "ops/s", "p50 ms", "p99 ms", "CPU µs/call"]
     lines = _table("load by id: sessionstore and peers", header, rows)
     notes = []
     for mode, path in peers.get("validate_script_path", {}).items():
@@ -279,6 +279,12 @@ def _peers(peers: dict[str, Any]) -> list[str]:
             "",
         ]
     return lines
+
+
+def _cpu(stats: dict[str, Any]) -> str:
+    """The measuring process's CPU per call (blank where it is not measured: async tasks)."""
+    cpu = stats.get("cpu_us")
+    return "" if cpu is None else f"{cpu:.1f}"
 
 
 def _redis_cpu(redis_cpu: dict[str, Any]) -> list[str]:

@@ -3,7 +3,9 @@
 Every figure comes from several *runs* of the same loop. Throughput is the median of the runs'
 operations per second; latency percentiles are taken over the calls of all runs together, so
 p50 is the median call of the repeated runs and p99 its tail. Each run's own median is kept
-too: their spread is the noise of the measure.
+too: their spread is the noise of the measure. Sequential and threaded measures also give the
+process's CPU time per call (user and system, every thread's), the median of the runs': what
+a faster figure cost.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import statistics
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -25,6 +28,7 @@ class Stats:
     calls: int
     runs: int
     run_p50_ms: tuple[float, ...] = ()
+    cpu_us: float | None = None  # the process's CPU per call, median of the runs'
 
     @property
     def noise(self) -> float:
@@ -37,8 +41,10 @@ class Stats:
         return asdict(self)
 
     def brief(self) -> str:
+        cpu = "" if self.cpu_us is None else f"   cpu {self.cpu_us:6.1f} µs"
         return (
             f"{self.ops_per_s:>9,.0f} ops/s   p50 {self.p50_ms:8.3f} ms   p99 {self.p99_ms:8.3f} ms"
+            + cpu
         )
 
     @classmethod
@@ -46,9 +52,16 @@ class Stats:
         return cls(**{**data, "run_p50_ms": tuple(data.get("run_p50_ms", ()))})
 
 
-def summarise(runs: list[list[float]], run_seconds: list[float]) -> Stats:
-    """Stats of runs of per-call latencies (seconds); ``run_seconds`` is each run's duration."""
+def summarise(
+    runs: list[list[float]], run_seconds: list[float], run_cpu: list[float] | None = None
+) -> Stats:
+    """Stats of runs of per-call latencies (seconds); ``run_seconds`` is each run's duration,
+    ``run_cpu`` the process CPU seconds each took."""
     pooled = sorted(latency for run in runs for latency in run)
+    cpu = None
+    if run_cpu is not None:
+        per_call = (spent / max(len(run), 1) for run, spent in zip(runs, run_cpu, strict=True))
+        cpu = statistics.median(per_call) * 1e6
     return Stats(
         p50_ms=statistics.median(pooled) * 1000,
         p99_ms=percentile(pooled, 99) * 1000,
@@ -58,6 +71,7 @@ def summarise(runs: list[list[float]], run_seconds: list[float]) -> Stats:
         calls=len(pooled),
         runs=len(runs),
         run_p50_ms=tuple(statistics.median(run) * 1000 for run in runs),
+        cpu_us=cpu,
     )
 
 
@@ -108,11 +122,16 @@ def compare_prepared(
         for prepare in prepares.values():
             prepare()()  # connections, script cache, parser caches
     runs: dict[str, list[list[float]]] = {name: [] for name in prepares}
+    cpu: dict[str, list[float]] = {name: [] for name in prepares}
     for _ in range(effort.runs):
         for name, prepare in prepares.items():
+            started = time.process_time()
             runs[name].append(_run(prepare, effort))
+            cpu[name].append(time.process_time() - started)
     # Sequential calls: throughput over the time spent in them, untimed preparation apart.
-    return {name: summarise(done, [sum(run) for run in done]) for name, done in runs.items()}
+    return {
+        name: summarise(done, [sum(run) for run in done], cpu[name]) for name, done in runs.items()
+    }
 
 
 def _run(prepare: Prepare, effort: Effort) -> list[float]:
@@ -123,6 +142,46 @@ def _run(prepare: Prepare, effort: Effort) -> list[float]:
         begin = time.perf_counter()
         timed()
         latencies.append(time.perf_counter() - begin)
+    return latencies
+
+
+def compare_threaded(
+    calls: dict[str, Callable[[], object]], effort: Effort, *, threads: int
+) -> dict[str, Stats]:
+    """Time each call from ``threads`` threads at once, runs interleaved as in ``compare``.
+
+    Throughput is calls per wall-clock second of a run; the threads contend for the GIL and
+    the cores as a threaded web server's do.
+    """
+    for call in calls.values():
+        call()
+    runs: dict[str, list[list[float]]] = {name: [] for name in calls}
+    walls: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(effort.runs):
+        for name, call in calls.items():
+            started, spent = time.perf_counter(), time.process_time()
+            runs[name].append(_threaded_run(call, effort.seconds, threads))
+            walls[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - spent)
+    return {name: summarise(runs[name], walls[name], cpu[name]) for name in calls}
+
+
+def _threaded_run(call: Callable[[], object], seconds: float, threads: int) -> list[float]:
+    latencies: list[float] = []  # list.append is atomic: the threads share it
+    deadline = time.perf_counter() + seconds
+
+    def worker() -> None:
+        while time.perf_counter() < deadline:
+            begin = time.perf_counter()
+            call()
+            latencies.append(time.perf_counter() - begin)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
     return latencies
 
 

@@ -6,6 +6,11 @@ session object, with no cookie or request handling. Sync peers run on one connec
 async ones from ``plan.concurrency`` tasks, each in runs interleaved with the store's validate
 of the same mode. They are benchmark-only extras (pyproject's ``bench``).
 
+The sync store polls its socket a moment for a reply before it sleeps (StoreConfig.busy_poll,
+sessionstore/_waiting.py); the same store with that off is measured beside it, with the CPU
+each call cost, on one thread and from ``THREADS`` threads at once (where the threads contend
+for the cores and polling can cost more than it saves).
+
 The store is warmed first, as a running service is: every probe is validated once, so the
 process knows its sessions (``sessionstore._core.FIXED_PARTS`` of them at most, hence at most
 that many probes) and validations take the fast path, two plain reads in one round trip. A
@@ -34,7 +39,10 @@ from .redis_cpu import Counters, command_deltas, command_stats
 
 LIFETIME = timedelta(days=1)
 OURS = "sessionstore validate"
+OURS_NOT_POLLING = "sessionstore validate, busy_poll off"
 MODES = ("sync", "async")
+THREADS = 8
+THREADED = f"sync, {THREADS} threads"  # no target: how polling fares when the cores are busy
 P = TypeVar("P")
 
 
@@ -58,7 +66,7 @@ def run(bench: Bench) -> dict[str, Any]:
     payloads = [session.to_dict() for session, _ in probes]
     script_path: dict[str, Any] = {}
     results: dict[str, Any] = {
-        "sync": _sync(bench, probes, payloads, script_path),
+        **_sync(bench, probes, payloads, script_path),
         "async": asyncio.run(_async(bench, probes, payloads, script_path)),
     }
     results["validate_script_path"] = script_path
@@ -78,17 +86,18 @@ def _sync(
     payloads: list[dict[str, Any]],
     script_path: dict[str, Any],
 ) -> dict[str, Any]:
-    store = bench.store
+    store, not_polling = bench.store, bench.store_with(busy_poll=timedelta(0))
     tokens = [token for _, token in probes]
     for token in tokens:  # warm: the fast path from here until touches fall due
-        if store.validate(TENANT, token) is None:
+        if store.validate(TENANT, token) is None or not_polling.validate(TENANT, token) is None:
             raise RuntimeError("probe token does not validate: the benchmark data is wrong")
     next_token, next_id = _Counted(tokens), _Counted([session.id for session, _ in probes])
     calls: dict[str, Callable[[], object]] = {
         OURS: lambda: store.validate(TENANT, next_token()),
+        OURS_NOT_POLLING: lambda: not_polling.validate(TENANT, next_token()),
         "sessionstore get": lambda: store.get(TENANT, next_id()),
     }
-    packages = {OURS: "sessionstore", "sessionstore get": "sessionstore"}
+    packages = dict.fromkeys(calls, "sessionstore")
     peers = _installed(bench, SYNC_PEERS)
     try:
         for name, package, peer in peers:
@@ -96,11 +105,14 @@ def _sync(
             packages[name] = package
         with _ScriptCalls(bench) as counted:
             measured = bench.compare("load by id, sync, 1 connection", calls, bench.plan.steady)
+            threaded = {name: call for name, call in calls.items() if name != "sessionstore get"}
+            title = f"load by id, sync, {THREADS} threads"
+            crowded = bench.compare_threaded(title, threaded, bench.plan.steady, THREADS)
     finally:
         for _, _, peer in peers:
             peer.close()
     script_path["sync"] = counted.validate_path(next_token.calls, other_scripts=next_id.calls)
-    return _with_packages(measured, packages)
+    return {"sync": _with_packages(measured, packages), THREADED: _with_packages(crowded, packages)}
 
 
 async def _async(
