@@ -135,10 +135,10 @@ class _Sent:
             pipe.execute = counted_execute
             return pipe
 
-        def run_raw(on: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+        def run_raw(on: Any, commands: list[tuple[Any, ...]], *poll: float) -> list[Any]:
             if on is client:
                 self._count(commands)
-            return raw(on, commands)
+            return raw(on, commands, *poll)
 
         client.execute_command, client.pipeline = execute_command, counted_pipeline
         _connection.run_raw = run_raw
