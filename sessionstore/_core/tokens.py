@@ -20,8 +20,7 @@ import hmac
 import re
 import secrets
 import zlib
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 BUCKET_LEN: Final = 2  # two base36 digits: up to 1296 buckets
 MAX_BUCKETS: Final = 1024
@@ -35,14 +34,17 @@ OWNER_LEN: Final = 13  # base36 digits: every user id up to 2**63 - 1
 _TOKEN: Final = re.compile(r"sst_[0-9a-z]{2}[0-9A-Za-z]{22}(?:[0-9a-z]{13})?[0-9A-Za-z]{32}")
 TOKEN_LEN: Final = len(TOKEN_PREFIX) + BUCKET_LEN + RANDOM_LEN + OWNER_LEN + SECRET_LEN
 OWNERLESS_TOKEN_LEN: Final = TOKEN_LEN - OWNER_LEN
+_TOKEN_LENGTHS: Final = frozenset((TOKEN_LEN, OWNERLESS_TOKEN_LEN))
+# Where a token's parts sit: the session id's bucket and random part, then its owner.
+_ID_PART: Final = slice(len(TOKEN_PREFIX), len(TOKEN_PREFIX) + BUCKET_LEN + RANDOM_LEN)
+_OWNER_PART: Final = slice(_ID_PART.stop, _ID_PART.stop + OWNER_LEN)
 SESSION_ID: Final = re.compile(r"sess_[0-9a-z]{2}[0-9A-Za-z]{22}")
 # Where a session id's parts sit.
 BUCKET: Final = slice(len(SESSION_PREFIX), len(SESSION_PREFIX) + BUCKET_LEN)
 RANDOM: Final = slice(len(SESSION_PREFIX) + BUCKET_LEN, None)
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedToken:
+class ParsedToken(NamedTuple):  # a tuple: made on every validate, in half a frozen dataclass's time
     session_id: str
     secret_hash: bytes
     owner: int | None = None  # None: a token issued before tokens named their owner
@@ -80,21 +82,21 @@ def owned(token: str, owner: int) -> str:
 
 def parse_token(token: object) -> ParsedToken | None:
     """Split a token; anything not of an issued shape is None, before any Redis call."""
+    # The length first: a huge string is refused before the pattern reads it.
     if (
         not isinstance(token, str)
-        or len(token) not in (TOKEN_LEN, OWNERLESS_TOKEN_LEN)
+        or len(token) not in _TOKEN_LENGTHS
         or not _TOKEN.fullmatch(token)
     ):
         return None
-    body = token[len(TOKEN_PREFIX) :]
-    split = BUCKET_LEN + RANDOM_LEN
-    secret_hash = hash_secret(body[-SECRET_LEN:])
+    session_id = SESSION_PREFIX + token[_ID_PART]
+    secret_hash = hash_secret(token[-SECRET_LEN:])
     if len(token) == OWNERLESS_TOKEN_LEN:
-        return ParsedToken(SESSION_PREFIX + body[:split], secret_hash)
-    owner = int(body[split : split + OWNER_LEN], 36)
+        return ParsedToken(session_id, secret_hash)
+    owner = int(token[_OWNER_PART], 36)
     if owner >= 2**63:
         return None  # no user id is that large: not a token this store issued
-    return ParsedToken(SESSION_PREFIX + body[:split], secret_hash, owner)
+    return ParsedToken(session_id, secret_hash, owner)
 
 
 def secret_matches(secret_hash: bytes, stored: bytes | None) -> bool:
