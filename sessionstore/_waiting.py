@@ -13,15 +13,15 @@ where polling pays, it costs at most ``busy_poll`` a wait; where it never pays, 
 ``busy_poll`` per 1,024 waits. The socket timeout still bounds the wait in the kernel, so a
 call waits at most ``busy_poll`` more than it would without polling.
 
-Only a socket whose file is in non-blocking mode is polled (Python's sockets with a timeout
-are, as the store's are), so a read never blocks; a TLS socket never is, since its bytes must
-go through the TLS layer.
+Only a plain socket whose file is in non-blocking mode is polled (Python's sockets with a
+timeout are, as the store's are), so a read never blocks. A TLS socket, or any other wrapper,
+never is: its bytes must go through its layer.
 """
 
 from __future__ import annotations
 
 import os
-import ssl
+import socket
 import time
 from typing import Any
 
@@ -41,7 +41,7 @@ class Poller:
     @classmethod
     def of(cls, sock: Any) -> Poller | None:
         """A poller for ``sock``, or None when it cannot be read without blocking."""
-        if isinstance(sock, ssl.SSLSocket):
+        if type(sock) is not socket.socket:  # TLS, or another wrapper: its file is not replies
             return None
         fd = sock.fileno()
         return None if os.get_blocking(fd) else cls(fd)
