@@ -111,26 +111,32 @@ def compare(
 ) -> dict[str, Stats]:
     """Time several calls with their runs interleaved, so a busy moment hits all alike."""
     return compare_prepared(
-        {name: (lambda call=call: call) for name, call in calls.items()}, effort, warm_up=warm_up
+        {name: (lambda call=call: call) for name, call in calls.items()},
+        effort,
+        warm_up=warm_up,
+        cpu=True,
     )
 
 
 def compare_prepared(
-    prepares: dict[str, Prepare], effort: Effort, *, warm_up: bool = True
+    prepares: dict[str, Prepare], effort: Effort, *, warm_up: bool = True, cpu: bool = False
 ) -> dict[str, Stats]:
+    """As ``compare``, each call made by its ``prepare``. CPU per call only with ``cpu``: a
+    run's CPU time holds its untimed preparation too, so only a trivial one may be counted."""
     if warm_up:
         for prepare in prepares.values():
             prepare()()  # connections, script cache, parser caches
     runs: dict[str, list[list[float]]] = {name: [] for name in prepares}
-    cpu: dict[str, list[float]] = {name: [] for name in prepares}
+    spent: dict[str, list[float]] = {name: [] for name in prepares}
     for _ in range(effort.runs):
         for name, prepare in prepares.items():
             started = time.process_time()
             runs[name].append(_run(prepare, effort))
-            cpu[name].append(time.process_time() - started)
+            spent[name].append(time.process_time() - started)
     # Sequential calls: throughput over the time spent in them, untimed preparation apart.
     return {
-        name: summarise(done, [sum(run) for run in done], cpu[name]) for name, done in runs.items()
+        name: summarise(done, [sum(run) for run in done], spent[name] if cpu else None)
+        for name, done in runs.items()
     }
 
 
