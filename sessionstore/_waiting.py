@@ -6,12 +6,14 @@ without blocking, for at most ``busy_poll`` (StoreConfig), and only then waits i
 with the socket's timeout, as redis-py does. Measured side by side on the benchmark machine
 (benchmarks/RESULTS.md, "load by id"): validates answer sooner, for about the same CPU a call.
 
-Bound: a wait spends at most ``busy_poll`` polling. A poll that ends with no reply (a loaded
-machine, a slow command, a distant Redis) sends the thread straight to the kernel for its
-next 2, 4, ... up to 1,024 waits, and a poll that finds its reply starts that count over. So
-where polling pays, it costs at most ``busy_poll`` a wait; where it never pays, at most
-``busy_poll`` per 1,024 waits. The socket timeout still bounds the wait in the kernel, so a
-call waits at most ``busy_poll`` more than it would without polling.
+Bound: at most one thread of a process polls at a time; the others wait in the kernel, so
+polling never takes more than one core, and threads do not queue for the GIL to poll. A wait
+spends at most ``busy_poll`` polling. A poll that ends with no reply (a loaded machine, a slow
+command, a distant Redis) sends the thread straight to the kernel for its next 2, 4, ... up to
+1,024 waits, and a poll that finds its reply starts that count over. So where polling pays, it
+costs at most ``busy_poll`` a wait; where it never pays, at most ``busy_poll`` per 1,024 waits.
+The socket timeout still bounds the wait in the kernel, so a call waits at most ``busy_poll``
+more than it would without polling.
 
 Only a plain socket whose file is in non-blocking mode is polled (Python's sockets with a
 timeout are, as the store's are), so a read never blocks. A TLS socket, or any other wrapper,
@@ -22,10 +24,21 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from typing import Any
 
 MAX_BACKOFF = 10  # after misses in a row, the waits skipped reach 2**MAX_BACKOFF (1,024)
+
+_polling = threading.Lock()  # held by the one thread of the process that polls
+
+
+def _forget_polling_in_child() -> None:
+    global _polling
+    _polling = threading.Lock()  # a thread that held it at the fork does not exist here
+
+
+os.register_at_fork(after_in_child=_forget_polling_in_child)
 
 
 class Poller:
@@ -59,17 +72,25 @@ class Poller:
         if self._skips:
             self._skips -= 1
             return None
-        fd, chunks = self._fd, [buffer]
-        deadline = time.perf_counter() + budget
+        polling = _polling
+        if not polling.acquire(blocking=False):
+            return None  # another thread polls: this one sleeps (not a miss of its own)
+        try:
+            received = self._poll([buffer], time.perf_counter() + budget)
+        finally:
+            polling.release()
+        if received is None:
+            self._misses = min(self._misses + 1, MAX_BACKOFF)
+            self._skips = 1 << self._misses
+        else:
+            self._misses = 0
+        return received
+
+    def _poll(self, chunks: list[bytearray], deadline: float) -> int | None:
+        fd = self._fd
         while True:
             try:
-                received = os.readv(fd, chunks)
+                return os.readv(fd, chunks)
             except BlockingIOError:
                 if time.perf_counter() >= deadline:
-                    break
-            else:
-                self._misses = 0
-                return received
-        self._misses = min(self._misses + 1, MAX_BACKOFF)
-        self._skips = 1 << self._misses
-        return None
+                    return None

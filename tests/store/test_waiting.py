@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from sessionstore import _waiting
 from sessionstore._waiting import MAX_BACKOFF, Poller
 
 BUDGET = 0.001  # seconds: long enough for a reply already in the socket's buffer
@@ -97,3 +98,15 @@ def test_a_tls_socket_is_never_polled() -> None:
             plain, server_hostname="redis.invalid", do_handshake_on_connect=False
         ) as tls:
             assert Poller.of(tls) is None
+
+
+def test_while_another_thread_polls_this_one_waits_in_the_kernel(
+    pair: tuple[socket.socket, ...],
+) -> None:
+    ours, theirs = pair
+    theirs.sendall(b"+OK\r\n")
+    poller, buffer = poller_of(ours), bytearray(64)
+    with _waiting._polling:  # as another thread holds it while it polls
+        assert poller.read(buffer, BUDGET) is None
+    assert poller.skipping == 0  # not a miss: its next wait polls
+    assert poller.read(buffer, BUDGET) == 5
