@@ -154,6 +154,15 @@ class Core:
         process sees it, then only what can change) and its user index entry. The script runs
         only when a touch is due, and when the reads say it ended (the script then drops it).
         """
+        known = self.recall(tenant, token)
+        if not isinstance(known, ParsedToken):
+            return known
+        return (yield from self.validate_parsed(tenant, known))
+
+    def recall(self, tenant: str, token: object) -> Session | ParsedToken | None:
+        """What validate knows without Redis: the session when the near cache answers for it,
+        None for a token of no issued shape, else the parsed token for ``validate_parsed``.
+        A store calls this first, so a near-cache hit needs no flow at all."""
         tenant = inputs.tenant(tenant)
         parsed = parse_token(token)
         if parsed is None:
@@ -161,13 +170,22 @@ class Core:
             return None
         near = self.near
         if near is None:
-            return (yield from self._validate(tenant, parsed))
+            return parsed
         key = self.keys.session(tenant, parsed.session_id)
         cached = near.get(key, parsed.secret_hash, self.now_ms(), self.config.touch_interval_ms)
         self.near_cache_answered(cached is not None)
-        if cached is not None:
-            self.validated("valid")
-            return cached
+        if cached is None:
+            return parsed
+        self.validated("valid")
+        return cached
+
+    def validate_parsed(self, tenant: str, parsed: ParsedToken) -> Flow[Session | None]:
+        """Validate in Redis a token ``recall`` could not answer (its tenant already checked);
+        the answer goes into the near cache unless a change came in since the read began."""
+        near = self.near
+        if near is None:
+            return (yield from self._validate(tenant, parsed))
+        key = self.keys.session(tenant, parsed.session_id)
         read_from = near.generation()
         session = yield from self._validate(tenant, parsed)
         if session is None:
