@@ -3,8 +3,13 @@
 A reply from a Redis on the same host or rack comes within tens of microseconds, about what
 it costs to park a thread in the kernel and wake it again. So a thread first reads its socket
 without blocking, for at most ``busy_poll`` (StoreConfig), and only then waits in the kernel
-with the socket's timeout, as redis-py does. Measured side by side on the benchmark machine
-(benchmarks/RESULTS.md, "load by id"): validates answer sooner, for about the same CPU a call.
+with the socket's timeout, as redis-py does.
+
+Off by default (``StoreConfig.busy_poll``), because it pays only where a core is idle. On the
+benchmark machine (2 cores, Redis beside the app; benchmarks/RESULTS.md, "load by id"), with
+50 µs: one thread's validates went 1.42x as fast for about the same CPU a call; but with a
+CPU-bound process on the other core they went 0.7x as fast (11.8k/s against 16.6k/s off), and
+from 8 threads beside it 0.8x: the polling thread holds a core that Redis needs.
 
 Bound: at most one thread of a process polls at a time; the others wait in the kernel, so
 polling never takes more than one core, and threads do not queue for the GIL to poll. A wait
@@ -12,8 +17,10 @@ spends at most ``busy_poll`` polling. A poll that ends with no reply (a loaded m
 command, a distant Redis) sends the thread straight to the kernel for its next 2, 4, ... up to
 1,024 waits, and a poll that finds its reply starts that count over. So where polling pays, it
 costs at most ``busy_poll`` a wait; where it never pays, at most ``busy_poll`` per 1,024 waits.
-The socket timeout still bounds the wait in the kernel, so a call waits at most ``busy_poll``
-more than it would without polling.
+A poll during which the thread ran for less than half the time (other threads or processes
+had the core) backs off alike, though it found its reply: on a machine with no idle core,
+polling takes CPU that other work needs. The socket timeout still bounds the wait in the
+kernel, so a call waits at most ``busy_poll`` more than it would without polling.
 
 Only a plain socket whose file is in non-blocking mode is polled (Python's sockets with a
 timeout are, as the store's are), so a read never blocks. A TLS socket, or any other wrapper,
@@ -76,10 +83,12 @@ class Poller:
         if not polling.acquire(blocking=False):
             return None  # another thread polls: this one sleeps (not a miss of its own)
         try:
-            received = self._poll([buffer], time.perf_counter() + budget)
+            started, ran_from = time.perf_counter(), time.thread_time()
+            received = self._poll([buffer], started + budget)
+            crowded = time.thread_time() - ran_from < (time.perf_counter() - started) / 2
         finally:
             polling.release()
-        if received is None:
+        if received is None or crowded:
             self._misses = min(self._misses + 1, MAX_BACKOFF)
             self._skips = 1 << self._misses
         else:

@@ -31,11 +31,10 @@ class StoreConfig:
     ``revoke_replicas`` > 0 makes revocations wait (``WAIT``) until that many replicas hold
     them, and raise RevocationNotDurable when they do not in ``revoke_replica_timeout``
     (standalone Redis with replicas; the revocation is applied on the primary either way).
-    ``busy_poll`` is how long a sync store's thread reads its socket without blocking, for
-    a reply of its plain reads (validate's), before it sleeps until the reply comes: a reply
-    from a nearby Redis comes sooner than a sleeping thread wakes. It backs off where polling
-    finds nothing, so it costs at most ``busy_poll`` per 1,024 calls there (_waiting.py);
-    ``timedelta(0)`` turns it off.
+    ``busy_poll`` (off by default) is how long a sync store's thread reads its socket without
+    blocking, for the reply to its plain reads (validate's), before it sleeps until the reply
+    comes: a reply from a Redis on the same host can come sooner than a sleeping thread wakes.
+    It pays where cores are idle, and costs where none is (_waiting.py has the figures).
     """
 
     prefix: str = "ss"
@@ -50,7 +49,7 @@ class StoreConfig:
     near_cache_size: int = 0
     near_cache_max_age: timedelta = timedelta(seconds=5)
     event_retention: timedelta = timedelta(days=30)
-    busy_poll: timedelta = timedelta(microseconds=50)
+    busy_poll: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         self._check_sessions()

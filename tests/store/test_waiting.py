@@ -110,3 +110,15 @@ def test_while_another_thread_polls_this_one_waits_in_the_kernel(
         assert poller.read(buffer, BUDGET) is None
     assert poller.skipping == 0  # not a miss: its next wait polls
     assert poller.read(buffer, BUDGET) == 5
+
+
+def test_a_poll_that_hardly_ran_backs_off_though_it_found_its_reply(
+    pair: tuple[socket.socket, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours, theirs = pair
+    theirs.sendall(b"+OK\r\n")
+    poller, buffer = poller_of(ours), bytearray(64)
+    # The thread got no CPU while the poll's time passed: other work had the core.
+    monkeypatch.setattr(_waiting.time, "thread_time", lambda: 0.0)
+    assert poller.read(buffer, BUDGET) == 5
+    assert poller.skipping == 2
