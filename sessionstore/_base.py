@@ -7,11 +7,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from . import _connection
-from ._core.flows import Command
+from ._core.flows import Command, Flow
 from ._core.nearcache import NearCacheStats
 from ._core.operations import Core
+from ._core.tokens import ParsedToken
 from .config import StoreConfig
 from .geo import LocationResolver
+from .model import Session
 
 if TYPE_CHECKING:
     from .metrics import StoreMetrics
@@ -42,6 +44,18 @@ class BaseStore:
         _connection.refuse_unsupported(self._client, self._core.config)
         self._subscriber: Any = None
         self._follow_changes()
+
+    def _validation(
+        self, tenant: str, token: object
+    ) -> tuple[Session | None, Flow[Session | None] | None]:
+        """validate's answer where it needs no Redis (a near-cache hit, a malformed token), or
+        else the flow that finds it. With metrics, always the flow: every call is timed."""
+        if self._metrics is not None:
+            return None, self._core.validate(tenant, token)
+        known = self._core.recall(tenant, token)
+        if isinstance(known, ParsedToken):
+            return None, self._core.validate_parsed(tenant, known)
+        return known, None
 
     def _follow_changes(self) -> None:
         """With a near cache, start following the changes that invalidate it."""

@@ -18,7 +18,6 @@ from ._core.flows import Batch, Call, Command, Flow, ScriptCall, T, wire_args
 from ._core.kinds import Reason
 from ._core.scripts import Script
 from ._core.sweeping import Sweep
-from ._core.tokens import ParsedToken
 from ._subscribers import Subscriber
 from .model import Page, Session
 
@@ -90,12 +89,8 @@ class SessionStore(BaseStore):
 
     def validate(self, tenant: str, token: object) -> Session | None:
         """The token's live session, recording activity; None if unknown, expired or revoked."""
-        if self._metrics is not None:  # every call timed as an operation, near-cache hits too
-            return self._drive("validate", self._core.validate(tenant, token))
-        known = self._core.recall(tenant, token)  # a near-cache hit needs no flow
-        if isinstance(known, ParsedToken):
-            return self._run_flow(self._core.validate_parsed(tenant, known))
-        return known
+        answer, flow = self._validation(tenant, token)
+        return answer if flow is None else self._drive("validate", flow)
 
     def get(self, tenant: str, session_id: str) -> Session | None:
         """The live session with this id, without recording activity; None if there is none.
