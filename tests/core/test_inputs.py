@@ -53,3 +53,21 @@ def test_bad_ip_addresses(bad: object) -> None:
 
 def test_user_agents_are_bounded() -> None:
     assert len(inputs.user_agent("é" * 2000).encode()) <= inputs.MAX_USER_AGENT_BYTES
+
+
+def test_the_tenant_check_remembers_a_bounded_number_of_short_strings() -> None:
+    # A hostile caller's tenants: huge ones are refused before the check's memory, and no
+    # number of distinct ones grows it past its bound.
+    remembered = inputs._valid_tenant
+    remembered.cache_clear()
+    with pytest.raises(InvalidTenant):
+        inputs.tenant("a" * 1_000_000)
+    assert remembered.cache_info().currsize == 0
+    for number in range(remembered.cache_info().maxsize + 500):
+        inputs.tenant(f"tenant-{number}")
+    assert remembered.cache_info().currsize == remembered.cache_info().maxsize == 1024
+    assert inputs.tenant("tenant-1") == "tenant-1"  # forgotten or not, the verdict is the same
+    with pytest.raises(InvalidTenant):
+        inputs.tenant("Tenant-1")  # a refusal is remembered as a refusal
+    with pytest.raises(InvalidTenant):
+        inputs.tenant("Tenant-1")
