@@ -300,8 +300,9 @@ class Lanes:
 
 class _Lane:
     """A thread's kept connection. redis-py opens it (its handshake and settings, the socket
-    timeout among them); the lane then writes and reads the socket itself (``_wire``), polling
-    it a moment for a reply before it sleeps (``_waiting``)."""
+    timeout among them); the lane then writes and reads the socket itself (``_wire``), its
+    timeout handed to the kernel, and may poll it a moment for a reply before it sleeps
+    (``_waiting``)."""
 
     __slots__ = ("__weakref__", "_buffer", "_poller", "_reader", "_socket", "connection")
 
@@ -321,7 +322,7 @@ class _Lane:
         try:
             sock.sendall(b"".join(_wire.pack(commands)))
             return self.read(sock, len(commands), busy_poll)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # Python's timeout, or the kernel's
             raise redis.exceptions.TimeoutError("Timeout talking to Redis") from None
         except OSError as error:
             raise redis.exceptions.ConnectionError(f"Error talking to Redis: {error}") from None
@@ -347,8 +348,10 @@ class _Lane:
         if connection._sock is None:
             connection.connect()
         if connection._sock is not self._socket:  # a new socket: nothing of the old one's read
-            self._socket, self._reader = connection._sock, _wire.reader()
-            self._poller = _waiting.Poller.of(self._socket)
+            sock = self._socket = connection._sock
+            self._reader = _wire.reader()
+            _waiting.wait_in_kernel(sock)
+            self._poller = _waiting.Poller.of(sock)
         return self._socket
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import os
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ import pytest
 import redis
 import redis.asyncio.connection
 
-from sessionstore import SessionStore, StoreConfig, _connection
+from sessionstore import SessionStore, StoreConfig, _connection, _waiting
 from tests import backends
 
 pytestmark = pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
@@ -207,25 +208,35 @@ def test_a_reply_slower_than_the_poll_is_read_in_the_kernel_wait(
     assert _connection.run_raw(store.client, [("ECHO", "next")], BUSY_POLL) == [b"next"]
 
 
-def test_the_socket_timeout_still_ends_a_wait_that_polled(store: SessionStore, prefix: str) -> None:
+@pytest.mark.parametrize("busy_poll", [0.0, BUSY_POLL], ids=["sleeping", "polling"])
+def test_the_socket_timeout_still_ends_a_wait(
+    store: SessionStore, prefix: str, busy_poll: float
+) -> None:
     made = logins(store, 1)
+    assert validates_all(store, made)
+    sock = lanes_of(store)._mine.lane._socket
+    assert sock.gettimeout() is None  # handed to the kernel, as SO_RCVTIMEO:
+    seconds, microseconds = struct.unpack(
+        "@ll", sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.calcsize("@ll"))
+    )
+    assert seconds + microseconds / 1e6 == pytest.approx(_connection.SOCKET_TIMEOUT, abs=0.02)
     # Redis would answer BLPOP after 2 s; the socket timeout ends each try's wait first.
     with pytest.raises(redis.exceptions.TimeoutError):
-        _connection.run_raw(store.client, [("BLPOP", f"{prefix}:empty", "2")], BUSY_POLL)
+        _connection.run_raw(store.client, [("BLPOP", f"{prefix}:empty", "2")], busy_poll)
     assert validates_all(store, made)  # on a new connection: the old one held a reply to come
 
 
 def test_a_store_with_busy_poll_off_the_default_never_polls(
     backend: str, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    polled: list[int] = []
-    readv = os.readv
+    polled: list[float] = []
+    poll = _waiting.Poller._poll
 
-    def counted(fd: int, buffers: Any) -> int:
-        polled.append(fd)
-        return readv(fd, buffers)
+    def counted(poller: _waiting.Poller, buffer: bytearray, deadline: float) -> int | None:
+        polled.append(deadline)
+        return poll(poller, buffer, deadline)
 
-    monkeypatch.setattr(os, "readv", counted)
+    monkeypatch.setattr(_waiting.Poller, "_poll", counted)
     for busy_poll in (StoreConfig().busy_poll, timedelta(microseconds=50)):
         config = StoreConfig(prefix=prefix, busy_poll=busy_poll)
         with SessionStore.from_url(backends.url_for(backend), config=config) as store:
