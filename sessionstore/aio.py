@@ -367,6 +367,8 @@ class AsyncSessionStore(BaseStore):
                     pipe.execute_command(*wire_args(call))
                 async with _connection.turn(self._client):
                     replies = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(reply, Exception) for reply in replies):
+                return replies  # the usual batch: nothing to settle
             return [
                 await self._settle(call, reply) for call, reply in zip(batch, replies, strict=True)
             ]

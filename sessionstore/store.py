@@ -357,6 +357,8 @@ class SessionStore(BaseStore):
                 for call in batch:
                     pipe.execute_command(*wire_args(call))
                 replies = pipe.execute(raise_on_error=False)
+            if not any(isinstance(reply, Exception) for reply in replies):
+                return replies  # the usual batch: nothing to settle
             return [self._settle(call, reply) for call, reply in zip(batch, replies, strict=True)]
         except RedisError as error:
             raise _connection.translate(error) from error
