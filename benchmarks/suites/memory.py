@@ -12,11 +12,18 @@ moved by other clients of a shared server (but it leaves out the expiry entry of
 
 The store writes the idle index ``x`` only with an idle timeout; a second pass with
 ``idle_timeout`` set measures what that costs.
+
+A process keeps the fixed parts of the sessions it validated (``_core/fixed.py``, at most
+``FIXED_PARTS`` of them): their bytes per session are what tracemalloc counts a new store
+allocating while it validates ``REMEMBERED`` of the mix twice (the second read keeps the reply
+the hot path compares), after one validation that made its connection.
 """
 
 from __future__ import annotations
 
+import gc
 import time
+import tracemalloc
 from collections.abc import Iterable
 from datetime import timedelta
 from itertools import islice
@@ -41,6 +48,7 @@ from ..workload import (
 
 STORE_TENANT = "mem-hash"
 BLOB_TENANT = "mem-blob"  # as long as STORE_TENANT, so both keys cost the same bytes
+REMEMBERED = 2_000  # sessions a new store validates for the process memory it keeps
 IDLE_TIMEOUT = timedelta(minutes=30)
 IDLE_LABEL = "idle_timeout=30 min"
 # The kinds of key the store writes (the table in keys.py), in the order they are reported.
@@ -68,6 +76,8 @@ def run(bench: Bench) -> dict[str, Any]:
         f"writing sessions with {IDLE_LABEL}",
     )
 
+    remembered = _remembered_bytes(bench)
+
     before = _used_memory(client)
     _write_blobs(bench, blobs)
     blob_bytes = _used_memory(client) - before
@@ -89,6 +99,7 @@ def run(bench: Bench) -> dict[str, Any]:
         "blob_bytes_per_session": blob_bytes / count,
         "blob_payload_bytes": sum(len(blob) for _, blob in blobs) / count,
         "blob_memory_usage_per_session": sum(blob_usage) / count,
+        "process_bytes_per_remembered_session": remembered,
         "idle_timeout": IDLE_LABEL,
         "with_idle_timeout": {
             key: value for key, value in idle.items() if key not in ("users", "ip_addresses")
@@ -111,7 +122,29 @@ def run(bench: Bench) -> dict[str, Any]:
     progress.result(
         "memory per session: plain msgpack blob", f"{results['blob_bytes_per_session']:,.0f} B"
     )
+    progress.result("process memory per remembered session (fixed parts)", f"{remembered:,.0f} B")
     return results
+
+
+def _remembered_bytes(bench: Bench) -> float:
+    """What a process holds per session it validated: its fixed parts (``_core/fixed.py``)."""
+    sessions = create_many(bench.store, memory_mix(REMEMBERED, STORE_TENANT), keep=True)
+    tokens = [token for _, token in sessions]
+    del sessions
+    store = bench.store_with()  # a new store remembers nothing yet
+    store.validate(STORE_TENANT, tokens[0])  # its connection, and the prefix's layout
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for token in tokens[1:] * 2:
+            if store.validate(STORE_TENANT, token) is None:
+                raise RuntimeError("a session of the mix does not validate")
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    delete_matching(bench.client, bench.tenant_pattern(STORE_TENANT))
+    return held / (len(tokens) - 1)
 
 
 def _measure_store(

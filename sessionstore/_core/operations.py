@@ -279,6 +279,11 @@ class Core:
             Command(("HMGET", self.keys.session(tenant, session.id), *MOVING)),
             Command(("ZSCORE", user_index, random_part(session.id))),
         ]
+        if moving == fixed.moving:  # as this process last read it: nothing to decode
+            if indexed is None or fixed.expires_ms <= now:
+                return _Ended.STORED
+            self.validated("valid")
+            return session
         expires = moving[0]
         if expires is None:
             self.fixed.forget(tenant, session.id)
@@ -291,9 +296,8 @@ class Core:
             return None
         if indexed is None or int(expires) <= now:
             return _Ended.STORED
-        fresh = moved(session, moving)
-        if fresh is not session:
-            self.fixed.remember(tenant, fresh, fixed.secret_hash)  # changed by another process
+        fresh = moved(session, moving)  # the same object unless another process changed it
+        self.fixed.remember(tenant, fresh, fixed.secret_hash, moving)
         self.validated("valid")
         return fresh
 

@@ -217,6 +217,25 @@ class TestValidate:
         assert here.validate(TENANT, expiring[1]) is None
         assert here.list_sessions(TENANT).total_count == 0
 
+    def test_a_process_that_read_a_session_twice_still_sees_every_change(
+        self, client: Any, config: StoreConfig, clock: backends.Clock
+    ) -> None:
+        # The second read remembers the reply: later ones that match it skip decoding.
+        elsewhere = SessionStore(client, config=config, clock=clock)
+        here = SessionStore(client, config=config, clock=clock)
+        (stepped_up, token) = login(elsewhere, mfa_verified=False)
+        revoked, revoked_token = login(elsewhere)
+        for _ in range(3):
+            assert not here.validate(TENANT, token).mfa_verified
+            assert here.validate(TENANT, revoked_token) is not None
+        assert elsewhere.mark_mfa_verified(TENANT, stepped_up.id)
+        assert elsewhere.revoke(TENANT, 456, revoked.id)
+        assert here.validate(TENANT, token).mfa_verified
+        assert here.validate(TENANT, token).mfa_verified  # and remembered as it is now
+        assert here.validate(TENANT, revoked_token) is None
+        clock.advance(24 * 3600)
+        assert here.validate(TENANT, token) is None
+
     def test_malformed_tokens_send_nothing(
         self, store: SessionStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
