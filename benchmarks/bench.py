@@ -28,6 +28,7 @@ from .timing import Effort, Stats
 class Backend:
     name: str  # "redis" or "embedded"
     url: str | None  # None: the embedded in-process server
+    cluster_url: str | None = None  # a Redis Cluster for the cluster section, if one answers
 
     @property
     def real(self) -> bool:

@@ -26,6 +26,7 @@ from .runner import SECTIONS, run_backend
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_CLUSTER_URL = "redis+cluster://127.0.0.1:7000"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,6 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=frozenset(SECTIONS),
         metavar="SECTIONS",
         help=f"comma-separated subset of: {', '.join(SECTIONS)} (never updates RESULTS.md)",
+    )
+    parser.add_argument(
+        "--cluster-url",
+        default=DEFAULT_CLUSTER_URL,
+        help=f"a Redis Cluster for the cluster section, default {DEFAULT_CLUSTER_URL} "
+        "(scripts/cluster.sh start 7000); not measured when none answers",
     )
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
     return parser.parse_args(argv)
@@ -85,7 +92,8 @@ def _measure(
     args: argparse.Namespace, command: str, plan: Plan, progress: Progress, server: Any
 ) -> dict[str, Any]:
     started = time.monotonic()
-    backends = [Backend("redis", args.redis_url)]
+    cluster_url = _cluster(args.cluster_url) if "cluster" in args.only else None
+    backends = [Backend("redis", args.redis_url, cluster_url)]
     if args.embedded:
         backends.append(Backend("embedded", None))
     run: dict[str, Any] = {
@@ -153,6 +161,21 @@ def _reachable(url: str) -> Any:
     client = _connection.sync_client(url)
     client.ping()
     return client
+
+
+def _cluster(url: str) -> str | None:
+    """``url`` when a Redis Cluster answers there, else None (the section is not measured)."""
+    try:
+        client = _connection.sync_client(url)  # a cluster client connects as it is made
+    except (redis.RedisError, redis.exceptions.RedisClusterException, ValueError):
+        return None
+    try:
+        client.ping()
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return url if _connection.is_cluster(client) else None
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -39,6 +39,10 @@ class Plan:
     # the second, the sweep at the largest.
     scale_memory_totals: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     scale_validate_totals: tuple[int, ...] = (100_000, 1_000_000)
+    # The cluster section: logins touched and revoked while the bus is counted, and sessions
+    # revoked while another process validates them from its near cache.
+    cluster_changes: int = 200
+    cluster_visibility_trials: int = 300
 
     @property
     def full(self) -> bool:
@@ -78,4 +82,6 @@ QUICK = Plan(
     cpu_windows=3,
     scale_memory_totals=(1_000, 5_000),
     scale_validate_totals=(5_000,),
+    cluster_changes=50,
+    cluster_visibility_trials=50,
 )

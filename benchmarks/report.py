@@ -110,6 +110,28 @@ def _backend(name: str, results: dict[str, Any]) -> list[str]:
         lines += _near_cache(results["near_cache"])
     if results.get("scale"):
         lines += _scale(results["scale"])
+    if "cluster" in results:
+        lines += _cluster(results["cluster"])
+    return lines
+
+
+def _cluster(cluster: dict[str, Any]) -> list[str]:
+    if not cluster:
+        return ["### cluster", "", "Not measured: no Redis Cluster answered (`--cluster-url`).", ""]
+    bus, seen = cluster["bus"], cluster["visibility"]
+    per = bus["per_login_touch_revoke"]
+    lines = _table(
+        f"cluster ({cluster['url']}, {bus['nodes']} nodes): cluster-bus messages per change "
+        f"({bus['changes']:,} logins, each touched then revoked; CLUSTER INFO on every node)",
+        ["classic PUBLISH messages", "sharded messages (to the shard's replicas)"],
+        [[f"{per['publish']:.2f}", f"{per['publishshard']:.2f}"]],
+    )
+    lines += _table(
+        f"cluster: near-cache revocation visibility ({seen['seen']} of {seen['trials']} "
+        f"sessions; the other process validated {seen['B validations/s']:,.0f} times a second)",
+        ["p50 ms", "p99 ms", "max ms"],
+        [[f"{seen['p50 ms']:.2f}", f"{seen['p99 ms']:.2f}", f"{seen['max ms']:.2f}"]],
+    )
     return lines
 
 

@@ -20,6 +20,7 @@ from .plan import Plan
 from .progress import Progress
 from .suites import (
     adversarial,
+    cluster,
     create,
     device,
     memory,
@@ -44,6 +45,7 @@ SECTIONS = (
     "near_cache",
     "scale",
     "device_bound",
+    "cluster",
 )
 
 
@@ -74,6 +76,9 @@ def run_backend(
         if "device_bound" in sections and backend.real:
             progress.phase("device-bound sessions: validate bound and unbound, refresh")
             results["device_bound"] = device_bound.run(bench)
+        if "cluster" in sections and backend.real:
+            progress.phase(f"cluster: {backend.cluster_url or 'none answered, not measured'}")
+            results["cluster"] = cluster.run(bench)
         if sections & {"validate", "create", "peers", "redis_cpu", "scaling"}:
             results.update(_with_data(bench, sections))
         results["targets"] = [target.to_dict() for target in evaluate(results)]

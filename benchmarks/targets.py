@@ -77,7 +77,33 @@ def evaluate(results: dict[str, Any]) -> list[Target]:
         targets += _near_cache(results["near_cache"])
     if results.get("scale"):
         targets += _scale(results["scale"])
+    if results.get("cluster"):
+        targets += _cluster(results["cluster"])
     return targets
+
+
+def _cluster(cluster: dict[str, Any]) -> list[Target]:
+    """No change crosses the cluster bus to other shards; near caches hear of it in time."""
+    classic = cluster["bus"]["per_login_touch_revoke"]["publish"]
+    p99 = cluster["visibility"]["p99 ms"]
+    return [
+        Target(
+            "cluster: classic PUBLISH messages on the bus per login+touch+revoke",
+            f"{classic:.2f}",
+            "0 (sharded: the shard only)",
+            None,
+            "== 0",
+            classic == 0,
+        ),
+        Target(
+            "near cache: revocation visible on the cluster, p99",
+            f"{p99:.2f} ms",
+            f"{NEAR_CACHE_VISIBILITY_MS:g} ms budget",
+            p99 / NEAR_CACHE_VISIBILITY_MS,
+            "<= 1x",
+            p99 <= NEAR_CACHE_VISIBILITY_MS,
+        ),
+    ]
 
 
 def _scale(scale: dict[str, Any]) -> list[Target]:
