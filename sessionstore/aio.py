@@ -266,8 +266,10 @@ class AsyncSessionStore(BaseStore):
     async def tail(
         self, tenant: str, *, after: str | None = None, poll: float = 0.5
     ) -> AsyncIterator[Event]:
-        """Every event after ``after`` (by default, after the newest now stored), as it comes;
-        polls every ``poll`` seconds when there is nothing new."""
+        """Every event after ``after`` (by default, after the newest stored when the first
+        event is awaited: an async call reads nothing before it is awaited; for a start fixed
+        now, ``after=await store.newest_event_id(tenant)``), as it comes; polls every ``poll``
+        seconds when there is nothing new."""
         tail = Tail(
             after
             if after is not None

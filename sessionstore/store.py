@@ -265,11 +265,15 @@ class SessionStore(BaseStore):
         )
 
     def tail(self, tenant: str, *, after: str | None = None, poll: float = 0.5) -> Iterator[Event]:
-        """Every event after ``after`` (by default, after the newest now stored), as it comes;
-        polls every ``poll`` seconds when there is nothing new."""
+        """Every event after ``after`` (by default, after the newest stored when this is
+        called, however late the first read), as it comes; polls every ``poll`` seconds when
+        there is nothing new."""
         tail = Tail(
             after if after is not None else self._drive("tail", self._core.newest_event(tenant))
         )
+        return self._follow(tenant, tail, poll)
+
+    def _follow(self, tenant: str, tail: Tail, poll: float) -> Iterator[Event]:
         while True:
             yield from tail.follow(self.events(tenant, after=tail.cursor))
             if tail.caught_up:

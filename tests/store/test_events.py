@@ -228,6 +228,17 @@ class TestReading:
         later.join()
         assert (event.type, event.user_id) == ("session.created", 2)
 
+    @pytest.mark.timeout(20)  # before the fix, the tail waited for a third event forever
+    def test_tail_starts_after_the_newest_event_when_called_not_when_first_read(
+        self, store: SessionStore
+    ) -> None:
+        # A loaded process may read its tail late: what came in between is still its first.
+        login(store, 1)
+        stream = store.tail(TENANT, poll=0.05)
+        login(store, 2)
+        event = next(stream)
+        assert (event.type, event.user_id) == ("session.created", 2)
+
 
 def test_events_are_off_unless_asked_for(client: Any, prefix: str) -> None:
     store = SessionStore(client, config=StoreConfig(prefix=prefix))
@@ -261,6 +272,22 @@ async def test_the_async_store_reads_and_tails_the_same_events(
     page = await store.events(TENANT)
     assert [event.session_id for event in page.data] == [first.id]
     stream = store.tail(TENANT, after=page.data[0].id, poll=0.05)
+    second, _ = await store.create(TENANT, 8, ip_address=IP, user_agent="pytest")
+    assert (await anext(stream)).session_id == second.id
+    await stream.aclose()
+    await store.aclose()
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.usefixtures("client")  # its teardown deletes the prefix
+async def test_the_async_tail_starts_where_its_docstring_says(
+    backend: str, fake_server: Any, config: StoreConfig
+) -> None:
+    # An async call reads nothing before it is awaited: its start is fixed now only when the
+    # caller asks for the newest event id first.
+    store = AsyncSessionStore(backends.async_client(backend, fake_server), config=config)
+    await store.create(TENANT, 7, ip_address=IP, user_agent="pytest")
+    stream = store.tail(TENANT, after=await store.newest_event_id(TENANT), poll=0.05)
     second, _ = await store.create(TENANT, 8, ip_address=IP, user_agent="pytest")
     assert (await anext(stream)).session_id == second.id
     await stream.aclose()
