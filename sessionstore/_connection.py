@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import re
 import threading
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -25,14 +24,11 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from . import _waiting, _wire
+from . import _embedded, _waiting, _wire
 from ._core.flows import Command
 from ._pipelined import Pipelined
 from .config import StoreConfig
 from .errors import InvalidArgument, StoreUnavailable, StoreWriteRejected
-
-if TYPE_CHECKING:
-    import fakeredis
 
 # Worst case per call: (1 + RETRIES) * SOCKET_TIMEOUT + backoff, under one second, so a hung
 # Redis turns into StoreUnavailable quickly and the middleware can answer 503.
@@ -43,28 +39,6 @@ CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 # Waits before running a script again while its slot moves to another node: about 0.4 s in
 # all, as long as redis-py waits out TRYAGAIN, since moving one slot takes milliseconds.
 SLOT_MOVE_PAUSES = (0.01, 0.03, 0.1, 0.25)
-
-_embedded: fakeredis.FakeServer | None = None
-_embedded_lock = threading.Lock()
-
-
-def _fakeredis() -> Any:
-    """The embedded server's package, imported only when a store runs without a URL."""
-    try:
-        return importlib.import_module("fakeredis")
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(
-            "the embedded store needs fakeredis: pip install 'sessionstore[embedded]', "
-            "or give a Redis URL"
-        ) from None
-
-
-def embedded_server() -> fakeredis.FakeServer:
-    global _embedded
-    with _embedded_lock:
-        if _embedded is None:
-            _embedded = _fakeredis().FakeServer()
-        return _embedded
 
 
 def _options(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +135,7 @@ def _refusing_bad_urls() -> Iterator[None]:
 
 def sync_client(url: str | None = None, **overrides: Any) -> Any:
     if url is None:
-        return _fakeredis().FakeRedis(server=embedded_server())
+        return _embedded.package().FakeRedis(server=_embedded.shared_server())
     with _refusing_bad_urls():
         return _sync_client(check_url(url), overrides)
 
@@ -188,7 +162,7 @@ def _sync_client(url: str, overrides: dict[str, Any]) -> Any:
 
 def async_client(url: str | None = None, **overrides: Any) -> Any:
     if url is None:
-        return _fakeredis().FakeAsyncRedis(server=embedded_server())
+        return _embedded.package().FakeAsyncRedis(server=_embedded.shared_server())
     with _refusing_bad_urls():
         return _async_client(check_url(url), overrides)
 

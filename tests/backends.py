@@ -20,7 +20,7 @@ import fakeredis
 import pytest
 import redis
 
-from sessionstore import _connection
+from sessionstore import _connection, _embedded
 
 REDIS_URL = os.environ.get("SESSIONSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 CLUSTER_URL = os.environ.get("SESSIONSTORE_TEST_CLUSTER_URL")
@@ -86,7 +86,7 @@ _CLUSTER_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 
 def sync_client(backend: str, server: fakeredis.FakeServer | None = None) -> Any:
     if backend == "fake":
-        return fakeredis.FakeRedis(server=server or fakeredis.FakeServer())
+        return fakeredis.FakeRedis(server=server or _embedded.new_server())
     client = _connection.sync_client(
         url_for(backend), **(_CLUSTER_TIMEOUTS if backend == "cluster" else {})
     )
@@ -99,7 +99,7 @@ def sync_client(backend: str, server: fakeredis.FakeServer | None = None) -> Any
 
 def async_client(backend: str, server: fakeredis.FakeServer | None = None) -> Any:
     if backend == "fake":
-        return fakeredis.FakeAsyncRedis(server=server or fakeredis.FakeServer())
+        return fakeredis.FakeAsyncRedis(server=server or _embedded.new_server())
     return _connection.async_client(
         url_for(backend), **(_CLUSTER_TIMEOUTS if backend == "cluster" else {})
     )

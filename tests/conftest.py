@@ -10,7 +10,7 @@ import fakeredis
 import pytest
 from redis.crc import key_slot
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _embedded
 from sessionstore._core import operations
 from tests import backends
 
@@ -49,7 +49,7 @@ def clock() -> backends.Clock:
 
 @pytest.fixture
 def fake_server() -> fakeredis.FakeServer:
-    return fakeredis.FakeServer()
+    return _embedded.new_server()
 
 
 @pytest.fixture

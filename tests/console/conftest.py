@@ -8,11 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import fakeredis
 import pytest
 from starlette.applications import Starlette
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _embedded
 from sessionstore.admin import create_app
 from sessionstore.admin.ratelimit import Rate, RateLimits
 from tests import backends, grouping
@@ -29,7 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def console_server(backend: str) -> Iterator[Live]:
     """A console server on ``backend`` (and a sync store beside it), stopped, and its keys
     removed, at the end."""
-    fake_server = fakeredis.FakeServer() if backend == "fake" else None
+    fake_server = _embedded.new_server() if backend == "fake" else None
     client = backends.sync_client(backend, fake_server)
     # Events on, as `sessionstore serve --events` runs it: the timeline has something to show.
     config = StoreConfig(prefix=backends.new_prefix(), events=True)

@@ -9,7 +9,7 @@ import fakeredis
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sessionstore import AsyncSessionStore, StoreConfig
+from sessionstore import AsyncSessionStore, StoreConfig, _embedded
 from sessionstore.metrics import DeliveryMetrics, StoreMetrics
 from sessionstore.webhooks.delivery import Deliverer
 from sessionstore.webhooks.registry import Webhooks
@@ -81,7 +81,7 @@ async def test_attempts_lag_and_disabled_endpoints_are_counted(
 async def test_redis_failures_the_deliverer_meets_are_counted(prefix: str) -> None:
     """In the store's sessionstore_redis_errors_total{kind}, as store operations count them."""
     registry = CollectorRegistry()
-    server = fakeredis.FakeServer()
+    server = _embedded.new_server()
     store = AsyncSessionStore(
         fakeredis.FakeAsyncRedis(server=server),
         config=StoreConfig(prefix=prefix, events=True),

@@ -10,7 +10,7 @@ import fakeredis
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, StoreUnavailable
+from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, StoreUnavailable, _embedded
 from sessionstore._core import scripts
 from sessionstore.metrics import StoreMetrics
 from tests import backends
@@ -47,7 +47,7 @@ async def test_run_script_returns_the_scripts_reply(
 
 async def test_run_script_loads_the_script_after_noscript(prefix: str) -> None:
     """On a server of the test's own: SCRIPT FLUSH empties the script cache of every client."""
-    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    client = fakeredis.FakeAsyncRedis(server=_embedded.new_server())
     store = AsyncSessionStore(client, config=StoreConfig(prefix=prefix))
     try:
         for webhook_id in ("wh_1", "wh_2"):
@@ -71,7 +71,7 @@ async def test_run_script_calls_are_checked_for_one_slot(
 async def test_run_script_counts_redis_failures(prefix: str) -> None:
     """In the store's sessionstore_redis_errors_total{kind}, as its operations count them."""
     registry = CollectorRegistry()
-    server = fakeredis.FakeServer()
+    server = _embedded.new_server()
     store = AsyncSessionStore(
         fakeredis.FakeAsyncRedis(server=server),
         config=StoreConfig(prefix=prefix),
