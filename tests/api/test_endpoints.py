@@ -1,15 +1,23 @@
-"""The four admin endpoints, in-process on every backend."""
+"""The four admin endpoints, in-process. The store they call is tested on every backend; these
+run once, on the real Redis."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+import pytest
 
 from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore.admin import create_app
 from tests import backends
 from tests.api.helpers import TENANT_A, admin, bearer, is_problem
+
+
+@pytest.fixture(params=backends.ONE_BACKEND)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 UA_MAC = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"

@@ -1,4 +1,7 @@
-"""Every error is problem+json with the documented status; bad input is never a 500."""
+"""Every error is problem+json with the documented status; bad input is never a 500.
+
+Bad input is refused before the store reads Redis, so those cases run once, on the real Redis
+(``RULE``); the store under the API is tested on every backend."""
 
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ import pytest
 from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore.admin import create_app
 from sessionstore.admin.apikeys import mint
+from tests import backends
 from tests.api.helpers import TENANT_A, admin, bearer, is_problem, typo, unused_port
+
+RULE = pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
 
 BAD_USER_IDS = ["01", "+1", "1e3", "-1", "1.0", "%201", "9223372036854775808", "abc", "0x1"]
 BAD_QUERIES = [
@@ -46,6 +52,7 @@ BAD_QUERIES = [
         ("DELETE", "/users/{}/sessions/sess_x"),
     ],
 )
+@RULE
 async def test_bad_user_id_is_422(
     api: httpx.AsyncClient, keys: dict, method: str, path: str, user_id: str
 ) -> None:
@@ -55,6 +62,7 @@ async def test_bad_user_id_is_422(
 
 
 @pytest.mark.parametrize("query", BAD_QUERIES)
+@RULE
 async def test_bad_listing_query_is_422(api: httpx.AsyncClient, keys: dict, query: str) -> None:
     response = await api.get(admin(TENANT_A, f"/sessions?{query}"), headers=bearer(keys[TENANT_A]))
     assert is_problem(response, 422), response.text
@@ -72,6 +80,7 @@ async def test_bad_listing_query_is_422(api: httpx.AsyncClient, keys: dict, quer
         "/t/acme-corp/api/v1/openapi.json/",
     ],
 )
+@RULE
 async def test_unknown_routes_are_404(api: httpx.AsyncClient, keys: dict, path: str) -> None:
     response = await api.get(path, headers=bearer(keys[TENANT_A]))
     assert is_problem(response, 404)
@@ -87,6 +96,7 @@ async def test_unknown_routes_are_404(api: httpx.AsyncClient, keys: dict, path: 
         ("OPTIONS", "/users/42/sessions/sess_x", {"DELETE"}),
     ],
 )
+@RULE
 async def test_wrong_method_is_405_with_allow(
     api: httpx.AsyncClient, keys: dict, method: str, path: str, allowed: set[str]
 ) -> None:

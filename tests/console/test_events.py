@@ -1,5 +1,6 @@
-"""The console and session events, in-process on every backend: each revocation made from the
-console is recorded with its API key as the actor, and the timeline answers in words."""
+"""The console and session events, in-process: each revocation made from the console is
+recorded with its API key as the actor, and the timeline answers in words. Events in Redis are
+tested on every backend (tests/store/test_events.py); these run once, on the real Redis."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore.admin import create_app
 from sessionstore.admin.apikeys import ApiKeys
 from sessionstore.admin.console.app import CONTENT_SECURITY_POLICY
+from tests import backends
 from tests.console.test_security import LOCAL, TENANT, client_for, csrf_of, sign_in
+
+
+@pytest.fixture(params=backends.ONE_BACKEND)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 SAME = {"Sec-Fetch-Site": "same-origin"}
 

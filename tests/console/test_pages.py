@@ -1,5 +1,6 @@
 """A session's own page, the confirmation before revoking it, and paging the sessions back,
-in-process on every backend (the browser tests walk the same pages in Chromium)."""
+in-process (the browser tests walk the same pages in Chromium). The store under the pages is
+tested on every backend; these run once, on the real Redis."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from sessionstore import AsyncSessionStore, StoreConfig
 from sessionstore.admin import create_app
 from sessionstore.admin.apikeys import ApiKeys
 from sessionstore.admin.console.pages import sessions as sessions_page
+from tests import backends
 from tests.console.test_security import LOCAL, TENANT, client_for, sign_in
+
+
+@pytest.fixture(params=backends.ONE_BACKEND)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 SAME = {"Sec-Fetch-Site": "same-origin"}
 

@@ -1,5 +1,9 @@
-"""The console's defences, request by request, in-process on every backend: cookies, CSRF,
-headers, console sessions in Redis, throttling, and words (never a traceback) on failure."""
+"""The console's defences, request by request, in-process: cookies, CSRF, headers, console
+sessions in Redis, throttling, and words (never a traceback) on failure.
+
+What lives in Redis (console sessions, their ends, throttling) runs on every backend; the rules
+of a request (cookies, CSRF, headers, forms: ``RULE``) touch no Redis semantics and run once,
+on the real Redis."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from tests import backends
 from tests.api.helpers import unused_port
 
 TENANT = "acme-corp"
+RULE = pytest.mark.parametrize("backend", backends.ONE_BACKEND, indirect=True)
 LOCAL = "http://127.0.0.1:8080"  # a browser on the machine itself: plain http allowed
 REMOTE = "https://console.example"  # anywhere else
 
@@ -71,6 +76,7 @@ def console_records(client: Any, prefix: str) -> list[bytes]:
 # -- cookies ------------------------------------------------------------------------------------
 
 
+@RULE
 async def test_over_https_the_cookie_is_host_prefixed_secure_httponly_strict(
     astore: AsyncSessionStore, key: str
 ) -> None:
@@ -94,6 +100,7 @@ async def test_over_https_the_cookie_is_host_prefixed_secure_httponly_strict(
         ("http://[::1]:8080", "::1"),
     ],
 )
+@RULE
 async def test_on_plain_http_to_loopback_the_cookie_is_not_secure_and_stays_in_the_console(
     astore: AsyncSessionStore, key: str, base_url: str, address: str
 ) -> None:
@@ -113,6 +120,7 @@ async def test_on_plain_http_to_loopback_the_cookie_is_not_secure_and_stays_in_t
         ("http://127.0.0.1:8080", "127.0.0.1", {"X-Forwarded-For": "192.0.2.77"}),
     ],
 )
+@RULE
 async def test_anywhere_else_the_cookie_is_secure(
     astore: AsyncSessionStore, key: str, base_url: str, address: str, headers: dict[str, str]
 ) -> None:
@@ -122,6 +130,7 @@ async def test_anywhere_else_the_cookie_is_secure(
         assert cookie.startswith(f"{COOKIE}=") and "Secure" in cookie
 
 
+@RULE
 async def test_the_local_cookie_counts_only_on_loopback_and_a_doubled_cookie_not_at_all(
     astore: AsyncSessionStore, key: str, local: httpx.AsyncClient
 ) -> None:
@@ -140,6 +149,7 @@ async def test_the_local_cookie_counts_only_on_loopback_and_a_doubled_cookie_not
     assert (await local.get("/console/sessions", headers=single)).status_code == 200
 
 
+@RULE
 async def test_a_console_cookie_sent_twice_is_a_signed_out_browser(
     astore: AsyncSessionStore, key: str
 ) -> None:
@@ -236,6 +246,7 @@ async def test_failed_sign_ins_are_throttled_per_address(
 # -- CSRF ------------------------------------------------------------------------------------------
 
 
+@RULE
 async def test_every_post_needs_this_consoles_token_and_origin(
     astore: AsyncSessionStore, key: str, local: httpx.AsyncClient
 ) -> None:
@@ -271,6 +282,7 @@ async def test_every_post_needs_this_consoles_token_and_origin(
     assert foreign.status_code == 403 and "set-cookie" not in foreign.headers
 
 
+@RULE
 async def test_a_form_with_its_token_from_this_console_is_done(
     astore: AsyncSessionStore, key: str, local: httpx.AsyncClient
 ) -> None:
@@ -311,6 +323,7 @@ FOREIGN_ORIGINS = [
     [row[1:] for row in FOREIGN_ORIGINS],
     ids=[row[0] for row in FOREIGN_ORIGINS],
 )
+@RULE
 async def test_a_form_from_another_origin_changes_nothing(
     astore: AsyncSessionStore, key: str, base_url: str, address: str, origin: str
 ) -> None:
@@ -332,6 +345,7 @@ async def test_a_form_from_another_origin_changes_nothing(
         assert foreign.status_code == 403 and "set-cookie" not in foreign.headers
 
 
+@RULE
 async def test_back_never_leaves_the_console(
     astore: AsyncSessionStore, key: str, local: httpx.AsyncClient
 ) -> None:
@@ -345,6 +359,7 @@ async def test_back_never_leaves_the_console(
         assert done.headers["location"] == "/console/sessions", back
 
 
+@RULE
 async def test_forms_are_small_url_encoded_and_say_each_field_once(
     astore: AsyncSessionStore, key: str, local: httpx.AsyncClient
 ) -> None:
@@ -365,6 +380,7 @@ async def test_forms_are_small_url_encoded_and_say_each_field_once(
 # -- headers and errors ------------------------------------------------------------------------
 
 
+@RULE
 async def test_every_answer_carries_the_security_headers(
     astore: AsyncSessionStore, key: str, local: httpx.AsyncClient
 ) -> None:
@@ -398,6 +414,7 @@ async def test_every_answer_carries_the_security_headers(
     assert "No such page" in answers[3].text  # words, not problem+json
 
 
+@RULE
 async def test_pages_have_no_inline_script_or_style(
     astore: AsyncSessionStore, key: str, local: httpx.AsyncClient
 ) -> None:

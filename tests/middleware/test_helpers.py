@@ -1,4 +1,6 @@
-"""The login/logout/devices helpers of both middlewares, on every backend."""
+"""The login/logout/devices helpers of both middlewares: cookies, the client recorded, which
+session a helper may end. They call the store, which is tested on every backend; these run
+once, on the real Redis."""
 
 from __future__ import annotations
 
@@ -9,8 +11,15 @@ from typing import Any
 import pytest
 
 from sessionstore import SessionStore, StoreConfig
+from tests import backends
 from tests.middleware.apps import TENANT
 from tests.middleware.conftest import COOKIE, LAPTOP, PHONE, PLAIN_COOKIE, session_cookie
+
+
+@pytest.fixture(params=backends.ONE_BACKEND)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 USER = 456
 

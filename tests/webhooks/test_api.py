@@ -1,5 +1,6 @@
-"""The admin API's webhook endpoints, in-process on every backend: what they answer, what
-they refuse (problem+json), and that every answer matches the OpenAPI document."""
+"""The admin API's webhook endpoints, in-process: what they answer, what they refuse
+(problem+json), and that every answer matches the OpenAPI document. Where webhooks live in
+Redis is tested on every backend (test_registration.py); these run once, on the real Redis."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ from tests.api.helpers import CLIENT_ADDRESS, admin, bearer, is_problem
 from tests.webhooks.conftest import DelivererFactory
 from tests.webhooks.helpers import OTHER, TENANT, session_events
 from tests.webhooks.receiver import Receiver
+
+
+@pytest.fixture(params=backends.ONE_BACKEND)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 UNLIMITED = RateLimits(
     per_key=Rate(10**6, 1), per_tenant=Rate(10**6, 1), failed_auth_per_ip=Rate(10**6, 1)
