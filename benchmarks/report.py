@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sessionstore._core.operations import FIXED_PARTS
+
+from .suites.memory import REMEMBERED
 from .suites.peers import THREADED
 from .suites.scale import encoding_counts
 from .targets import FLAT_TOLERANCE
@@ -444,6 +447,14 @@ def _memory(memory: dict[str, Any]) -> list[str]:
     lines = _table(title, ["layout", "bytes per session"], rows)
     if config:
         lines += [f"Redis settings: {_pairs(config)}.", ""]
+    remembered = memory.get("process_bytes_per_remembered_session")
+    if remembered is not None:
+        lines += [
+            "In the process: a store keeps the fixed parts of each session it validated (at most "
+            f"{FIXED_PARTS:,}): {remembered:,.0f} B per session (tracemalloc, a new store "
+            f"validating {REMEMBERED:,} sessions of the mix twice).",
+            "",
+        ]
     return lines
 
 
