@@ -34,6 +34,8 @@ from .errors import InvalidArgument, StoreUnavailable, StoreWriteRejected
 # Redis turns into StoreUnavailable quickly and the middleware can answer 503.
 SOCKET_TIMEOUT = 0.4
 RETRIES = 1
+BACKOFF_CAP = 0.05
+CALL_BOUND = (1 + RETRIES) * SOCKET_TIMEOUT + RETRIES * BACKOFF_CAP
 MAX_CONNECTIONS = 64
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 # Waits before running a script again while its slot moves to another node: about 0.4 s in
@@ -54,12 +56,12 @@ def _options(overrides: dict[str, Any]) -> dict[str, Any]:
 
 def _retry() -> Retry:
     # Only idempotent work goes through these clients: every script is safe to run twice.
-    return Retry(ExponentialBackoff(cap=0.05, base=0.01), RETRIES)
+    return Retry(ExponentialBackoff(cap=BACKOFF_CAP, base=0.01), RETRIES)
 
 
 def _async_retry() -> AsyncRetry:
     # The asyncio client awaits its Retry: given a sync one, it would never retry at all.
-    return AsyncRetry(ExponentialBackoff(cap=0.05, base=0.01), RETRIES)
+    return AsyncRetry(ExponentialBackoff(cap=BACKOFF_CAP, base=0.01), RETRIES)
 
 
 URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
@@ -433,7 +435,10 @@ class ClusterTurns:
     redis-py's asyncio RedisCluster has no blocking pool: past ``max_connections`` on a node
     it raises MaxConnectionsError at once (redis/redis-py#3135), and recovering from that
     error can close connections that other calls are using mid-command. The async store
-    takes a turn here first, waiting up to SOCKET_TIMEOUT as BlockingConnectionPool does.
+    takes a turn here first. A turn frees when a call in flight ends, and none takes longer
+    than CALL_BOUND, so a call queued behind a full set waits at most that; past it, no call
+    ended (Redis hangs) and it fails as a hung call does. (It waited SOCKET_TIMEOUT before: a
+    burst of twice the turns on a loaded machine failed its last calls.)
     """
 
     def __init__(self) -> None:
@@ -441,7 +446,7 @@ class ClusterTurns:
 
     async def __aenter__(self) -> None:
         try:
-            async with asyncio.timeout(SOCKET_TIMEOUT):
+            async with asyncio.timeout(CALL_BOUND):
                 await self._turns.acquire()
         except TimeoutError:
             raise redis.exceptions.ConnectionError("no free connection to the cluster") from None

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import redis
 
 from sessionstore import AsyncSessionStore, SessionStore, StoreConfig, _connection
 from tests import backends
@@ -27,6 +28,34 @@ async def test_an_async_burst_on_one_node_waits_its_turn(astore: AsyncSessionSto
     session, token = await astore.create(TENANT, 1, ip_address="203.0.113.5", user_agent="x")
     found = await asyncio.gather(*(astore.validate(TENANT, token) for _ in range(BURST)))
     assert found == [session] * BURST
+
+
+async def test_a_call_queued_behind_slow_calls_gets_its_turn_when_one_ends() -> None:
+    # Calls in flight for longer than a socket timeout, as on a loaded machine, yet within a
+    # call's bound: the one queued behind them waits for a turn instead of failing.
+    turns = _connection.ClusterTurns()
+    held = asyncio.Event()
+
+    async def slow_call() -> None:
+        async with turns:
+            if turns._turns.locked():
+                held.set()
+            await asyncio.sleep(_connection.SOCKET_TIMEOUT + 0.1)
+
+    in_flight = [asyncio.create_task(slow_call()) for _ in range(_connection.MAX_CONNECTIONS)]
+    await held.wait()
+    async with turns:  # failed with "no free connection" when the wait was SOCKET_TIMEOUT
+        pass
+    await asyncio.gather(*in_flight)
+
+
+async def test_a_call_queued_behind_calls_that_never_end_fails_after_the_bound() -> None:
+    turns = _connection.ClusterTurns()
+    taken = [turns.__aenter__() for _ in range(_connection.MAX_CONNECTIONS)]
+    await asyncio.gather(*taken)  # every turn held by a call that hangs
+    with pytest.raises(redis.exceptions.ConnectionError, match="no free connection"):
+        async with turns:
+            pass
 
 
 def test_threads_past_the_pool_wait_for_a_connection(client: Any, config: StoreConfig) -> None:
