@@ -46,28 +46,34 @@ _PLACE: Final = {field: place for place, field in enumerate(VIEW)}  # the agent'
 _VIEW_NAMES: Final = tuple(field.encode() for field in VIEW)
 # The fields a session's scripts change after its creation; everything else is fixed. The
 # hot path reads only these for a session whose fixed parts it remembers (fixed.py).
-# ``b`` is absent until a session is bound (and in sessions older than binding): absent is
-# unbound, never a hash cut short.
+# ``b`` is 0 until a session is bound, and absent in sessions created before it was written
+# at creation: absent is unbound, never a hash cut short.
 MOVING: Final = ("x", "a", "m", "b")
 _MOVING_AT_CREATION: Final = 3  # the MOVING fields every session has from its creation
 
 
 def session_fields(session: Session, absolute_expiry_ms: int) -> list[bytes | str | int]:
-    """The hash fields of a new session, as a flat field, value list (without ``h``)."""
+    """The hash fields of a new session, as a flat field, value list (without ``h``).
+
+    The MOVING fields come first, ``b`` among them: a small hash is a list Redis reads from
+    the front, and the hot path's HMGET of them took 1.7 µs of Redis CPU with them behind
+    the fixed fields and ``b`` absent (a read of every field), 1.0 µs with them in front."""
+    expires = to_ms(session.expires_at)
     fields: list[bytes | str | int] = [
+        "x", expires,
+        "a", to_ms(session.last_active_at),
+        "m", 1 if session.mfa_verified else 0,
+        "b", 0,
         "v", VERSION,
         "u", session.user_id,
         "ip", packed_ip(session.ip_address),
         "am", session.auth_method,
-        "m", 1 if session.mfa_verified else 0,
         "dt", session.device.type,
         "do", _clip(session.device.os),
         "db", _clip(session.device.browser),
         "c", to_ms(session.created_at),
-        "a", to_ms(session.last_active_at),
-        "x", to_ms(session.expires_at),
     ]  # fmt: skip
-    if absolute_expiry_ms != fields[-1]:
+    if absolute_expiry_ms != expires:
         fields += ["X", absolute_expiry_ms]
     agent = session.user_agent.encode()
     for index in range(0, len(agent), CHUNK):
