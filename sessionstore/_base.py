@@ -115,3 +115,8 @@ class BaseStore:
     def client(self) -> Any:
         """The redis-py (or fakeredis) client the store runs on."""
         return self._client
+
+
+def settled(replies: list[Any]) -> bool:
+    """Whether a batch's replies need no settling: none is an error (every validate's batch)."""
+    return not any(isinstance(reply, Exception) for reply in replies)

@@ -10,7 +10,7 @@ from typing import Any, Self
 from redis.exceptions import RedisError, ResponseError
 
 from . import _connection
-from ._base import BaseStore
+from ._base import BaseStore, settled
 from ._core import inputs
 from ._core.binding import Attempt, Binder, BindingTerms, Challenge, CookieCheck
 from ._core.events import Event, EventPage, Tail
@@ -369,7 +369,7 @@ class AsyncSessionStore(BaseStore):
                     pipe.execute_command(*wire_args(call))
                 async with _connection.turn(self._client):
                     replies = await pipe.execute(raise_on_error=False)
-            if not any(isinstance(reply, Exception) for reply in replies):
+            if settled(replies):
                 return replies  # the usual batch: nothing to settle
             return [
                 await self._settle(call, reply) for call, reply in zip(batch, replies, strict=True)
